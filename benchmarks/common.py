@@ -1,0 +1,112 @@
+"""What every benchmark shares: one timer, the ceilings, and the results file."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# Ceilings of the H200 measured in shared/GPU.md (2026-11-28). The compute ceiling is
+# re-measured in each GEMM benchmark run; 4.5 TB/s is the read rate reached on expert weights.
+COMPUTE_CEILING_TFLOPS = 755.0
+MEMORY_CEILING_TBPS = 4.5
+
+
+def time_cuda(fn: Callable[[], Any], *, reps: int = 50, warmup: int = 5, graph: bool = True,
+              flush_l2: bool = False) -> dict[str, float]:
+    """Median, p20 and p80 of one call of ``fn`` in milliseconds.
+
+    With ``graph`` the call is captured once in a CUDA graph and its replays are timed (no
+    launch gaps, no Python overhead); each replay is timed alone with CUDA events. With
+    ``flush_l2`` a 256 MB buffer is written between replays (outside the timed region).
+    """
+    import torch
+
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    run = fn
+    if graph:
+        g = torch.cuda.CUDAGraph()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            fn()  # warm on the side stream too
+            torch.cuda.synchronize()
+            with torch.cuda.graph(g, stream=stream):
+                fn()
+        torch.cuda.current_stream().wait_stream(stream)
+        run = g.replay
+        run()
+    flush = torch.empty(256 * 2**20, dtype=torch.uint8, device="cuda") if flush_l2 else None
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    stops = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    torch.cuda.synchronize()
+    for i in range(reps):
+        if flush is not None:
+            flush.fill_(i & 0xFF)
+        starts[i].record()
+        run()
+        stops[i].record()
+    torch.cuda.synchronize()
+    times = sorted(s.elapsed_time(e) for s, e in zip(starts, stops))
+    q = lambda f: times[min(len(times) - 1, int(f * len(times)))]  # noqa: E731
+    return {"median_ms": q(0.5), "p20_ms": q(0.2), "p80_ms": q(0.8)}
+
+
+def environment() -> dict[str, Any]:
+    import torch
+
+    import staticbatch
+    from staticbatch import _compile
+
+    def _v(name: str) -> str:
+        try:
+            from importlib.metadata import version
+
+            return version(name)
+        except Exception:
+            return "unknown"
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout.strip())
+    except OSError:
+        commit, dirty = "unknown", False
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "commit": commit or os.environ.get("STATICBATCH_COMMIT", "unknown"),
+        "dirty": dirty,
+        "gpu": gpu,
+        "versions": {
+            "staticbatch": staticbatch.__version__,
+            "torch": torch.__version__,
+            "cuda_runtime": torch.version.cuda,
+            "cuda-core": _v("cuda-core"),
+            "cuda-bindings": _v("cuda-bindings"),
+            "nvrtc": ".".join(map(str, _compile.nvrtc_version())),
+            "python": platform.python_version(),
+        },
+    }
+
+
+def save(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> Path:
+    """Write ``benchmarks/results/<name>.json`` (and a copy under $OUT when set)."""
+    payload = {"benchmark": name, **environment(), **(extra or {}), "rows": rows}
+    text = json.dumps(payload, indent=1)
+    path = ROOT / "benchmarks" / "results" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    out = os.environ.get("OUT")
+    if out:
+        Path(out, f"{name}.json").write_text(text)
+    return path
