@@ -23,7 +23,7 @@ __all__ = ["ByValue", "LoadedKernel", "device_properties", "load", "torch_stream
 
 logger = logging.getLogger("staticbatch.launch")
 
-_loaded: dict[tuple[str, int], LoadedKernel] = {}
+_loaded: dict[tuple[str, str, int], LoadedKernel] = {}
 _contexts: dict[int, Any] = {}
 _props: dict[int, DeviceProperties] = {}
 _lock = threading.Lock()
@@ -241,7 +241,7 @@ class LoadedKernel:
 
 def load(compiled: CompiledKernel, device_index: int) -> LoadedKernel:
     """The kernel loaded on ``device_index`` (cached per process)."""
-    key = (compiled.key, device_index)
+    key = (compiled.key, compiled.name, device_index)
     kernel = _loaded.get(key)
     if kernel is None:
         with _lock:

@@ -142,7 +142,7 @@ class TilePlan:
         arrays = self._device_cache.get(key)
         if arrays is None:
             arrays = tuple(
-                torch.from_numpy(np.ascontiguousarray(a)).to(dev)
+                torch.from_numpy(np.array(a)).to(dev)
                 for a in (self.tile_offsets, self.sizes, self.task_starts)
             )
             self._device_cache[key] = arrays
