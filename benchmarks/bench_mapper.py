@@ -3,7 +3,8 @@
 Mappers compared, each in a persistent kernel (one block of 128 threads per SM, like the
 GEMM) whose tile body does nothing but keep the mapper's result alive:
   none           tile -> (0, tile): the loop alone, the baseline subtracted from the others
-  binary_search  the default mapper (binary search over the prefix sums)
+  binary_search  binary search over the prefix sums (the method's mapper)
+  warp_search    warp-cooperative 32-ary search over the prefix sums
   warp_scan      ballot + popc over prefix sums held in registers (<= 32*slots tasks)
   table          a per-tile (task, index) table in global memory, as vLLM's align kernel
                  and FlashInfer write: reading it in the loop, plus (separately) the extra
@@ -22,10 +23,9 @@ from __future__ import annotations
 
 import sys
 
-from common import COMPUTE_CEILING_TFLOPS, save, time_cuda
-
 import numpy as np
 import torch
+from common import COMPUTE_CEILING_TFLOPS, save, time_cuda
 
 import staticbatch as sb
 
@@ -74,6 +74,7 @@ def main() -> int:
     step_us = 2 * 128 * 256 * 64 / (COMPUTE_CEILING_TFLOPS * 1e12 / sms) * 1e6
     kind = sb.TaskKind("bench_map", 1, ["int32_t* out", "int32_t sentinel"], BODY, block_size=128)
     binary = sb.compile_kernel(kind, "binary_search")
+    search = sb.compile_kernel(kind, "warp_search")
     none_src = sb.compile_source(NONE_SRC, "sb_bench_loop_none")
     none_k = sb.load(none_src, dev.index or 0)
     build_k = sb.load(sb.compile_source(NONE_SRC, "sb_bench_table_build"), dev.index or 0)
@@ -83,7 +84,7 @@ def main() -> int:
     rows = []
     print(f"{'tasks':>6} {'tiles':>8} {'mapper':>14} {'kernel us':>10} {'ns/tile':>8} {'% GEMM step':>11} {'% tile K=4096':>13}")
     for num_tasks in (8, 64, 256, 1024, 4096):
-        kernels = {"binary_search": binary}
+        kernels = {"binary_search": binary, "warp_search": search}
         if num_tasks <= 1024:  # the warp scan holds 32 * slots tasks; use the fewest slots
             kernels["warp_scan"] = sb.compile_kernel(kind, sb.Mapper("warp_scan", -(-num_tasks // 32)))
         for total in (10_000, 100_000, 1_000_000):

@@ -12,7 +12,7 @@ on the device.
 
 from __future__ import annotations
 
-from staticbatch._compile import CompiledKernel, cache_stats, clear_cache, compile_source, include_dir
+from staticbatch._compile import CompiledKernel, cache_stats, clear_cache, compile_many, compile_source, include_dir
 from staticbatch._launch import ByValue, LoadedKernel, device_properties, load
 from staticbatch._version import __version__
 from staticbatch.errors import (
@@ -50,6 +50,7 @@ __all__ = [
     "cache_stats",
     "clear_cache",
     "compile_kernel",
+    "compile_many",
     "compile_source",
     "device_plan",
     "device_properties",

@@ -33,6 +33,7 @@ __all__ = [
     "CompiledKernel",
     "cache_stats",
     "clear_cache",
+    "compile_many",
     "compile_source",
     "default_arch",
     "include_dir",
@@ -258,6 +259,23 @@ def _nvrtc_compile(source: str, name: str, options: list[str], key: str) -> tupl
         nvrtc.nvrtcDestroyProgram(prog)
 
 
+def _options_and_key(source: str, arch: str, options: tuple[str, ...]) -> tuple[list[str], str]:
+    """NVRTC's options and the cache key of one compile."""
+    root = include_dir()
+    full_options = [
+        f"-arch={arch}",
+        "-std=c++17",
+        "-default-device",
+        f"-I{root}",
+        *(f"-I{d}" for d in _toolkit_include_dirs()),
+        *options,
+        *_env.nvrtc_extra_options(),
+    ]
+    # The include paths vary between machines; the headers' contents are keyed instead.
+    key_options = [o for o in full_options if not o.startswith("-I")]
+    return full_options, _cache_key(source, _reached_headers(source, root), key_options, nvrtc_version())
+
+
 def compile_source(
     source: str,
     name: str,
@@ -296,20 +314,7 @@ def compile_source(
     arch = arch or default_arch()
     if not _ARCH_RE.match(arch):
         raise InvalidArgumentError(f"`arch` must look like 'sm_90a' (got {arch!r})")
-    root = include_dir()
-    full_options = [
-        f"-arch={arch}",
-        "-std=c++17",
-        "-default-device",
-        f"-I{root}",
-        *(f"-I{d}" for d in _toolkit_include_dirs()),
-        *options,
-        *_env.nvrtc_extra_options(),
-    ]
-    # The include paths vary between machines; the headers' contents are keyed instead.
-    key_options = [o for o in full_options if not o.startswith("-I")]
-    headers = _reached_headers(source, root)
-    key = _cache_key(source, headers, key_options, nvrtc_version())
+    full_options, key = _options_and_key(source, arch, options)
     with _lock:
         cubin = _memory_cache.get(key)
         if cubin is not None:
@@ -329,6 +334,47 @@ def compile_source(
     with _lock:
         _memory_cache[key] = cubin
     return CompiledKernel(name, cubin, arch, key, source, log)
+
+
+def _compile_worker(args: tuple[str, str, str | None, tuple[str, ...]]) -> tuple[str, bytes]:
+    source, name, arch, options = args
+    compiled = compile_source(source, name, arch=arch, options=options)
+    return compiled.key, compiled.cubin
+
+
+def compile_many(
+    items: list[tuple[str, str]],
+    *,
+    arch: str | None = None,
+    options: tuple[str, ...] = (),
+    processes: int | None = None,
+) -> list[CompiledKernel]:
+    """Compile many ``(source, name)`` pairs, in parallel worker processes where it helps.
+
+    Warms both cache levels, so that later :func:`compile_source` calls of the same kernels
+    are hits. Call it before CUDA is initialised in this process if you can (workers are
+    spawned, not forked).
+
+    Returns
+    -------
+    list of CompiledKernel, in the order of ``items``.
+    """
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    arch = arch or default_arch()
+    todo = []
+    for source, name in dict.fromkeys(items):
+        _, key = _options_and_key(source, arch, options)
+        if key not in _memory_cache and not (_env.disk_cache_enabled() and _entry_path(key).is_file()):
+            todo.append((source, name, arch, options))
+    workers = min(len(todo), processes or max(1, (os.cpu_count() or 2) - 1))
+    if workers > 1:
+        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            for key, cubin in pool.map(_compile_worker, todo):
+                with _lock:
+                    _memory_cache[key] = cubin
+    return [compile_source(source, name, arch=arch, options=options) for source, name in items]
 
 
 def cache_stats() -> dict[str, int]:

@@ -9,8 +9,9 @@ docs/custom-task-kinds.md for a walk-through.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

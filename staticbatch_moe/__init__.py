@@ -1,9 +1,24 @@
-"""staticbatch_moe: Mixture-of-Experts inference on staticbatch (routing, grouped expert
-GEMMs with fused activation, weighted combine).
+"""staticbatch_moe: Mixture-of-Experts inference on staticbatch.
 
-Work in progress: the grouped GEMM and the layer are tracked by their own issues.
+Routing plans built on the device (:func:`route_plan`), the expert GEMMs of a layer as one
+statically batched Hopper kernel with the gate/up activation fused (:func:`grouped_gemm`),
+and their plain-torch references. The whole layer (router, combine, Hugging Face drop-in) is
+tracked by its own issue.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from staticbatch_moe._gemm_config import GemmConfig, choose_config
+from staticbatch_moe.gemm import GateUpWeight, grouped_gemm, grouped_gemm_reference, pack_gate_up
+from staticbatch_moe.routing import RoutePlan, route_plan
+
+__all__ = [
+    "GateUpWeight",
+    "GemmConfig",
+    "RoutePlan",
+    "choose_config",
+    "grouped_gemm",
+    "grouped_gemm_reference",
+    "pack_gate_up",
+    "route_plan",
+]

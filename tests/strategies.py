@@ -31,9 +31,10 @@ def sizes_for(tile_shape: tuple[int, ...], max_tasks: int = 64, max_size: int = 
 
 
 @st.composite
-def plans(draw: st.DrawFn, max_ndim: int = 3, max_tasks: int = 64, max_size: int = 2000) -> tuple[tuple[int, ...], list[list[int]]]:
-    """(tile_shape, sizes) pairs."""
-    shape = draw(tile_shapes(max_ndim))
+def plans(draw: st.DrawFn, max_ndim: int = 3, max_tasks: int = 64, max_size: int = 2000,
+          shapes: list[tuple[int, ...]] | None = None) -> tuple[tuple[int, ...], list[list[int]]]:
+    """(tile_shape, sizes) pairs; ``shapes`` restricts the tile shapes to a fixed list."""
+    shape = draw(st.sampled_from(shapes)) if shapes else draw(tile_shapes(max_ndim))
     sizes = draw(sizes_for(shape, max_tasks, max_size))
     return shape, sizes
 

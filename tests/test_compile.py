@@ -29,7 +29,7 @@ def test_device_plan_kernels_compile(tiling: tuple[int, ...], dtype: str) -> Non
     assert k.cubin[:4] == b"\x7fELF"
 
 
-@pytest.mark.parametrize("mapper", ["binary_search", sb.Mapper("warp_scan", 1), sb.Mapper("warp_scan", 8)])
+@pytest.mark.parametrize("mapper", ["binary_search", "warp_search", sb.Mapper("warp_scan", 1), sb.Mapper("warp_scan", 8)])
 @pytest.mark.parametrize("make", [lambda: probe_kind((4,)), lambda: probe_kind((8, 16, 2)), ragged_scale_kind, byte_copy_kind])
 def test_task_kinds_compile(make, mapper) -> None:  # type: ignore[no-untyped-def]
     k = sb.compile_kernel(make(), mapper, arch="sm_90a")
@@ -41,7 +41,7 @@ def test_example_kind_compiles() -> None:
     sys.path.insert(0, str(ROOT / "examples"))
     import custom_task
 
-    for mapper in ("binary_search", "warp_scan"):
+    for mapper in ("binary_search", "warp_search", "warp_scan"):
         k = sb.compile_kernel(custom_task.segment_sum_kind(), mapper, arch="sm_90a")
         assert k.compiled.cubin[:4] == b"\x7fELF"
 
@@ -187,3 +187,16 @@ def test_bad_compile_arguments() -> None:
         sb.compile_source(_fresh_source("arch"), "sb_cache_probe_arch", arch="hopper")
     with pytest.raises(sb.InvalidArgumentError, match="`source`"):
         sb.compile_source("  ", "sb_x")
+
+
+def test_compile_many_in_parallel_fills_the_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATICBATCH_CACHE_DIR", str(tmp_path))
+    items = [(_fresh_source(f"many{i}"), f"sb_cache_probe_many{i}") for i in range(3)]
+    before = sb.cache_stats()
+    out = sb.compile_many(items, processes=2)
+    assert [k.name for k in out] == [n for _, n in items]
+    assert len(list(tmp_path.glob("*/*.cubin"))) == 3
+    after = sb.cache_stats()
+    # The workers compiled; this process only hit its memory cache.
+    assert after["nvrtc_compiles"] == before["nvrtc_compiles"]
+    assert after["memory_hits"] == before["memory_hits"] + 3

@@ -15,7 +15,9 @@ import staticbatch as sb
 
 pytestmark = pytest.mark.gpu
 
-MAPPERS = ["binary_search", sb.Mapper("warp_scan", 8)]
+MAPPERS = ["binary_search", "warp_search", sb.Mapper("warp_scan", 8)]
+# A few tile shapes, so that the hypothesis examples reuse compiled kernels.
+SHAPES = [(1,), (4,), (64,), (3, 5), (16, 16), (2, 3, 4)]
 
 
 def _run_probe(p: sb.TilePlan | sb.DevicePlan, mapper: sb.Mapper | str, total: int, grid: int | None = None) -> np.ndarray:
@@ -38,7 +40,7 @@ def _expected(p: sb.TilePlan) -> np.ndarray:
 
 @pytest.mark.parametrize("mapper", MAPPERS, ids=str)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(case=plans(max_tasks=256, max_size=3000), grid=st.sampled_from([None, 1, 7]))
+@given(case=plans(max_tasks=256, max_size=3000, shapes=SHAPES), grid=st.sampled_from([None, 1, 7]))
 def test_device_mapper_matches_twin_bitwise(case, grid, mapper) -> None:  # type: ignore[no-untyped-def]
     shape, sizes = case
     p = sb.plan(sizes, shape)
@@ -61,7 +63,7 @@ def test_device_mapper_large_plan(mapper) -> None:  # type: ignore[no-untyped-de
 
 
 @settings(max_examples=40, deadline=None)
-@given(case=plans(max_tasks=3000, max_size=5000), dtype=st.sampled_from([torch.int32, torch.int64]))
+@given(case=plans(max_tasks=3000, max_size=5000, shapes=SHAPES), dtype=st.sampled_from([torch.int32, torch.int64]))
 def test_device_plan_equals_host_plan(case, dtype) -> None:  # type: ignore[no-untyped-def]
     shape, sizes = case
     host = sb.plan(sizes, shape)
@@ -202,3 +204,13 @@ def test_two_entry_points_of_one_source_load_apart() -> None:
     a.launch(1, 32, 0, [x])
     b.launch(1, 32, 0, [x, np.int32(9)])
     assert x.tolist() == [1, 9]
+
+
+@pytest.mark.parametrize("mapper", ["binary_search", "warp_search"])
+def test_device_search_mappers_many_tasks(mapper: str) -> None:
+    rng = np.random.default_rng(11)
+    counts = rng.integers(0, 40, size=70_000)
+    counts[rng.random(70_000) < 0.4] = 0
+    p = sb.plan(counts, 1)
+    got = _run_probe(p, mapper, p.total_tiles)
+    assert np.array_equal(got[:, :2], sb.map_tiles(p.tile_offsets, mapper))

@@ -47,6 +47,42 @@ struct BinarySearchMapper {
   }
 };
 
+// Warp-cooperative 32-ary search over tile_offsets in global memory: each step, lane l
+// compares the pivot offsets[a + l * stride] (one coalesced load for the warp) and a ballot
+// narrows the range 32-fold; a last step compares 32 neighbours. ceil(log32(num_tasks)) + 1
+// dependent loads instead of the binary search's log2(num_tasks): any number of tasks.
+struct WarpSearchMapper {
+  const int32_t* offsets;
+  int32_t num_tasks;
+  int32_t lo;  // as in BinarySearchMapper: tile ids never decrease
+
+  SB_DEVICE WarpSearchMapper(const int32_t* tile_offsets, int32_t num_tasks_)
+      : offsets(tile_offsets), num_tasks(num_tasks_), lo(0) {}
+
+  SB_DEVICE TaskTile map(int32_t tile_id) {
+    const int32_t lane = static_cast<int32_t>(threadIdx.x & 31);
+    // Invariant: the answer (last i with offsets[i] <= tile_id) lies in [a, b].
+    int32_t a = lo;
+    int32_t b = num_tasks - 1;
+    while (b - a >= 32) {
+      const int32_t stride = (b - a + 32) / 32;  // ceil((b - a + 1) / 32)
+      const int32_t idx = a + lane * stride;     // lane 0 probes a itself: always true
+      const bool le = idx <= b && __ldg(offsets + idx) <= tile_id;
+      // Offsets never decrease, so the true lanes are 0 .. c-1.
+      const int32_t c = __popc(__ballot_sync(0xffffffffu, le));
+      a += (c - 1) * stride;
+      b = min(b, a + stride - 1);
+    }
+    const int32_t idx = a + lane;
+    const int32_t v = idx <= b ? __ldg(offsets + idx) : kInt32Max;
+    const int32_t c = __popc(__ballot_sync(0xffffffffu, v <= tile_id));
+    const int32_t start = __shfl_sync(0xffffffffu, v, c - 1);
+    a += c - 1;
+    lo = a;
+    return TaskTile{a, tile_id - start};
+  }
+};
+
 // Warp-cooperative scan: lane l of the warp holds the inclusive tile prefix sums (the
 // end of each task) of tasks l, 32 + l, ..., 32 * (kSlots - 1) + l in registers. The task
 // of a tile is the number of tasks that end at or before it:

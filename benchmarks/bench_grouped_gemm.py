@@ -1,0 +1,217 @@
+"""Both expert GEMMs of an MoE layer: staticbatch against its peers, on one GPU, one process.
+
+Per point (model, T, routing): gate/up ``[T*k, H] x [H, 2I]`` (ours: gathered rows, SiLU-and-mul
+fused) then down ``[T*k, I] x [I, H]`` (grouped rows), timed as one CUDA graph with the L2
+flushed between replays. Peers, measured here in the same process on the same routing:
+
+- ``torch._grouped_mm`` (PyTorch's CUTLASS sm90 grouped GEMM) on pre-grouped rows, best of
+  two weight layouts (``w.transpose(1, 2)`` views and contiguous ``[E, K, N]`` copies); GEMMs
+  only (no gather, no activation: less work than ours);
+- a per-expert ``torch.mm`` loop over the same grouped rows (skipped where it would take long);
+- one dense cuBLAS GEMM pair of the same total size (no irregularity: a ceiling, not a peer).
+
+vLLM's Triton fused_moe times are not measured here (its code cannot be part of this
+project); the reference figures of shared/GPU.md, measured on this H200 model, are printed
+beside ours at T <= 128.
+
+Roofline floor = max(FLOPs / compute ceiling, bytes / 4.5 TB/s), FLOPs = 6*T*k*H*I, bytes = the
+weights of every expert that received a token + activations read and written once. The
+compute ceiling is re-measured at the start (cuBLAS bf16 8192^3).
+
+Run: python benchmarks/bench_grouped_gemm.py [--models a,b] [--ts 1,16] [--routing uniform,skewed] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+
+import torch
+from common import MEMORY_CEILING_TBPS, save, time_cuda
+
+import staticbatch_moe as moe
+
+MODELS = {
+    "Mixtral-8x7B": (4096, 14336, 8, 2),
+    "Qwen3-30B-A3B": (2048, 768, 128, 8),
+    "DeepSeek-V3": (7168, 2048, 256, 8),
+    "Qwen3-235B-A22B": (4096, 1536, 128, 8),
+    "GPT-OSS-120B": (2880, 2880, 128, 4),
+}
+TS = (1, 16, 128, 1024, 4096, 16384)
+# vLLM 0.33 Triton fused_moe on this H200 model (shared/GPU.md, uniform routing), ms.
+VLLM_MS = {
+    ("Mixtral-8x7B", 1): 0.184, ("Mixtral-8x7B", 16): 0.575, ("Mixtral-8x7B", 128): 0.670,
+    ("Mixtral-8x7B", 1024): 1.491, ("Mixtral-8x7B", 4096): 5.424, ("Mixtral-8x7B", 16384): 20.283,
+    ("Qwen3-30B-A3B", 1): 0.029, ("Qwen3-30B-A3B", 16): 0.190, ("Qwen3-30B-A3B", 128): 0.295,
+    ("Qwen3-30B-A3B", 1024): 0.362, ("Qwen3-30B-A3B", 4096): 0.702, ("Qwen3-30B-A3B", 16384): 2.355,
+    ("DeepSeek-V3", 1): 0.183, ("DeepSeek-V3", 16): 2.031, ("DeepSeek-V3", 128): 5.122,
+    ("DeepSeek-V3", 1024): 6.230, ("DeepSeek-V3", 4096): 9.183, ("DeepSeek-V3", 16384): 27.829,
+    ("Qwen3-235B-A22B", 1): 0.096, ("Qwen3-235B-A22B", 16): 0.759, ("Qwen3-235B-A22B", 128): 1.145,
+    ("Qwen3-235B-A22B", 1024): 1.322, ("Qwen3-235B-A22B", 4096): 2.939, ("Qwen3-235B-A22B", 16384): 11.092,
+    ("GPT-OSS-120B", 1): 0.061, ("GPT-OSS-120B", 16): 0.598, ("GPT-OSS-120B", 128): 1.501,
+    ("GPT-OSS-120B", 1024): 1.683, ("GPT-OSS-120B", 4096): 2.495, ("GPT-OSS-120B", 16384): 8.189,
+}
+
+
+def measure_compute_ceiling() -> float:
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    r = time_cuda(lambda: torch.mm(a, b), reps=20, graph=False)
+    return 2 * 8192**3 / (r["median_ms"] * 1e-3) / 1e12
+
+
+def routing(kind: str, t: int, e: int, k: int, seed: int) -> torch.Tensor:
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    if kind == "uniform":
+        return torch.rand(t, e, device="cuda", generator=g).topk(k, dim=1).indices.to(torch.int32)
+    # Zipf-like skew: expert r (in a random order) drawn with probability ~ 1 / (r + 1)^1.2.
+    probs = 1.0 / torch.arange(1, e + 1, device="cuda", dtype=torch.float64) ** 1.2
+    probs = probs[torch.randperm(e, device="cuda", generator=g)]
+    return torch.multinomial(probs.expand(t, e), k, replacement=False, generator=g).to(torch.int32)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--ts", default=",".join(map(str, TS)))
+    ap.add_argument("--routing", default="uniform,skewed")
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--budget-s", type=float, default=500.0, help="stop (and save) after this long")
+    ap.add_argument("--name", default="bench_grouped_gemm")
+    args = ap.parse_args()
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
+        print("bench_grouped_gemm needs a Hopper GPU (sm_90a); none is available here.")
+        return 0
+    t0 = time.time()
+    ceiling = measure_compute_ceiling()
+    print(f"compute ceiling (cuBLAS bf16 8192^3, measured now): {ceiling:.0f} TFLOP/s; memory ceiling {MEMORY_CEILING_TBPS} TB/s")
+    rows = []
+    hdr = (f"{'model':<16}{'T':>6} {'route':<8}{'ours ms':>9}{'TFLOP/s':>8}{'GB/s':>7}{'eff':>6}"
+           f"{'gmm ms':>9}{'x gmm':>7}{'loop ms':>9}{'x loop':>7}{'dense ms':>9}{'vllm*':>7}{'x vllm':>7}{'err':>9}")
+    print(hdr)
+    for model in args.models.split(","):
+        h, i, e, k = MODELS[model]
+        w1 = (torch.randn(e, 2 * i, h, device="cuda", dtype=torch.bfloat16) / h**0.5)
+        w2 = (torch.randn(e, h, i, device="cuda", dtype=torch.bfloat16) / i**0.5)
+        w1p = moe.pack_gate_up(w1)
+        w1t_views, w2t_views = w1.transpose(1, 2), w2.transpose(1, 2)  # [E, K, N], K-contiguous
+        for t in map(int, args.ts.split(",")):
+            for kind in args.routing.split(","):
+                if time.time() - t0 > args.budget_s:
+                    print(f"time budget of {args.budget_s}s spent: stopping here")
+                    break
+                ids = routing(kind, t, e, k, seed=t)
+                plan = moe.route_plan(ids, e)
+                x = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+                counts = plan.expert_counts.tolist()
+                active = sum(1 for c in counts if c)
+                m = t * k
+                flops = 6 * m * h * i
+                # weights of active experts; x read, mid written and read, y written (bf16)
+                bytes_ = active * 3 * h * i * 2 + (t * h + 2 * m * i + m * h) * 2
+                floor_ms = max(flops / (ceiling * 1e12), bytes_ / (MEMORY_CEILING_TBPS * 1e12)) * 1e3
+                # Ours, checked once against the float32 reference.
+                mid = torch.empty(m, i, device="cuda", dtype=torch.bfloat16)
+                y = torch.empty(m, h, device="cuda", dtype=torch.bfloat16)
+
+                def ours() -> None:
+                    moe.grouped_gemm(x, w1p, plan, activation="silu_and_mul", out=mid)
+                    moe.grouped_gemm(mid, w2, plan, gather=False, out=y)
+
+                mid.fill_(float("nan"))
+                y.fill_(float("nan"))
+                ours()
+                if t <= 4096:
+                    ref_mid = moe.grouped_gemm_reference(x, w1p, plan, activation="silu_and_mul")
+                    ref = moe.grouped_gemm_reference(ref_mid, w2, plan, gather=False)
+                    d = (y.double() - ref.double()).norm() / ref.double().norm()
+                    err = float(d) if torch.isfinite(y).all() else float("inf")
+                else:
+                    err = float("nan")  # the reference loop would dominate the run; checked by the tests
+                r_ours = time_cuda(ours, reps=args.reps, flush_l2=True)
+                # Peers on the same grouped rows.
+                xg = x[plan.gather_idx.long()].contiguous()
+                offs = plan.expert_starts[1:].to(torch.int32)
+                mid_g = torch.randn(m, i, device="cuda", dtype=torch.bfloat16)
+                r_gmm = None
+                if hasattr(torch, "_grouped_mm"):
+                    best = None
+                    for layout in ("view", "contiguous"):
+                        b1 = w1t_views if layout == "view" else w1t_views.contiguous()
+                        b2 = w2t_views if layout == "view" else w2t_views.contiguous()
+                        try:
+                            def gmm(b1=b1, b2=b2) -> None:
+                                torch._grouped_mm(xg, b1, offs=offs)
+                                torch._grouped_mm(mid_g, b2, offs=offs)
+
+                            r = time_cuda(gmm, reps=args.reps, flush_l2=True)
+                            if best is None or r["median_ms"] < best["median_ms"]:
+                                best = dict(r, layout=layout)
+                        except Exception as exc:  # report, keep going
+                            print(f"  torch._grouped_mm ({layout}) failed: {exc}")
+                        del b1, b2
+                    r_gmm = best
+                starts = plan.expert_starts.tolist()
+                r_loop = None
+                if active <= 64 or t <= 1024:
+                    def loop() -> None:
+                        for ex in range(e):
+                            lo, hi = starts[ex], starts[ex + 1]
+                            if hi > lo:
+                                torch.mm(xg[lo:hi], w1t_views[ex])
+                                torch.mm(mid_g[lo:hi], w2t_views[ex])
+
+                    r_loop = time_cuda(loop, reps=max(5, args.reps // 2), flush_l2=True)
+                wd1 = torch.randn(h, 2 * i, device="cuda", dtype=torch.bfloat16)
+                wd2 = torch.randn(i, h, device="cuda", dtype=torch.bfloat16)
+                r_dense = time_cuda(lambda: (torch.mm(xg, wd1), torch.mm(mid_g, wd2)), reps=args.reps, flush_l2=True)
+                ms = r_ours["median_ms"]
+                row = {
+                    "model": model, "T": t, "routing": kind, "H": h, "I": i, "E": e, "k": k,
+                    "active_experts": active, "max_rows": max(counts), "flops": flops, "bytes": bytes_,
+                    "floor_ms": floor_ms, "ours": r_ours, "efficiency": floor_ms / ms,
+                    "tflops": flops / ms / 1e9, "gbps": bytes_ / ms / 1e6, "rel_err": err,
+                    "grouped_mm": r_gmm, "loop": r_loop, "dense": r_dense,
+                    "vllm_gpu_md_ms": VLLM_MS.get((model, t)) if kind == "uniform" else None,
+                    "config_gate_up": moe.choose_config(m, e, 2 * i, h, "bf16", "silu_and_mul", True).kernel_name,
+                    "config_down": moe.choose_config(m, e, h, i, "bf16", None, False).kernel_name,
+                }
+                rows.append(row)
+                fmt = lambda r: f"{r['median_ms']:>9.3f}" if r else f"{'-':>9}"  # noqa: E731
+                ratio = lambda r: f"{r['median_ms'] / ms:>7.2f}" if r else f"{'-':>7}"  # noqa: E731
+                v = row["vllm_gpu_md_ms"]
+                print(f"{model:<16}{t:>6} {kind:<8}{ms:>9.3f}{row['tflops']:>8.0f}{row['gbps']:>7.0f}{row['efficiency']:>6.2f}"
+                      f"{fmt(r_gmm)}{ratio(r_gmm)}{fmt(r_loop)}{ratio(r_loop)}{fmt(r_dense)}"
+                      f"{(f'{v:>7.3f}' if v else f'{chr(45):>7}')}{(f'{v / ms:>7.2f}' if v else f'{chr(45):>7}')}{err:>9.1e}",
+                      flush=True)
+            else:
+                continue
+            break
+        w1 = w2 = w1p = w1t_views = w2t_views = None  # free before the next model
+        torch.cuda.empty_cache()
+    uni = [r for r in rows if r["routing"] == "uniform"]
+    summary = {}
+    if uni:
+        effs = [r["efficiency"] for r in uni]
+        gm = lambda xs: math.exp(sum(map(math.log, xs)) / len(xs))  # noqa: E731
+        summary["uniform_geomean_efficiency"] = gm(effs)
+        summary["uniform_min_efficiency"] = min(effs)
+        sp = [r["grouped_mm"]["median_ms"] / r["ours"]["median_ms"] for r in uni if r["grouped_mm"]]
+        if sp:
+            summary["uniform_geomean_speedup_vs_grouped_mm"] = gm(sp)
+            summary["uniform_min_speedup_vs_grouped_mm"] = min(sp)
+        vl = [r["vllm_gpu_md_ms"] / r["ours"]["median_ms"] for r in uni if r["vllm_gpu_md_ms"] and r["T"] <= 128]
+        if vl:
+            summary["uniform_t_le_128_min_ratio_vllm_over_ours"] = min(vl)
+    print("summary:", summary)
+    path = save(args.name, rows, {"compute_ceiling_tflops": ceiling, "memory_ceiling_tbps": MEMORY_CEILING_TBPS,
+                                  "summary": summary})
+    print(f"saved {path} in {time.time() - t0:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,475 @@
+// staticbatch: MoE grouped GEMM for Hopper (sm_90a), one persistent kernel for all experts.
+//
+// Problem. Tasks t = 0..num_tasks-1 (one per expert that received tokens; empty tasks are
+// allowed and own no tiles). Task t has m = task_rows[t] rows, uses expert e = task_expert[t]
+// and writes output rows [task_starts[t], task_starts[t] + m). For such an output row r the
+// input row is a[gather_idx[r]] (kGather) or a[r]:
+//     out[r, c] = sum_k A_row[k] * W[e, c, k]                 (no activation, c < N)
+//     out[r, j] = silu(gate_j) * up_j                          (kSiluMul, j < N / 2)
+// with float32 accumulation, bf16 or fp16 inputs and output.
+//
+// Layouts. a [T, K] row-major, row stride lda elements; w [E, N, K] contiguous (read only
+// through the TMA descriptor `w_map`, a 3-D view {K, N, E} with box {64, BLOCK_N, 1} and the
+// 128-byte swizzle); out [M_total, N_out] contiguous, N_out = N or N / 2 (kSiluMul).
+// Alignment: K % 8 == 0, lda % 8 == 0, N % 8 == 0 (N % 16 == 0 with kSiluMul), a, w and out
+// 16-byte aligned; row counts (M_total, T) below 2^31. Every row index is widened to 64 bits
+// before it is multiplied by a stride.
+//
+// Gate/up layout for kSiluMul ("interleaved by 8"): the N = 2I weight rows are stored as
+//     [gate 0:8, up 0:8, gate 8:16, up 8:16, ...]
+// i.e. weight row R is gate row (R / 16) * 8 + R % 8 when R % 16 < 8, else the matching up
+// row. One fixed granularity serves every tile shape: in wgmma's accumulator layout a
+// thread holding column c (c % 16 < 8) of an m64nNk16 tile also holds column c + 8
+// (normal mode), and a thread holding row r (r % 16 < 8) also holds row r + 8 (swap mode).
+// staticbatch_moe._gemm_config.interleave_gate_up builds it from vLLM's [gate; up] layout.
+//
+// Tiles. A task is cut into tiles of BLOCK_M token rows x BLOCK_N weight rows (the tile
+// count per task is ceil(m / BLOCK_M) * ceil(N / BLOCK_N), N the weight's row count); the
+// tile index within a task is m-fastest, so the blocks working on neighbouring tile ids
+// share one weight tile through L2. The framework's `tile_offsets` is the exclusive prefix
+// sum of those counts; a persistent grid strides over tile ids and finds (task, index)
+// with BinarySearchMapper.
+//
+// Block. One producer warp group and kNumConsumers consumer warp groups:
+//   producer: thread 0 loads the weight tile of each K step with TMA (expect_tx on the
+//     stage's full barrier). Token rows: without kGather thread 0 also loads them with TMA
+//     (2-D map `a_map` over a [rows, K], box {64, BLOCK_M}, 128-byte swizzle; rows past the
+//     task's m are the next task's rows or, past the end of a, zeros: harmless, their output
+//     rows are masked at the store), full barrier count 1. With kGather all 128 producer
+//     threads gather the token rows with 16-byte cp.async, writing the 128-byte swizzle by
+//     hand (chunk c of row r goes to chunk c ^ (r % 8)), rows past m zero-filled, and arrive
+//     on the same full barrier with cp.async.mbarrier.arrive.noinc: count 128 + 1.
+//   consumers: wgmma m64nNk16 from shared memory, K-major, 128-byte swizzle.
+//     normal mode (kSwapAB = false): BLOCK_M = 64 * kNumConsumers token rows; consumer
+//       warp group g computes token rows [64g, 64g + 64) x all BLOCK_N weight rows
+//       (wgmma N = BLOCK_N).
+//     ping-pong (kPingpong, normal mode, BLOCK_M = 64): two consumer warp groups, each owning
+//       whole 64 x BLOCK_N tiles; the block's tiles alternate between them (g takes the
+//       block's tiles 2i + g). Named barriers order the main loops (g may start its main
+//       loop only once the other has issued all of its own), so one group's epilogue runs
+//       under the other's main loop. The ordering is also what makes the parity waits
+//       sound: a group waits on a stage's full barrier only after the previous use of that
+//       stage has been waited on (by itself or, before its turn, by the other group).
+//     swap mode (kSwapAB = true, small m): the weight tile is wgmma's A side, BLOCK_N =
+//       64 * kNumConsumers weight rows, consumer g computes weight rows [64g, 64g + 64) x
+//       all BLOCK_M tokens (wgmma N = BLOCK_M = 8..64), and the result is stored transposed.
+//   A ring of kStages (weight, token) stages with full/empty mbarriers; the empty barrier
+//   expects one arrival per warp of the warp group(s) that consume a stage. Stage and phase
+//   come from a running K-step counter that every role advances identically across tiles
+//   (a ping-pong group also skips the other group's steps), so phases carry from one tile to
+//   the next.
+//
+// Epilogue. Each consumer warp group owns two 8 KB (swap: BLOCK_M x 128 B) staging buffers
+// in shared memory, used alternately. Output columns go out in chunks of 64 (128 bytes per
+// row): the group writes its accumulators (activation applied, converted) into a buffer,
+// with the 16-byte chunks of each 128-byte row XOR-swizzled by row (chunk c of row r at
+// c ^ (r % 8): both the fragment writes and the row reads are bank-conflict free), syncs
+// on its own named barrier, then copies rows out with coalesced 16-byte global stores
+// (8 threads per 128-byte row), predicated on row < m and column < N_out (N_out % 8 == 0,
+// so a 16-byte piece is all in or all out). Two buffers need one barrier per chunk: a
+// thread writes a buffer again only after the next chunk's barrier, which every thread
+// reaches after its reads of the buffer. Nothing else in shared memory is reused between
+// tiles outside the mbarrier-guarded ring, so the tile loop needs no __syncthreads(); the
+// producer keeps loading the next tile's stages while the consumers store.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <staticbatch/common.cuh>
+#include <staticbatch/kernel.cuh>
+#include <staticbatch/mapper.cuh>
+#include <staticbatch/ptx.cuh>
+
+namespace staticbatch {
+namespace moe {
+
+constexpr int BLOCK_K = 64;            // one 128-byte swizzled row per K step
+constexpr int kProducerRegs = 40;      // setmaxnreg budgets with two consumer warp groups:
+constexpr int kConsumerRegs = 232;     // 128 * 40 + 256 * 232 = 64512 <= 65536
+constexpr int kEpiCols = 64;           // output columns per epilogue chunk (128-byte rows)
+// Hardware barrier ids (0 is __syncthreads): consumer g's epilogue barrier is
+// kEpilogueBarrier + g, the barrier ping-pong group g waits on for its turn kOrderBarrier + g.
+constexpr uint32_t kEpilogueBarrier = 1;
+constexpr uint32_t kOrderBarrier = 3;
+
+template <int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kPingpong = false>
+struct GemmShape {
+  static constexpr int kNumConsumers = kSwapAB ? BLOCK_N / 64 : (kPingpong ? 2 : BLOCK_M / 64);
+  static constexpr int kThreads = 128 * (1 + kNumConsumers);
+  static constexpr int kWgmmaN = kSwapAB ? BLOCK_M : BLOCK_N;
+  static constexpr int kAccum = kWgmmaN / 2;  // f32 accumulators per consumer thread
+  static constexpr int kWRows = BLOCK_N;      // weight rows per stage
+  static constexpr int kXRows = BLOCK_M;      // token rows per stage
+  static constexpr uint32_t kWBytes = kWRows * BLOCK_K * 2;
+  static constexpr uint32_t kXBytes = kXRows * BLOCK_K * 2;
+  static constexpr int kRowsPerProducerThread = (kXRows + 15) / 16;
+  // Warps that release a stage: the one ping-pong group that consumed it, else every consumer.
+  static constexpr int kStageConsumerWarps = kPingpong ? 4 : 4 * kNumConsumers;
+  // Output rows a consumer stages per epilogue chunk: its 64 token rows, or (swap) the tokens.
+  static constexpr int kEpiRows = kSwapAB ? BLOCK_M : 64;
+  static constexpr uint32_t kEpiBytes = kEpiRows * kEpiCols * 2;
+
+  static_assert(kNumConsumers == 1 || kNumConsumers == 2, "one or two consumer warp groups");
+  static_assert(kSwapAB ? (BLOCK_N % 64 == 0) : (BLOCK_M % 64 == 0), "wgmma M side is 64 rows per consumer");
+  static_assert(!kPingpong || (!kSwapAB && BLOCK_M == 64), "ping-pong: normal mode, 64-row tiles");
+  static_assert(BLOCK_M % 8 == 0 && BLOCK_N % 16 == 0, "tiles are whole 8-row swizzle atoms");
+  static_assert(BLOCK_M <= 256 && BLOCK_N <= 256, "TMA box rows are at most 256");
+  static_assert(kWgmmaN >= 8 && kWgmmaN <= 256, "wgmma N is 8..256");
+  static_assert(kStages >= 2, "at least two stages");
+
+  struct SharedStorage {
+    alignas(1024) uint16_t w[kStages][kWRows * BLOCK_K];
+    alignas(1024) uint16_t x[kStages][kXRows * BLOCK_K];
+    alignas(1024) uint16_t epi[kNumConsumers][2][kEpiRows * kEpiCols];  // epilogue staging
+    alignas(8) uint64_t full[kStages];
+    alignas(8) uint64_t empty[kStages];
+  };
+  // Dynamic shared memory to request: the storage plus slack to align its base to 1024.
+  static constexpr int kSmemBytes = static_cast<int>(sizeof(SharedStorage)) + 1024;
+};
+
+template <bool kBf16>
+struct ElemOps;
+
+template <>
+struct ElemOps<true> {
+  using pair = __nv_bfloat162;
+  using elem = __nv_bfloat16;
+  static SB_DEVICE uint32_t pack(float lo, float hi) {
+    const pair p = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&p);
+  }
+  static SB_DEVICE unsigned short one(float v) { return __bfloat16_as_ushort(__float2bfloat16_rn(v)); }
+};
+
+template <>
+struct ElemOps<false> {
+  using pair = __half2;
+  using elem = __half;
+  static SB_DEVICE uint32_t pack(float lo, float hi) {
+    const pair p = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&p);
+  }
+  static SB_DEVICE unsigned short one(float v) { return __half_as_ushort(__float2half_rn(v)); }
+};
+
+SB_DEVICE float silu_mul(float gate, float up) { return gate / (1.0f + __expf(-gate)) * up; }
+
+// Where one tile lies: its task's rows and the (m, n) block within the task.
+struct TileCoord {
+  int32_t m;        // rows of the task
+  int64_t start;    // first output row of the task
+  int32_t expert;   // expert whose weight the task uses
+  int32_t m_block;  // token block (BLOCK_M rows)
+  int32_t n_block;  // weight block (BLOCK_N rows)
+};
+
+template <int BLOCK_M>
+SB_DEVICE TileCoord locate_tile(const TaskTile& tt, const int32_t* task_rows, const int64_t* task_starts,
+                                const int32_t* task_expert) {
+  TileCoord c;
+  c.m = __ldg(task_rows + tt.task);
+  c.start = __ldg(task_starts + tt.task);
+  c.expert = __ldg(task_expert + tt.task);
+  const int32_t m_blocks = ceil_div<int32_t>(c.m, BLOCK_M);
+  c.m_block = tt.index % m_blocks;  // m fastest: neighbouring tile ids share the weight tile
+  c.n_block = tt.index / m_blocks;
+  return c;
+}
+
+// Byte offset of 16-byte chunk `chunk` (0..7) of row `row` in a staging buffer of 128-byte
+// rows, XOR-swizzled so that both the accumulator-fragment writes and the row reads spread
+// over all 32 banks.
+SB_DEVICE uint32_t epi_offset(int32_t row, int32_t chunk) {
+  return static_cast<uint32_t>(row * 128 + ((chunk ^ (row & 7)) << 4));
+}
+
+// Copies rows [0, kRows) x 16-byte pieces [0, pieces) of a staging buffer to global memory:
+// buffer row r -> output row (out_row0 + r) of the task, columns col0 + 8 * piece. Rows at or
+// past the task's m and columns at or past n_out are skipped. 128 threads, `tid` = 0..127;
+// 8 consecutive threads cover one 128-byte row, so each warp stores 4 whole row segments.
+template <int kRows, typename Elem>
+SB_DEVICE void epi_copy_out(int32_t pieces, uint32_t buf, int32_t tid, const TileCoord& tc, int32_t out_row0, int32_t col0,
+                            int32_t n_out, Elem* out) {
+  const int32_t c = tid & 7;
+  const int32_t col = col0 + c * 8;
+  if (c >= pieces || col >= n_out) return;
+#pragma unroll
+  for (int i = 0; i < (kRows * 8 + 127) / 128; ++i) {
+    const int32_t r = (tid >> 3) + 16 * i;
+    const int32_t row = out_row0 + r;  // row within the task
+    if ((kRows % 16 == 0 || r < kRows) && row < tc.m) {
+      const uint4 v = ptx::ld_shared_v4(buf + epi_offset(r, c));
+      ptx::st_global_v4(out + (tc.start + row) * static_cast<int64_t>(n_out) + col, v);
+    }
+  }
+}
+
+// Normal-mode epilogue of one consumer warp group: its 64 token rows (rows row0 .. row0 + 63
+// of the task) x the tile's BLOCK_N weight columns, in chunks of 64 output columns.
+// Accumulator i of this thread sits at
+//   row = 16 * warp_in_group + lane / 4 + 8 * ((i / 2) % 2),
+//   col = 8 * (i / 4) + 2 * (lane % 4) + i % 2.
+template <typename Ops, int BLOCK_N, bool kSiluMul, int kAccum, typename Elem>
+SB_DEVICE void epilogue_normal(const float (&acc)[kAccum], uint32_t epi_base, uint32_t& chunk_count,
+                               uint32_t bar_id, const TileCoord& tc, int32_t row0, int32_t n_out, Elem* out,
+                               int32_t warp_in_group, int32_t lane, int32_t tid) {
+  constexpr int kGroups = kSiluMul ? BLOCK_N / 16 : BLOCK_N / 8;  // 8-column output groups
+  constexpr int kChunks = (kGroups + 7) / 8;
+  constexpr uint32_t kBufBytes = 64 * kEpiCols * 2;
+  const int32_t tile_col0 = tc.n_block * (kSiluMul ? BLOCK_N / 2 : BLOCK_N);
+#pragma unroll
+  for (int ch = 0; ch < kChunks; ++ch) {
+    const uint32_t buf = epi_base + (chunk_count & 1u) * kBufBytes;
+    ++chunk_count;
+#pragma unroll
+    for (int gi = 0; gi < 8; ++gi) {
+      const int g = ch * 8 + gi;
+      if (g < kGroups) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int32_t r = warp_in_group * 16 + lane / 4 + 8 * h;
+          float v0, v1;
+          if constexpr (kSiluMul) {  // column group 2g holds gate, 2g + 1 the matching up
+            v0 = silu_mul(acc[(2 * g) * 4 + 2 * h], acc[(2 * g + 1) * 4 + 2 * h]);
+            v1 = silu_mul(acc[(2 * g) * 4 + 2 * h + 1], acc[(2 * g + 1) * 4 + 2 * h + 1]);
+          } else {
+            v0 = acc[g * 4 + 2 * h];
+            v1 = acc[g * 4 + 2 * h + 1];
+          }
+          ptx::st_shared_b32(buf + epi_offset(r, gi) + (lane & 3) * 4, Ops::pack(v0, v1));
+        }
+      }
+    }
+    ptx::named_barrier_sync(bar_id, 128);
+    const int pieces = kGroups - ch * 8 < 8 ? kGroups - ch * 8 : 8;  // a constant once unrolled
+    epi_copy_out<64>(pieces, buf, tid, tc, row0, tile_col0 + ch * kEpiCols, n_out, out);
+  }
+}
+
+// Swap-mode epilogue of one consumer warp group: weight rows [64 cw, 64 cw + 64) of the tile
+// (output columns; 32 of them after silu_and_mul) x the tile's BLOCK_M tokens (output rows),
+// transposed through the staging buffer. Accumulator i sits at wgmma row (weight)
+// 16 * warp_in_group + lane / 4 + 8 * ((i / 2) % 2) and column (token) 8 * (i / 4) + 2 * (lane % 4) + i % 2.
+template <typename Ops, int BLOCK_M, int BLOCK_N, bool kSiluMul, int kAccum, typename Elem>
+SB_DEVICE void epilogue_swap(const float (&acc)[kAccum], uint32_t epi_base, uint32_t& chunk_count, uint32_t bar_id,
+                             const TileCoord& tc, int32_t cw, int32_t n_out, Elem* out, int32_t warp_in_group,
+                             int32_t lane, int32_t tid) {
+  constexpr uint32_t kBufBytes = BLOCK_M * kEpiCols * 2;
+  const uint32_t buf = epi_base + (chunk_count & 1u) * kBufBytes;
+  ++chunk_count;
+#pragma unroll
+  for (int j = 0; j < BLOCK_M / 8; ++j) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int32_t tok = j * 8 + (lane & 3) * 2 + e;  // buffer row
+      if constexpr (kSiluMul) {
+        // Rows 16 * warp_in_group + lane / 4 (gate) and + 8 (up) -> one output column.
+        const int32_t wc = warp_in_group * 8 + lane / 4;
+        ptx::st_shared_b16(buf + epi_offset(tok, wc >> 3) + (wc & 7) * 2,
+                           Ops::one(silu_mul(acc[j * 4 + e], acc[j * 4 + 2 + e])));
+      } else {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int32_t wc = warp_in_group * 16 + lane / 4 + 8 * h;
+          ptx::st_shared_b16(buf + epi_offset(tok, wc >> 3) + (wc & 7) * 2, Ops::one(acc[j * 4 + 2 * h + e]));
+        }
+      }
+    }
+  }
+  ptx::named_barrier_sync(bar_id, 128);
+  const int32_t col0 = kSiluMul ? (tc.n_block * BLOCK_N + cw * 64) / 2 : tc.n_block * BLOCK_N + cw * 64;
+  epi_copy_out<BLOCK_M>(kSiluMul ? 4 : 8, buf, tid, tc, tc.m_block * BLOCK_M, col0, n_out, out);
+}
+
+// The kernel body. All threads of the block call it; the block has Shape::kThreads threads
+// and Shape::kSmemBytes bytes of dynamic shared memory. `a_map` is read only without kGather
+// (it may be all zeros otherwise).
+template <bool kBf16, int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kGather, bool kSiluMul,
+          bool kPingpong = false>
+SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescriptor& a_map, const void* a_ptr,
+                            int64_t lda, void* out_ptr, const int32_t* gather_idx, const int32_t* tile_offsets,
+                            const int32_t* task_rows, const int64_t* task_starts, const int32_t* task_expert,
+                            int32_t num_tasks, int32_t n, int32_t k) {
+  using Shape = GemmShape<BLOCK_M, BLOCK_N, kStages, kSwapAB, kPingpong>;
+  using Storage = typename Shape::SharedStorage;
+  using Ops = ElemOps<kBf16>;
+  constexpr int kNumConsumers = Shape::kNumConsumers;
+  constexpr int kXRows = Shape::kXRows;
+
+  // Shared storage, its base rounded up to 1024 bytes (the 128-byte swizzle atom).
+  unsigned char* raw = dynamic_smem<unsigned char>();
+  const uint32_t raw_addr = ptx::smem_addr(raw);
+  Storage& ss = *reinterpret_cast<Storage*>(raw + ((1024u - (raw_addr & 1023u)) & 1023u));
+
+  const int32_t warp = ptx::warp_id_uniform();
+  const int32_t lane = static_cast<int32_t>(threadIdx.x & 31);
+  const int32_t warp_group = warp / 4;
+
+  if (threadIdx.x == 0) {
+#pragma unroll
+    for (int s = 0; s < kStages; ++s) {
+      // With kGather: 128 cp.async arrivals + thread 0's expect_tx; otherwise only the latter.
+      ptx::mbarrier_init(&ss.full[s], kGather ? 128 + 1 : 1);
+      ptx::mbarrier_init(&ss.empty[s], Shape::kStageConsumerWarps);  // one arrival per consumer warp
+    }
+    ptx::fence_barrier_init();
+  }
+  if (threadIdx.x == 32) {
+    ptx::tma_prefetch_descriptor(&w_map);
+    if constexpr (!kGather) ptx::tma_prefetch_descriptor(&a_map);
+  }
+  __syncthreads();
+
+  const int32_t total_tiles = __ldg(tile_offsets + num_tasks);
+  const int32_t num_k_blocks = ceil_div<int32_t>(k, BLOCK_K);
+
+  if (warp_group == 0) {
+    // ------------------------------------------------------------------ producer
+    if constexpr (kNumConsumers == 2) ptx::setmaxnreg_dec<kProducerRegs>();
+    const auto* a = static_cast<const uint16_t*>(a_ptr);
+    const int32_t t = static_cast<int32_t>(threadIdx.x);  // 0..127
+    const int32_t chunk = t & 7;                           // 16-byte chunk of the 128-byte row
+    const int32_t row0 = t >> 3;                           // rows row0, row0 + 16, ...
+    if (kGather || t == 0) {  // without kGather one thread issues all the TMA loads
+      BinarySearchMapper mapper(tile_offsets, num_tasks);
+      uint32_t it = 0;  // running K step over all tiles of this block
+      for (int32_t tile = static_cast<int32_t>(blockIdx.x); tile < total_tiles;
+           tile += static_cast<int32_t>(gridDim.x)) {
+        const TileCoord tc = locate_tile<BLOCK_M>(mapper.map(tile), task_rows, task_starts, task_expert);
+        // kGather: source row of each token row this thread copies, -1 past the task's end.
+        int32_t src_row[Shape::kRowsPerProducerThread];
+        if constexpr (kGather) {
+#pragma unroll
+          for (int i = 0; i < Shape::kRowsPerProducerThread; ++i) {
+            const int32_t r = row0 + 16 * i;
+            const int32_t local = tc.m_block * BLOCK_M + r;
+            int32_t src = -1;
+            if (r < kXRows && local < tc.m) src = __ldg(gather_idx + tc.start + local);
+            src_row[i] = src;
+          }
+        }
+        // Without kGather: first row of a of this token block (rows < 2^31, see the header).
+        const int32_t x_row0 = static_cast<int32_t>(tc.start + tc.m_block * BLOCK_M);
+        const int32_t w_row0 = tc.n_block * BLOCK_N;
+        for (int32_t kb = 0; kb < num_k_blocks; ++kb, ++it) {
+          const uint32_t s = it % kStages;
+          const uint32_t phase = (it / kStages) & 1u;
+          ptx::mbarrier_wait(&ss.empty[s], phase ^ 1u);
+          if (t == 0) {
+            ptx::mbarrier_arrive_expect_tx(&ss.full[s], Shape::kWBytes + (kGather ? 0u : Shape::kXBytes));
+            ptx::tma_load_3d(ptx::smem_addr(ss.w[s]), &w_map, &ss.full[s], kb * BLOCK_K, w_row0, tc.expert);
+            if constexpr (!kGather) {
+              ptx::tma_load_2d(ptx::smem_addr(ss.x[s]), &a_map, &ss.full[s], kb * BLOCK_K, x_row0);
+            }
+          }
+          if constexpr (kGather) {
+            const int32_t k_elem = kb * BLOCK_K + chunk * 8;
+            const uint32_t x_base = ptx::smem_addr(ss.x[s]);
+#pragma unroll
+            for (int i = 0; i < Shape::kRowsPerProducerThread; ++i) {
+              const int32_t r = row0 + 16 * i;
+              if (r < kXRows) {
+                const bool valid = src_row[i] >= 0 && k_elem < k;  // K % 8 == 0: a chunk is all in or all out
+                const uint16_t* src = valid ? a + static_cast<int64_t>(src_row[i]) * lda + k_elem : a;
+                const uint32_t dst = x_base + static_cast<uint32_t>(r * 128 + ((chunk ^ (r & 7)) << 4));
+                ptx::cp_async_16(dst, src, valid ? 16u : 0u);
+              }
+            }
+            ptx::cp_async_mbarrier_arrive_noinc(&ss.full[s]);
+          }
+        }
+      }
+    }
+    // Do not leave copies (and their barrier arrivals) in flight behind an exited thread.
+    if constexpr (kGather) ptx::cp_async_wait_all();
+  } else {
+    // ------------------------------------------------------------------ consumers
+    if constexpr (kNumConsumers == 2) ptx::setmaxnreg_inc<kConsumerRegs>();
+    const int32_t cw = warp_group - 1;     // consumer index: its 64-row slice, or (ping-pong) its tiles
+    const int32_t warp_in_group = warp & 3;
+    const int32_t tid = static_cast<int32_t>(threadIdx.x) - 128 * warp_group;  // 0..127 in the group
+    const uint32_t bar_id = kEpilogueBarrier + static_cast<uint32_t>(cw);
+    const uint32_t epi_base = ptx::smem_addr(ss.epi[cw]);
+    auto* out = static_cast<typename Ops::elem*>(out_ptr);
+    const int32_t n_out = kSiluMul ? n / 2 : n;
+    BinarySearchMapper mapper(tile_offsets, num_tasks);
+    // Ping-pong group g takes the block's tiles g, g + 2, ...; its K-step counter starts past
+    // the other group's first tile when g = 1 and skips the other group's tile after each of its own.
+    const int32_t tile_step = static_cast<int32_t>(gridDim.x) * (kPingpong ? 2 : 1);
+    uint32_t it = kPingpong ? static_cast<uint32_t>(cw * num_k_blocks) : 0u;
+    uint32_t chunk_count = 0;  // epilogue chunks stored so far (picks the staging buffer)
+    float acc[Shape::kAccum];
+#pragma unroll
+    for (int i = 0; i < Shape::kAccum; ++i) acc[i] = 0.0f;
+
+    for (int32_t tile = static_cast<int32_t>(blockIdx.x) + (kPingpong ? cw * static_cast<int32_t>(gridDim.x) : 0);
+         tile < total_tiles; tile += tile_step) {
+      const TileCoord tc = locate_tile<BLOCK_M>(mapper.map(tile), task_rows, task_starts, task_expert);
+      // Ping-pong: wait for the other group to have issued its previous tile's main loop.
+      if constexpr (kPingpong) {
+        if (tile != static_cast<int32_t>(blockIdx.x)) ptx::named_barrier_sync(kOrderBarrier + cw, 256);
+      }
+
+      // Main loop: one wgmma-group per K step; the stage of step kb - 1 is released once
+      // at most one group (step kb's) is still in flight.
+      uint32_t prev_stage = 0;
+      for (int32_t kb = 0; kb < num_k_blocks; ++kb, ++it) {
+        const uint32_t s = it % kStages;
+        const uint32_t phase = (it / kStages) & 1u;
+        ptx::mbarrier_wait(&ss.full[s], phase);
+        // cp.async writes (generic proxy) -> wgmma reads (async proxy). CUTLASS's cp.async
+        // warp-specialised GMMA mainloop does without this fence; it is kept as cheap insurance.
+        if constexpr (kGather) ptx::fence_proxy_async_shared();
+        const uint32_t w_base = ptx::smem_addr(ss.w[s]);
+        const uint32_t x_base = ptx::smem_addr(ss.x[s]);
+        // 64-row slices are whole swizzle atoms (64 * 128 = 8192 bytes), so 1024-aligned.
+        const uint32_t a_addr = kSwapAB ? w_base + cw * 64 * 128 : (kPingpong ? x_base : x_base + cw * 64 * 128);
+        const uint32_t b_addr = kSwapAB ? x_base : w_base;
+        const uint64_t desc_a = ptx::make_smem_desc_k_sw128(a_addr);
+        const uint64_t desc_b = ptx::make_smem_desc_k_sw128(b_addr);
+#pragma unroll
+        for (int i = 0; i < Shape::kAccum; ++i) ptx::fence_operand(acc[i]);
+        ptx::wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < BLOCK_K / 16; ++kk) {
+          // +32 bytes per k16 step = +2 in the descriptor's 16-byte units.
+          ptx::wgmma_m64k16<Shape::kWgmmaN, kBf16>(acc, desc_a + 2 * kk, desc_b + 2 * kk,
+                                                   (kb > 0 || kk > 0) ? 1 : 0);
+        }
+        ptx::wgmma_commit_group();
+#pragma unroll
+        for (int i = 0; i < Shape::kAccum; ++i) ptx::fence_operand(acc[i]);
+        ptx::wgmma_wait_group<1>();
+        if (kb > 0 && lane == 0) ptx::mbarrier_arrive(&ss.empty[prev_stage]);
+        prev_stage = s;
+      }
+      if constexpr (kPingpong) {
+        // Every full barrier of this tile has been waited on: hand the tensor cores to the
+        // other group (if it has a next tile: an unmatched arrival would stay on the barrier).
+        if (tile + static_cast<int32_t>(gridDim.x) < total_tiles) {
+          ptx::named_barrier_arrive(kOrderBarrier + (1 - cw), 256);
+        }
+        it += static_cast<uint32_t>(num_k_blocks);  // the other group's tile
+      }
+      ptx::wgmma_wait_group<0>();
+#pragma unroll
+      for (int i = 0; i < Shape::kAccum; ++i) ptx::fence_operand(acc[i]);
+      if (lane == 0) ptx::mbarrier_arrive(&ss.empty[prev_stage]);
+
+      // Epilogue through this group's staging buffers.
+      if constexpr (!kSwapAB) {
+        const int32_t row0 = tc.m_block * BLOCK_M + (kPingpong ? 0 : cw * 64);
+        epilogue_normal<Ops, BLOCK_N, kSiluMul>(acc, epi_base, chunk_count, bar_id, tc, row0, n_out, out,
+                                                warp_in_group, lane, tid);
+      } else {
+        epilogue_swap<Ops, BLOCK_M, BLOCK_N, kSiluMul>(acc, epi_base, chunk_count, bar_id, tc, cw, n_out, out,
+                                                       warp_in_group, lane, tid);
+      }
+    }
+  }
+}
+
+}  // namespace moe
+}  // namespace staticbatch

@@ -1,0 +1,586 @@
+"""Configurations of the Hopper MoE grouped GEMM kernel and what the host needs to run one.
+
+The kernel is ``staticbatch::moe::grouped_gemm`` in ``cuda_src/staticbatch/moe/grouped_gemm.cuh``.
+A :class:`GemmConfig` names one instantiation; :func:`kernel_source` writes the small
+translation unit with its ``extern "C"`` entry point, :func:`shared_bytes` and :func:`threads`
+give the launch shape, :func:`choose_config` picks a configuration from the problem's shape,
+:func:`candidate_configs` lists a few alternatives for a shape (for sweeps), and
+:func:`weight_tma_descriptor` / :func:`token_tma_descriptor` build the two 128-byte TMA
+descriptors the kernel takes by value.
+
+Entry point of every generated translation unit (argument order and C types)::
+
+    extern "C" __global__ void <cfg.kernel_name>(
+        const __grid_constant__ staticbatch::ptx::TmaDescriptor w_map,  // 128 bytes by value
+        const __grid_constant__ staticbatch::ptx::TmaDescriptor a_map,  // 128 bytes by value
+        const void* a,                 // [T, K] row-major, bf16/fp16
+        long long lda,                 // row stride of a in elements
+        void* out,                     // [M_total, N_out] contiguous, N_out = N or N / 2
+        const int* gather_idx,         // [M_total] input row of each output row, or nullptr
+        const int* tile_offsets,       // [num_tasks + 1] exclusive prefix sum of tiles per task
+        const int* task_rows,          // [num_tasks] rows (m) of each task
+        const long long* task_starts,  // [num_tasks + 1] first output row of each task
+        const int* task_expert,        // [num_tasks] expert id of each task
+        int num_tasks,
+        int n,                         // rows of the weight per expert (2I with silu_and_mul)
+        int k);                        // reduction size (K)
+
+``w_map`` is :func:`weight_tma_descriptor` ``(w, cfg)``. ``a_map`` is
+:func:`token_tma_descriptor` ``(a, cfg)``: without ``gather`` the kernel loads token rows
+with TMA through it (a 2-D map over ``a`` [rows, K] with row stride ``lda``; it holds ``a``'s
+address and row count, so rebuild it when ``a`` changes); with ``gather`` it is never read
+and ``token_tma_descriptor`` returns 128 zero bytes. Both are 64-byte aligned by-value
+parameters (``__grid_constant__``), packed exactly like ``w_map``. (Before the TMA token
+path the entry point had no ``a_map``; every other parameter is unchanged.)
+
+Tiles: task ``t`` has ``ceil(m_t / block_m) * ceil(n / block_n)`` tiles (see
+:func:`tiles_per_task`). Launch ``threads(cfg)`` threads per block, ``shared_bytes(cfg)`` bytes
+of dynamic shared memory, and a grid of ``min(total tiles, number of SMs)`` blocks (any grid
+size is correct: blocks stride over the tiles).
+
+Alignment: ``k % 8 == 0``, ``lda % 8 == 0``, ``n % 8 == 0`` (``n % 16 == 0`` with
+``silu_and_mul``), all base pointers 16-byte aligned, fewer than 2**31 rows in ``a`` and in
+``out``. K and N need not be multiples of the tile sizes.
+
+Weight layout for ``activation="silu_and_mul"``: gate and up rows interleaved in groups of
+8, ``[gate 0:8, up 0:8, gate 8:16, up 8:16, ...]``, built once at load time by
+:func:`interleave_gate_up` from vLLM's ``[gate; up]`` layout of ``w1``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from staticbatch import InvalidArgumentError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "GATE_UP_GROUP",
+    "GemmConfig",
+    "check_problem",
+    "choose_config",
+    "deinterleave_gate_up",
+    "interleave_gate_up",
+    "kernel_source",
+    "shared_bytes",
+    "candidate_configs",
+    "threads",
+    "tiles_per_task",
+    "token_tma_descriptor",
+    "weight_tma_descriptor",
+]
+
+#: Rows per gate (and per up) group in the interleaved ``silu_and_mul`` weight layout.
+GATE_UP_GROUP = 8
+
+#: Shared memory one block may use on sm_90 after raising the dynamic limit (227 KiB).
+MAX_SHARED_BYTES = 232448
+
+#: Streaming multiprocessors of an H100/H200 SXM, used only by :func:`choose_config`.
+DEFAULT_NUM_SMS = 132
+
+_BLOCK_K = 64
+_ACTIVATIONS = (None, "silu_and_mul")
+_DTYPES = ("bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class GemmConfig:
+    """One instantiation of the grouped GEMM kernel.
+
+    Parameters
+    ----------
+    block_m : int
+        Token rows per tile. Normal mode: 64 or 128 (one wgmma warp group per 64 rows).
+        Swap mode: 8, 16, 32, 48 or 64 (wgmma's N side).
+    block_n : int
+        Weight rows per tile (output columns before the activation). Normal mode: a multiple
+        of 16 up to 256 that wgmma supports (64, 96, 128, 192, 256). Swap mode: 64 or 128 (one
+        warp group per 64 weight rows).
+    block_k : int
+        K per pipeline stage; only 64 (one 128-byte swizzled row).
+    stages : int
+        Depth of the shared-memory ring (2 or more, as far as shared memory allows).
+    swap_ab : bool
+        Put the weight on wgmma's M side and the tokens on its N side (small m per expert).
+    activation : str or None
+        ``None`` or ``"silu_and_mul"`` (the weight must be interleaved, see
+        :func:`interleave_gate_up`).
+    dtype : str
+        ``"bf16"`` or ``"fp16"``: the type of ``a``, ``w`` and ``out``.
+    gather : bool
+        Read input rows through ``gather_idx``.
+    pingpong : bool
+        Normal mode with ``block_m == 64`` only: two consumer warp groups that each own whole
+        64 x ``block_n`` tiles and take the block's tiles in turn, so that one group's
+        epilogue runs under the other's main loop (helps when K is short).
+    """
+
+    block_m: int = 128
+    block_n: int = 256
+    block_k: int = 64
+    stages: int = 4
+    swap_ab: bool = False
+    activation: str | None = None
+    dtype: str = "bf16"
+    gather: bool = False
+    pingpong: bool = False
+
+    def __post_init__(self) -> None:
+        if self.block_k != _BLOCK_K:
+            raise InvalidArgumentError(f"`block_k` must be 64 (got {self.block_k})")
+        if self.dtype not in _DTYPES:
+            raise InvalidArgumentError(f"`dtype` must be one of {_DTYPES} (got {self.dtype!r})")
+        if self.activation not in _ACTIVATIONS:
+            raise InvalidArgumentError(f"`activation` must be one of {_ACTIVATIONS} (got {self.activation!r})")
+        if self.swap_ab:
+            if self.block_m not in (8, 16, 32, 48, 64):
+                raise InvalidArgumentError(f"`block_m` must be 8, 16, 32, 48 or 64 in swap mode (got {self.block_m})")
+            if self.block_n not in (64, 128):
+                raise InvalidArgumentError(f"`block_n` must be 64 or 128 in swap mode (got {self.block_n})")
+        else:
+            if self.block_m not in (64, 128):
+                raise InvalidArgumentError(f"`block_m` must be 64 or 128 (got {self.block_m})")
+            if self.block_n not in (64, 96, 128, 192, 256):
+                raise InvalidArgumentError(f"`block_n` must be 64, 96, 128, 192 or 256 (got {self.block_n})")
+        if self.pingpong and (self.swap_ab or self.block_m != 64):
+            raise InvalidArgumentError(
+                f"`pingpong` needs normal mode and block_m=64 (got swap_ab={self.swap_ab}, block_m={self.block_m})"
+            )
+        if self.stages < 2:
+            raise InvalidArgumentError(f"`stages` must be at least 2 (got {self.stages})")
+        if shared_bytes(self) > MAX_SHARED_BYTES:
+            raise InvalidArgumentError(
+                f"`stages`={self.stages} needs {shared_bytes(self)} bytes of shared memory, "
+                f"more than the {MAX_SHARED_BYTES} a block may use"
+            )
+
+    @property
+    def num_consumers(self) -> int:
+        """Consumer (wgmma) warp groups per block."""
+        if self.pingpong:
+            return 2
+        return (self.block_n if self.swap_ab else self.block_m) // 64
+
+    @property
+    def kernel_name(self) -> str:
+        """Name of the ``extern "C"`` entry point, e.g. ``sb_grouped_gemm_bf16_bm128_bn256_s4_gather_silu``."""
+        name = f"sb_grouped_gemm_{self.dtype}_bm{self.block_m}_bn{self.block_n}_s{self.stages}"
+        if self.swap_ab:
+            name += "_swap"
+        if self.pingpong:
+            name += "_pp"
+        if self.gather:
+            name += "_gather"
+        if self.activation == "silu_and_mul":
+            name += "_silu"
+        return name
+
+
+def threads(cfg: GemmConfig) -> int:
+    """Threads per block: one producer warp group plus the consumer warp groups."""
+    return 128 * (1 + cfg.num_consumers)
+
+
+def shared_bytes(cfg: GemmConfig) -> int:
+    """Dynamic shared memory per block, in bytes.
+
+    Mirrors ``GemmShape::kSmemBytes`` (the generated source checks the two agree with a
+    ``static_assert``): the stage ring, two epilogue staging buffers per consumer warp group
+    (64 rows, or ``block_m`` tokens in swap mode, of 128 bytes), the mbarriers padded to the
+    struct's 1024-byte alignment, and 1024 bytes of slack to align the base.
+    """
+    return _smem_bytes(cfg.block_m, cfg.block_n, cfg.stages, cfg.swap_ab, cfg.pingpong)
+
+
+def _smem_bytes(block_m: int, block_n: int, stages: int, swap_ab: bool, pingpong: bool) -> int:
+    ring = stages * (block_m + block_n) * _BLOCK_K * 2
+    consumers = 2 if pingpong else (block_n if swap_ab else block_m) // 64
+    epilogue = consumers * 2 * (block_m if swap_ab else 64) * 128
+    barriers = 16 * stages
+    return ring + epilogue + -(-barriers // 1024) * 1024 + 1024
+
+
+def tiles_per_task(rows: int, n: int, cfg: GemmConfig) -> int:
+    """Tiles of one task of ``rows`` token rows against a weight of ``n`` rows."""
+    return -(-rows // cfg.block_m) * -(-n // cfg.block_n)
+
+
+def kernel_source(cfg: GemmConfig) -> str:
+    """The translation unit of one configuration: includes plus one ``extern "C"`` entry point.
+
+    Parameters
+    ----------
+    cfg : GemmConfig
+        The configuration to instantiate.
+
+    Returns
+    -------
+    str
+        CUDA C++ for NVRTC (``-arch=sm_90a -std=c++17`` with ``cuda_src`` on the include path).
+    """
+    b = "true" if cfg.dtype == "bf16" else "false"
+    swap = "true" if cfg.swap_ab else "false"
+    gather = "true" if cfg.gather else "false"
+    silu = "true" if cfg.activation == "silu_and_mul" else "false"
+    pp = "true" if cfg.pingpong else "false"
+    return f"""// Generated by staticbatch_moe._gemm_config.kernel_source for {cfg!r}
+#include <staticbatch/moe/grouped_gemm.cuh>
+
+using SbShape = staticbatch::moe::GemmShape<{cfg.block_m}, {cfg.block_n}, {cfg.stages}, {swap}, {pp}>;
+static_assert(SbShape::kSmemBytes == {shared_bytes(cfg)}, "shared_bytes() disagrees with the kernel");
+static_assert(SbShape::kThreads == {threads(cfg)}, "threads() disagrees with the kernel");
+
+extern "C" __global__ void __launch_bounds__({threads(cfg)}, 1) {cfg.kernel_name}(
+    const __grid_constant__ staticbatch::ptx::TmaDescriptor w_map,
+    const __grid_constant__ staticbatch::ptx::TmaDescriptor a_map, const void* a, long long lda, void* out,
+    const int* gather_idx, const int* tile_offsets, const int* task_rows, const long long* task_starts,
+    const int* task_expert, int num_tasks, int n, int k) {{
+  staticbatch::moe::grouped_gemm<{b}, {cfg.block_m}, {cfg.block_n}, {cfg.stages}, {swap}, {gather}, {silu}, {pp}>(
+      w_map, a_map, a, static_cast<staticbatch::int64_t>(lda), out, gather_idx, tile_offsets, task_rows,
+      reinterpret_cast<const staticbatch::int64_t*>(task_starts), task_expert, num_tasks, n, k);
+}}
+"""
+
+
+def _max_stages(block_m: int, block_n: int, cap: int, swap_ab: bool = False, pingpong: bool = False) -> int:
+    """The deepest ring (at most ``cap``) that fits in shared memory with the epilogue buffers."""
+    for s in range(cap, 2, -1):
+        if _smem_bytes(block_m, block_n, s, swap_ab, pingpong) <= MAX_SHARED_BYTES:
+            return s
+    return 2
+
+
+#: Use ping-pong (two consumer warp groups alternating 64-row tiles) where the heuristic
+#: would otherwise pick a one-consumer 64-row tile. One switch to turn it off.
+USE_PINGPONG = True
+
+
+def _check_shape_args(total_rows: int, num_experts: int, n: int, k: int) -> None:
+    if total_rows < 0 or num_experts < 1 or n < 1 or k < 1:
+        raise InvalidArgumentError(
+            f"`total_rows`, `num_experts`, `n`, `k` must be >= 0, >= 1, >= 1, >= 1 "
+            f"(got {total_rows}, {num_experts}, {n}, {k})"
+        )
+
+
+def _rows_estimate(total_rows: int, num_experts: int) -> tuple[int, float, float]:
+    """(active experts, mean rows per active expert, rows of a busy expert) under uniform routing."""
+    active = max(1, min(num_experts, total_rows))
+    avg_m = max(1.0, total_rows / active)
+    # Rows of a busy expert under uniform random routing (mean plus two standard deviations),
+    # so that most experts fit one token block.
+    m_est = avg_m + 2.0 * math.sqrt(avg_m)
+    return active, avg_m, m_est
+
+
+def _swap_config(block_m: int, block_n: int, activation, dtype, gather) -> GemmConfig:
+    return GemmConfig(
+        block_m=block_m, block_n=block_n, stages=_max_stages(block_m, block_n, 12, swap_ab=True), swap_ab=True,
+        activation=activation, dtype=dtype, gather=gather,
+    )
+
+
+def _normal_config(block_m: int, block_n: int, pingpong: bool, activation, dtype, gather) -> GemmConfig:
+    return GemmConfig(
+        block_m=block_m, block_n=block_n, stages=_max_stages(block_m, block_n, 6, pingpong=pingpong),
+        swap_ab=False, activation=activation, dtype=dtype, gather=gather, pingpong=pingpong,
+    )
+
+
+def choose_config(
+    total_rows: int,
+    num_experts: int,
+    n: int,
+    k: int,
+    dtype: str = "bf16",
+    activation: str | None = None,
+    gather: bool = False,
+    num_sms: int = DEFAULT_NUM_SMS,
+) -> GemmConfig:
+    """Pick a configuration from the problem's shape (a heuristic, no tuning files).
+
+    A pure function of its arguments.
+
+    Parameters
+    ----------
+    total_rows : int
+        Rows of the grouped problem (tokens times top-k).
+    num_experts : int
+        Number of experts (tasks).
+    n : int
+        Weight rows per expert (``2 * intermediate`` for gate/up, ``hidden`` for down).
+    k : int
+        Reduction size.
+    dtype : str
+        ``"bf16"`` or ``"fp16"``.
+    activation : str or None
+        ``None`` or ``"silu_and_mul"``.
+    gather : bool
+        Whether input rows are gathered through ``gather_idx``.
+    num_sms : int
+        Streaming multiprocessors of the device.
+
+    Returns
+    -------
+    GemmConfig
+        Assumes uniform routing: ``min(num_experts, total_rows)`` experts with about
+        ``total_rows / active`` rows each. Small rows per expert use swap mode (weight
+        streaming: narrow weight tiles so every SM has work, deep rings); larger ones the
+        normal 128-row tiles, 256 wide when that still gives every SM a tile; 64-row tiles
+        (experts of at most ~96 rows) run ping-pong.
+    """
+    _check_shape_args(total_rows, num_experts, n, k)
+    active, avg_m, m_est = _rows_estimate(total_rows, num_experts)
+    if m_est <= 64:
+        block_m = next(b for b in (8, 16, 32, 48, 64) if m_est <= b)
+        m_tiles = active * math.ceil(avg_m / block_m)
+        # Weight streaming: the width whose tiles fill the last wave best (ties to 128).
+        e128 = _wave_efficiency(m_tiles * math.ceil(n / 128), num_sms)
+        e64 = _wave_efficiency(m_tiles * math.ceil(n / 64), num_sms)
+        block_n = 128 if e128 >= e64 - 0.02 else 64
+        return _swap_config(block_m, block_n, activation, dtype, gather)
+    block_m = 128 if avg_m > 96 else 64
+    m_tiles = active * math.ceil(avg_m / block_m)
+    e256 = _wave_efficiency(m_tiles * math.ceil(n / 256), num_sms)
+    e128 = _wave_efficiency(m_tiles * math.ceil(n / 128), num_sms)
+    block_n = 256 if e256 >= e128 - 0.05 else 128
+    return _normal_config(block_m, block_n, USE_PINGPONG and block_m == 64, activation, dtype, gather)
+
+
+def candidate_configs(
+    total_rows: int,
+    num_experts: int,
+    n: int,
+    k: int,
+    dtype: str = "bf16",
+    activation: str | None = None,
+    gather: bool = False,
+    num_sms: int = DEFAULT_NUM_SMS,
+) -> list[GemmConfig]:
+    """A short list (at most 6) of sensible configurations for a shape, for sweeps.
+
+    Same arguments as :func:`choose_config`; the first entry is always its choice, the rest
+    are neighbours worth timing: in swap mode the next token-block sizes and the other weight
+    width; in normal mode 128 x 256, 128 x 128, and 64-row tiles with and without ping-pong.
+    A pure function of its arguments; no duplicates.
+    """
+    first = choose_config(total_rows, num_experts, n, k, dtype, activation, gather, num_sms)
+    _, _, m_est = _rows_estimate(total_rows, num_experts)
+    kw = dict(activation=activation, dtype=dtype, gather=gather)
+    cands = [first]
+    if first.swap_ab:
+        sizes = (8, 16, 32, 48, 64)
+        i = sizes.index(first.block_m)
+        other_n = 64 if first.block_n == 128 else 128
+        cands.append(_swap_config(first.block_m, other_n, **kw))
+        if i + 1 < len(sizes):
+            cands.append(_swap_config(sizes[i + 1], first.block_n, **kw))
+        if i > 0:
+            cands.append(_swap_config(sizes[i - 1], first.block_n, **kw))
+        if m_est > 32:  # the normal mode's smallest tile competes near the top of swap mode
+            cands.append(_normal_config(64, 128, True, **kw))
+            cands.append(_normal_config(64, 256, True, **kw))
+    else:
+        cands += [
+            _normal_config(128, 256, False, **kw),
+            _normal_config(64, 256, True, **kw),
+            _normal_config(128, 128, False, **kw),
+            _normal_config(64, 128, True, **kw),
+            _normal_config(64, 256, False, **kw),
+        ]
+    out: list[GemmConfig] = []
+    for c in cands:
+        if c not in out:
+            out.append(c)
+    return out[:6]
+
+
+def _wave_efficiency(tiles: int, num_sms: int) -> float:
+    """Fraction of the SM-waves that ``tiles`` equal tiles keep busy."""
+    if tiles <= 0:
+        return 0.0
+    return tiles / (math.ceil(tiles / num_sms) * num_sms)
+
+
+def check_problem(n: int, k: int, lda: int, activation: str | None) -> None:
+    """Raise :class:`staticbatch.InvalidArgumentError` if the kernel cannot run this shape.
+
+    Parameters
+    ----------
+    n : int
+        Weight rows per expert.
+    k : int
+        Reduction size.
+    lda : int
+        Row stride of ``a`` in elements.
+    activation : str or None
+        ``None`` or ``"silu_and_mul"``.
+    """
+    if k < 8 or k % 8:
+        raise InvalidArgumentError(f"`k` must be a positive multiple of 8 (got {k})")
+    if lda < k or lda % 8:
+        raise InvalidArgumentError(f"`lda` must be a multiple of 8 and at least k={k} (got {lda})")
+    n_align = 16 if activation == "silu_and_mul" else 8
+    if n < n_align or n % n_align:
+        raise InvalidArgumentError(f"`n` must be a positive multiple of {n_align} (got {n})")
+
+
+def interleave_gate_up(w1: torch.Tensor) -> torch.Tensor:
+    """Reorder a ``[gate; up]`` weight into the kernel's interleaved ``silu_and_mul`` layout.
+
+    Parameters
+    ----------
+    w1 : torch.Tensor
+        ``[E, 2I, K]`` (any dtype, any device): rows ``0:I`` are the gate projection, rows
+        ``I:2I`` the up projection (vLLM's ``w13`` layout). ``I`` must be a multiple of 8.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[E, 2I, K]`` contiguous, same dtype and device, rows ordered
+        ``[gate 0:8, up 0:8, gate 8:16, up 8:16, ...]``. Do this once, at load time.
+    """
+    if w1.dim() != 3 or w1.shape[1] % (2 * GATE_UP_GROUP):
+        raise InvalidArgumentError(f"`w1` must be [E, 2I, K] with I a multiple of 8 (got shape {tuple(w1.shape)})")
+    e, two_i, k = w1.shape
+    i = two_i // 2
+    g = w1[:, :i].reshape(e, i // GATE_UP_GROUP, 1, GATE_UP_GROUP, k)
+    u = w1[:, i:].reshape(e, i // GATE_UP_GROUP, 1, GATE_UP_GROUP, k)
+    import torch
+
+    return torch.cat([g, u], dim=2).reshape(e, two_i, k).contiguous()
+
+
+def deinterleave_gate_up(w: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`interleave_gate_up`: ``[E, 2I, K]`` interleaved -> ``[gate; up]``."""
+    if w.dim() != 3 or w.shape[1] % (2 * GATE_UP_GROUP):
+        raise InvalidArgumentError(f"`w` must be [E, 2I, K] with I a multiple of 8 (got shape {tuple(w.shape)})")
+    e, two_i, k = w.shape
+    i = two_i // 2
+    v = w.reshape(e, i // GATE_UP_GROUP, 2, GATE_UP_GROUP, k)
+    import torch
+
+    return torch.cat([v[:, :, 0].reshape(e, i, k), v[:, :, 1].reshape(e, i, k)], dim=1).contiguous()
+
+
+def weight_tma_descriptor(w: torch.Tensor, cfg: GemmConfig) -> bytes:
+    """The 128-byte TMA descriptor (CUtensorMap) of the weight for one configuration.
+
+    Parameters
+    ----------
+    w : torch.Tensor
+        ``[E, N, K]`` contiguous, bf16 or fp16 (matching ``cfg.dtype``), cuda, 16-byte aligned,
+        ``K % 8 == 0``. Interleaved (:func:`interleave_gate_up`) when ``cfg.activation`` is
+        ``"silu_and_mul"``.
+    cfg : GemmConfig
+        Sets the box: ``{64, cfg.block_n, 1}`` elements over the view ``{K, N, E}``,
+        128-byte swizzle, out-of-bounds elements read as zero.
+
+    Returns
+    -------
+    bytes
+        The raw descriptor, to be passed by value (64-byte aligned) as ``w_map``. It holds
+        ``w``'s address: rebuild it if the weight moves.
+    """
+    import torch
+    from cuda.bindings import driver
+
+    want = torch.bfloat16 if cfg.dtype == "bf16" else torch.float16
+    if w.dim() != 3 or w.dtype != want or not w.is_contiguous():
+        raise InvalidArgumentError(
+            f"`w` must be a contiguous [E, N, K] {want} tensor (got shape {tuple(w.shape)}, {w.dtype}, "
+            f"contiguous={w.is_contiguous()})"
+        )
+    e, n, k = w.shape
+    if k % 8 or w.data_ptr() % 16:
+        raise InvalidArgumentError(f"`w` must have K % 8 == 0 and a 16-byte aligned address (got K={k})")
+    dt = (
+        driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+        if cfg.dtype == "bf16"
+        else driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+    )
+    u64, u32 = driver.cuuint64_t, driver.cuuint32_t
+    err, tmap = driver.cuTensorMapEncodeTiled(
+        dt,
+        u32(3),
+        w.data_ptr(),
+        [u64(k), u64(n), u64(e)],
+        [u64(k * 2), u64(n * k * 2)],
+        [u32(_BLOCK_K), u32(cfg.block_n), u32(1)],
+        [u32(1), u32(1), u32(1)],
+        driver.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE,
+        driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
+        driver.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+        driver.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+    )
+    if err != driver.CUresult.CUDA_SUCCESS:
+        raise InvalidArgumentError(f"cuTensorMapEncodeTiled failed for `w` of shape {tuple(w.shape)}: {err}")
+    return ctypes.string_at(tmap.getPtr(), 128)
+
+
+def token_tma_descriptor(a: torch.Tensor, cfg: GemmConfig) -> bytes:
+    """The 128-byte TMA descriptor (CUtensorMap) of the token rows ``a``, the kernel's ``a_map``.
+
+    Parameters
+    ----------
+    a : torch.Tensor
+        ``[rows, K]`` bf16 or fp16 (matching ``cfg.dtype``), cuda, unit stride along K, row
+        stride ``lda = a.stride(0)`` a multiple of 8, 16-byte aligned address, fewer than
+        2**31 rows, ``K % 8 == 0``. Ignored when ``cfg.gather`` is true.
+    cfg : GemmConfig
+        Sets the box: ``{64, cfg.block_m}`` elements over the view ``{K, rows}``, 128-byte
+        swizzle, out-of-bounds rows and columns read as zero.
+
+    Returns
+    -------
+    bytes
+        The raw descriptor, passed by value (64-byte aligned) as ``a_map``; 128 zero bytes
+        when ``cfg.gather`` is true (the kernel does not read it then). It holds ``a``'s address
+        and row count: rebuild it whenever ``a`` changes.
+    """
+    if cfg.gather:
+        return bytes(128)
+    import torch
+    from cuda.bindings import driver
+
+    want = torch.bfloat16 if cfg.dtype == "bf16" else torch.float16
+    if a.dim() != 2 or a.dtype != want or a.stride(1) != 1:
+        raise InvalidArgumentError(
+            f"`a` must be a [rows, K] {want} tensor with unit stride along K (got shape {tuple(a.shape)}, "
+            f"{a.dtype}, strides {a.stride()})"
+        )
+    rows, k = a.shape
+    lda = a.stride(0) if rows > 1 else max(k, 8 * -(-k // 8))
+    if k % 8 or lda % 8 or lda < k or a.data_ptr() % 16 or rows < 1 or rows >= 2**31:
+        raise InvalidArgumentError(
+            f"`a` must have K % 8 == 0, a row stride that is a multiple of 8, a 16-byte aligned address and "
+            f"1 <= rows < 2**31 (got shape {tuple(a.shape)}, stride {a.stride(0)})"
+        )
+    dt = (
+        driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+        if cfg.dtype == "bf16"
+        else driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+    )
+    u64, u32 = driver.cuuint64_t, driver.cuuint32_t
+    err, tmap = driver.cuTensorMapEncodeTiled(
+        dt,
+        u32(2),
+        a.data_ptr(),
+        [u64(k), u64(rows)],
+        [u64(lda * 2)],
+        [u32(_BLOCK_K), u32(cfg.block_m)],
+        [u32(1), u32(1)],
+        driver.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE,
+        driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
+        driver.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+        driver.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+    )
+    if err != driver.CUresult.CUDA_SUCCESS:
+        raise InvalidArgumentError(f"cuTensorMapEncodeTiled failed for `a` of shape {tuple(a.shape)}: {err}")
+    return ctypes.string_at(tmap.getPtr(), 128)

@@ -1,0 +1,285 @@
+"""Grouped expert GEMMs: one statically batched Hopper kernel for all experts of a layer.
+
+``grouped_gemm(a, w, plan)`` computes, for every expert e, ``out[rows of e] = act(a[token
+rows of e] @ w[e].T)`` in one launch: a persistent grid whose blocks find their (expert,
+tile) by binary search over the plan's tile prefix sums. Token rows are gathered inside the
+kernel (no permute copy); the weight tiles stream in by TMA. On the CPU, or on a GPU that is
+not Hopper, the same call runs :func:`grouped_gemm_reference`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import staticbatch as sb
+from staticbatch_moe import _gemm_config as cfgmod
+from staticbatch_moe._gemm_config import GemmConfig, choose_config
+from staticbatch_moe.routing import RoutePlan
+
+__all__ = ["GateUpWeight", "GemmConfig", "grouped_gemm", "grouped_gemm_reference", "pack_gate_up"]
+
+logger = logging.getLogger("staticbatch.moe")
+
+_ACTIVATIONS = (None, "silu_and_mul")
+_descriptor_cache: dict[tuple, sb.ByValue] = {}
+_warned_fallback: set[str] = set()
+
+
+@dataclass(frozen=True, eq=False)
+class GateUpWeight:
+    """A gate/up weight reordered once, at load time, for the fused ``silu_and_mul`` epilogue.
+
+    ``packed`` is ``[E, 2I, K]`` with gate and up rows interleaved in groups of 8:
+    ``[gate 0:8, up 0:8, gate 8:16, up 8:16, ...]``, so that every output tile of the GEMM
+    holds matching gate and up columns in the same thread's registers. Build it with
+    :func:`pack_gate_up`.
+    """
+
+    packed: Any
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.packed.shape)  # type: ignore[return-value]
+
+    def unpack(self) -> Any:
+        """``[E, 2I, K]`` in the usual ``[gate; up]`` row order."""
+        return cfgmod.deinterleave_gate_up(self.packed)
+
+
+def pack_gate_up(w1: Any) -> GateUpWeight:
+    """Reorder ``w1`` ``[E, 2I, K]`` (gate rows then up rows, vLLM's and HF's fused layout)
+    for ``activation="silu_and_mul"``. Do it once when the weights are loaded."""
+    import torch
+
+    if not isinstance(w1, torch.Tensor) or w1.dim() != 3:
+        raise sb.InvalidArgumentError(f"`w1` must be a [E, 2I, K] tensor (got {getattr(w1, 'shape', type(w1).__name__)})")
+    if w1.shape[1] % (2 * cfgmod.GATE_UP_GROUP):
+        raise sb.InvalidArgumentError(f"`w1` must have 2I a multiple of 16 (got {w1.shape[1]})")
+    return GateUpWeight(cfgmod.interleave_gate_up(w1))
+
+
+def _silu_and_mul(x: Any) -> Any:
+    import torch
+
+    half = x.shape[-1] // 2
+    return torch.nn.functional.silu(x[..., :half]) * x[..., half:]
+
+
+def _dtype_tag(dtype: Any) -> str:
+    import torch
+
+    if dtype == torch.bfloat16:
+        return "bf16"
+    if dtype == torch.float16:
+        return "fp16"
+    raise sb.InvalidArgumentError(f"`a` and `w` must be torch.bfloat16 or torch.float16 (got {dtype})")
+
+
+def _validate(a: Any, w: Any, plan: Any, gather: bool, activation: Any, out: Any) -> tuple[Any, int, int]:
+    """Checks shared by the kernel and the reference; returns (weight tensor, n, n_out)."""
+    import torch
+
+    if not isinstance(plan, RoutePlan):
+        raise sb.InvalidArgumentError(f"`plan` must be a RoutePlan from route_plan() (got {type(plan).__name__})")
+    if activation not in _ACTIVATIONS:
+        raise sb.InvalidArgumentError(f"`activation` must be one of {_ACTIVATIONS} (got {activation!r})")
+    if activation == "silu_and_mul":
+        if not isinstance(w, GateUpWeight):
+            raise sb.InvalidArgumentError(
+                "`w` must be a GateUpWeight from pack_gate_up(w1) when activation='silu_and_mul' "
+                f"(got {type(w).__name__}); pack it once at load time"
+            )
+        weight = w.packed
+    else:
+        if isinstance(w, GateUpWeight):
+            raise sb.InvalidArgumentError("`w` is a GateUpWeight (interleaved rows): pass activation='silu_and_mul'")
+        weight = w
+    if not isinstance(a, torch.Tensor) or not isinstance(weight, torch.Tensor):
+        raise sb.InvalidArgumentError("`a` and `w` must be torch tensors")
+    _dtype_tag(a.dtype)
+    if weight.dtype != a.dtype:
+        raise sb.InvalidArgumentError(f"`w` must have the dtype of `a` ({a.dtype}) (got {weight.dtype})")
+    if a.dim() != 2:
+        raise sb.InvalidArgumentError(f"`a` must be 2-D [rows, K] (got shape {list(a.shape)})")
+    if weight.dim() != 3:
+        raise sb.InvalidArgumentError(f"`w` must be 3-D [E, N, K] (got shape {list(weight.shape)})")
+    e, n, k = weight.shape
+    if e != plan.num_experts:
+        raise sb.InvalidArgumentError(f"`w` must have num_experts={plan.num_experts} experts (got {e})")
+    if a.shape[1] != k:
+        raise sb.InvalidArgumentError(f"`a` must have K={k} columns to match `w` [E, N, K] (got {a.shape[1]})")
+    rows = plan.num_tokens if gather else plan.num_rows
+    if a.shape[0] != rows:
+        what = "num_tokens" if gather else "num_tokens * top_k (grouped rows)"
+        raise sb.InvalidArgumentError(f"`a` must have {what}={rows} rows with gather={gather} (got {a.shape[0]})")
+    if a.device != weight.device or a.device != plan.device:
+        raise sb.InvalidArgumentError(
+            f"`a`, `w` and `plan` must be on one device (got {a.device}, {weight.device}, {plan.device})"
+        )
+    if a.numel() and a.stride(1) != 1:
+        raise sb.InvalidArgumentError(f"`a` must have contiguous rows (stride 1 along K) (got strides {a.stride()})")
+    if not weight.is_contiguous():
+        raise sb.InvalidArgumentError(f"`w` must be contiguous [E, N, K] (got strides {weight.stride()})")
+    n_out = n // 2 if activation == "silu_and_mul" else n
+    if out is not None:
+        if not isinstance(out, torch.Tensor) or out.dtype != a.dtype or out.device != a.device:
+            raise sb.InvalidArgumentError(f"`out` must be a {a.dtype} tensor on {a.device}")
+        if tuple(out.shape) != (plan.num_rows, n_out) or not out.is_contiguous():
+            raise sb.InvalidArgumentError(
+                f"`out` must be contiguous with shape [{plan.num_rows}, {n_out}] (got {list(out.shape)}, "
+                f"contiguous={out.is_contiguous()})"
+            )
+    return weight, n, n_out
+
+
+def grouped_gemm_reference(
+    a: Any, w: Any, plan: RoutePlan, *, gather: bool = True, activation: str | None = None, out: Any = None
+) -> Any:
+    """:func:`grouped_gemm` in plain torch, accumulating in float32. Synchronises (it loops
+    over experts on the host); for tests and the CPU path."""
+    import torch
+
+    weight, n, n_out = _validate(a, w, plan, gather, activation, out)
+    if activation == "silu_and_mul":
+        weight = cfgmod.deinterleave_gate_up(weight)
+    if out is None:
+        out = torch.empty(plan.num_rows, n_out, dtype=a.dtype, device=a.device)
+    starts = plan.expert_starts.tolist()
+    for e in range(plan.num_experts):
+        lo, hi = starts[e], starts[e + 1]
+        if hi == lo:
+            continue
+        x = a[plan.gather_idx[lo:hi].long()] if gather else a[lo:hi]
+        y = x.float() @ weight[e].float().T
+        if activation == "silu_and_mul":
+            y = _silu_and_mul(y)
+        out[lo:hi] = y.to(out.dtype)
+    return out
+
+
+def _kernel_path_problem(a: Any) -> str | None:
+    """Why the kernel cannot run for this tensor (None if it can)."""
+    import torch
+
+    if a.device.type != "cuda":
+        return f"tensors on {a.device}"
+    cap = torch.cuda.get_device_capability(a.device)
+    if cap != (9, 0):
+        return f"a GPU of compute capability {cap[0]}.{cap[1]} (the kernels are built for Hopper, sm_90a)"
+    return None
+
+
+def _weight_descriptor(weight: Any, cfg: GemmConfig) -> sb.ByValue:
+    key = (weight.data_ptr(), tuple(weight.shape), weight.dtype, cfg.block_n, cfg.swap_ab, cfg.pingpong, cfg.dtype)
+    desc = _descriptor_cache.get(key)
+    if desc is None:
+        desc = sb.ByValue(cfgmod.weight_tma_descriptor(weight, cfg), align=64)
+        if len(_descriptor_cache) > 256:
+            _descriptor_cache.clear()
+        _descriptor_cache[key] = desc
+    return desc
+
+
+def grouped_gemm(
+    a: Any,
+    w: Any,
+    plan: RoutePlan,
+    *,
+    gather: bool = True,
+    activation: str | None = None,
+    out: Any = None,
+    config: GemmConfig | None = None,
+) -> Any:
+    """Every expert's GEMM in one statically batched kernel.
+
+    For each expert e and each grouped row r of e (``plan.expert_starts[e] <= r <
+    plan.expert_starts[e + 1]``): ``out[r] = act(x_r @ w[e].T)`` with ``x_r = a[plan.gather_idx[r]]``
+    (``gather=True``) or ``a[r]`` (``gather=False``), float32 accumulation.
+
+    Parameters
+    ----------
+    a : torch.Tensor
+        bf16 or fp16, ``[T, K]`` (gather) or ``[T * k, K]`` (grouped rows, e.g. the output of
+        the previous GEMM), rows contiguous (any row stride that is a multiple of 8).
+    w : torch.Tensor or GateUpWeight
+        ``[E, N, K]``, same dtype, contiguous (stacked ``nn.Linear`` weights, vLLM's w1/w2).
+        With ``activation="silu_and_mul"``: a :class:`GateUpWeight` from :func:`pack_gate_up`.
+    plan : RoutePlan
+        From :func:`staticbatch_moe.route_plan`.
+    gather : bool
+        Gather input rows by ``plan.gather_idx`` inside the kernel.
+    activation : None or "silu_and_mul"
+        ``"silu_and_mul"``: ``out = silu(gate) * up``, ``N / 2`` columns.
+    out : torch.Tensor, optional
+        ``[T * k, N_out]``, contiguous, same dtype. Rows ``[M, T * k)`` (skipped ids) are left
+        as they are.
+    config : GemmConfig, optional
+        Override the heuristic's tile configuration (for experiments).
+
+    Returns
+    -------
+    torch.Tensor
+        ``[T * k, N_out]``, grouped by expert.
+
+    Notes
+    -----
+    Requirements: K a multiple of 8; N a multiple of 8 (16 with ``silu_and_mul``); 16-byte
+    aligned base pointers. Deterministic: the same inputs give bit-identical outputs. No host
+    synchronisation, so it can be captured in a CUDA graph.
+    """
+    import torch
+
+    weight, n, n_out = _validate(a, w, plan, gather, activation, out)
+    k = weight.shape[2]
+    lda = a.stride(0) if a.shape[0] > 1 else k
+    cfgmod.check_problem(n, k, lda, activation)
+    problem = _kernel_path_problem(a)
+    if problem is not None:
+        if problem not in _warned_fallback:
+            _warned_fallback.add(problem)
+            logger.info("staticbatch_moe.grouped_gemm: running the torch reference path for %s", problem)
+        return grouped_gemm_reference(a, w, plan, gather=gather, activation=activation, out=out)
+    if out is None:
+        out = torch.empty(plan.num_rows, n_out, dtype=a.dtype, device=a.device)
+    if plan.num_rows == 0:
+        return out
+    dtype = _dtype_tag(a.dtype)
+    if config is None:
+        config = choose_config(plan.num_rows, plan.num_experts, n, k, dtype, activation, gather)
+    elif not isinstance(config, GemmConfig):
+        raise sb.InvalidArgumentError(f"`config` must be a GemmConfig (got {type(config).__name__})")
+    elif config.dtype != dtype or config.activation != activation or config.gather != gather:
+        raise sb.InvalidArgumentError(
+            f"`config` must match dtype={dtype}, activation={activation!r}, gather={gather} (got {config})"
+        )
+    compiled = sb.compile_source(cfgmod.kernel_source(config), config.kernel_name)
+    device_index = a.device.index if a.device.index is not None else torch.cuda.current_device()
+    kernel = sb.load(compiled, device_index)
+    tile_offsets = plan.tile_offsets(config.block_m, config.block_n, n)
+    sms = sb.device_properties(device_index).num_sms
+    kernel.launch(
+        sms,
+        cfgmod.threads(config),
+        cfgmod.shared_bytes(config),
+        [
+            _weight_descriptor(weight, config),
+            # Holds a's address and row count: built per call (a graph capture keeps it).
+            sb.ByValue(cfgmod.token_tma_descriptor(a, config), align=64),
+            a,
+            np.int64(lda),
+            out,
+            plan.gather_idx if gather else None,
+            tile_offsets,
+            plan.task_rows,
+            plan.task_starts,
+            plan.task_expert,
+            np.int32(plan.num_experts),
+            np.int32(n),
+            np.int32(k),
+        ],
+    )
+    return out

@@ -1,0 +1,59 @@
+"""Shared helpers of the MoE tests: routings with chosen per-expert counts and error norms."""
+
+from __future__ import annotations
+
+import torch
+
+MODELS = {
+    # name: (hidden H, intermediate I, experts E, top-k)
+    "Mixtral-8x7B": (4096, 14336, 8, 2),
+    "Qwen3-30B-A3B": (2048, 768, 128, 8),
+    "DeepSeek-V3": (7168, 2048, 256, 8),
+    "Qwen3-235B-A22B": (4096, 1536, 128, 8),
+    "GPT-OSS-120B": (2880, 2880, 128, 4),
+}
+
+
+def uniform_ids(t: int, e: int, k: int, device: str = "cuda", generator: torch.Generator | None = None) -> torch.Tensor:
+    """Uniform random top-k: k distinct experts per token."""
+    scores = torch.rand(t, e, device=device, generator=generator)
+    return scores.topk(k, dim=1).indices.to(torch.int32)
+
+
+def ids_with_counts(counts: list[int], device: str = "cuda", seed: int = 0) -> torch.Tensor:
+    """top-1 ids (shape [sum(counts), 1]) giving expert e exactly counts[e] rows, shuffled."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+    return ids[torch.randperm(len(ids), generator=g)].to(torch.int32).reshape(-1, 1).to(device)
+
+
+def rel_err(got: torch.Tensor, ref: torch.Tensor) -> float:
+    got, ref = got.double(), ref.double()
+    denom = ref.norm().item()
+    return float("inf") if not torch.isfinite(got).all() else (got - ref).norm().item() / max(denom, 1e-30)
+
+
+def reachable_configs() -> list:
+    """Every configuration the GPU tests can reach (a superset), to compile them in parallel first."""
+    import itertools
+
+    import staticbatch_moe as moe
+
+    cands = getattr(moe._gemm_config, "candidate_configs", None)
+    found = set()
+    shapes = {(n, k) for h, i, _, _ in MODELS.values() for n, k in ((2 * i, h), (h, i))}
+    shapes |= {(320, 200), (256, 192), (192, 128), (256, 128), (5760, 2880), (2880, 1408), (2816, 2880),
+               (2880, 2880), (400, 200), (200, 72), (1024, 512), (64, 64), (256, 256), (128, 64)}
+    rows = (1, 2, 3, 4, 6, 8, 12, 16, 22, 32, 48, 64, 97, 128, 194, 256, 291, 388, 485, 582, 679, 776, 1000, 1024,
+            1200, 2048, 2829, 4096, 6000, 8192, 16384, 65536, 320000)
+    for (n, k), r, e, dtype in itertools.product(shapes, rows, (1, 8, 16, 22, 32, 60, 64, 100, 128, 156, 256, 384),
+                                                 ("bf16", "fp16")):
+        for act, gather in ((None, True), (None, False), ("silu_and_mul", True), ("silu_and_mul", False)):
+            if act and n % 16:
+                continue
+            found.add(moe.choose_config(r, e, n, k, dtype, act, gather))
+    if cands is not None:
+        for t, act in itertools.product((16, 256, 4096), (None, "silu_and_mul")):
+            for dtype in ("bf16", "fp16"):
+                found.update(cands(t, 22, 320, 200, dtype, act, True))
+    return sorted(found, key=lambda c: c.kernel_name)

@@ -1,0 +1,207 @@
+"""The Hopper grouped GEMM against the float32 reference (sm90 tier, run on the H200)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from moe_cases import MODELS, ids_with_counts, rel_err, uniform_ids
+
+import staticbatch as sb
+import staticbatch_moe as moe
+
+pytestmark = [pytest.mark.gpu, pytest.mark.sm90]
+TOL = 1e-2
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _precompile() -> None:
+    """Compile every configuration these tests can reach in parallel, once."""
+    from moe_cases import reachable_configs
+
+    from staticbatch_moe import _gemm_config as cfgmod
+
+    sb.compile_many([(cfgmod.kernel_source(c), c.kernel_name) for c in reachable_configs()])
+
+
+def _weights(e: int, n: int, k: int, dtype: torch.dtype, seed: int) -> torch.Tensor:
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    return (torch.randn(e, n, k, device="cuda", generator=g) / k**0.5).to(dtype)
+
+
+def _check(ids: torch.Tensor, e: int, n: int, k: int, *, dtype=torch.bfloat16, gather=True, silu=False,
+           config=None, seed=0) -> float:  # type: ignore[no-untyped-def]
+    """Run kernel and reference on fresh random data with the output poisoned; return the error."""
+    g = torch.Generator(device="cuda").manual_seed(seed + 1)
+    t = ids.shape[0]
+    p = moe.route_plan(ids, e)
+    rows = t if gather else p.num_rows
+    a = torch.randn(rows, k, device="cuda", generator=g).to(dtype)
+    w = _weights(e, n, k, dtype, seed)
+    wt = moe.pack_gate_up(w) if silu else w
+    act = "silu_and_mul" if silu else None
+    out = torch.full((p.num_rows, n // 2 if silu else n), float("nan"), dtype=dtype, device="cuda")
+    moe.grouped_gemm(a, wt, p, gather=gather, activation=act, out=out, config=config)
+    ref = moe.grouped_gemm_reference(a, wt, p, gather=gather, activation=act)
+    m = int(p.expert_starts[-1])
+    if m == 0:
+        return 0.0
+    assert not torch.isnan(out[:m]).any(), "unwritten output rows"
+    return rel_err(out[:m], ref[:m])
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+@pytest.mark.parametrize("t", [1, 16, 128])
+def test_model_shapes_small_t(model: str, t: int) -> None:
+    h, i, e, k = MODELS[model]
+    ids = uniform_ids(t, e, k)
+    assert _check(ids, e, 2 * i, h, silu=True, seed=t) < TOL
+    assert _check(ids, e, h, i, gather=False, seed=t + 1) < TOL
+
+
+def test_no_tokens() -> None:
+    ids = torch.zeros(0, 2, dtype=torch.int32, device="cuda")
+    p = moe.route_plan(ids, 8)
+    out = moe.grouped_gemm(torch.randn(0, 64, device="cuda", dtype=torch.bfloat16),
+                           torch.randn(8, 128, 64, device="cuda", dtype=torch.bfloat16), p)
+    assert out.shape == (0, 128)
+
+
+EDGE = [1, 15, 16, 17, 63, 64, 65, 127, 128, 129, 0, 255, 256, 257, 8, 9, 47, 48, 49, 95, 96, 97]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("silu", [False, True])
+def test_edge_counts_every_config(dtype: torch.dtype, silu: bool) -> None:
+    ids = ids_with_counts(EDGE)
+    tag = "bf16" if dtype == torch.bfloat16 else "fp16"
+    act = "silu_and_mul" if silu else None
+    configs = {moe.choose_config(t, len(EDGE), 320, 200, tag, act, True) for t in (1, 16, 64, 256, 2048, 65536)}
+    candidates = getattr(moe._gemm_config, "candidate_configs", None)
+    if candidates is not None:
+        for t in (16, 256, 4096):
+            configs.update(candidates(t, len(EDGE), 320, 200, tag, act, True))
+    for cfg in configs:
+        err = _check(ids, len(EDGE), 320, 200, dtype=dtype, silu=silu, config=cfg)
+        assert err < TOL, (cfg.kernel_name, err)
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [[0] * 7 + [300], [1000], [1] + [0] * 383, [0] * 100 + [5] + [0] * 155],
+    ids=["one-of-eight", "single-expert", "first-of-384", "one-of-256"],
+)
+def test_all_tokens_on_one_expert(counts: list[int]) -> None:
+    ids = ids_with_counts(counts)
+    assert _check(ids, len(counts), 256, 192, silu=True) < TOL
+    assert _check(ids, len(counts), 192, 128, gather=False) < TOL
+
+
+@pytest.mark.parametrize("e", [1, 8, 60, 128, 256, 384])
+@pytest.mark.parametrize("k", [1, 2, 4, 6, 8])
+def test_experts_and_top_k(e: int, k: int) -> None:
+    if k > e:
+        pytest.skip("top-k larger than the number of experts")
+    ids = uniform_ids(97, e, k)
+    assert _check(ids, e, 256, 128, silu=True, seed=e * 10 + k) < TOL
+
+
+@pytest.mark.parametrize(("h", "i"), [(2880, 1408), (2880, 2880), (200, 72)])
+@pytest.mark.parametrize("t", [3, 300])
+def test_k_and_n_not_multiples_of_64(h: int, i: int, t: int) -> None:
+    ids = uniform_ids(t, 16, 4)
+    assert _check(ids, 16, 2 * i, h, silu=True) < TOL
+    assert _check(ids, 16, h, i, gather=False) < TOL
+
+
+def test_skipped_ids_rows_never_written() -> None:
+    ids = uniform_ids(50, 8, 2)
+    ids[::3, 1] = -1  # not on this rank
+    ids[5, 0] = 99  # out of range: skipped on the GPU
+    p = moe.route_plan(ids, 8)
+    a = torch.randn(50, 64, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(8, 64, 64, device="cuda", dtype=torch.bfloat16)
+    out = torch.full((100, 64), 7.0, device="cuda", dtype=torch.bfloat16)
+    moe.grouped_gemm(a, w, p, out=out)
+    m = int(p.expert_starts[-1])
+    assert m == 100 - 17 - 1
+    assert (out[m:] == 7.0).all()
+    assert rel_err(out[:m], moe.grouped_gemm_reference(a, w, p)[:m]) < TOL
+
+
+def test_deterministic() -> None:
+    ids = uniform_ids(1000, 64, 6)
+    p = moe.route_plan(ids, 64)
+    a = torch.randn(1000, 512, device="cuda", dtype=torch.bfloat16)
+    w = moe.pack_gate_up(torch.randn(64, 512, 512, device="cuda", dtype=torch.bfloat16))
+    first = moe.grouped_gemm(a, w, p, activation="silu_and_mul")
+    second = moe.grouped_gemm(a, w, moe.route_plan(ids.clone(), 64), activation="silu_and_mul")
+    assert torch.equal(first, second)
+
+
+def test_cuda_graph_replay_with_new_routing() -> None:
+    e, t, k, h, i = 32, 64, 4, 256, 128
+    ids = uniform_ids(t, e, k)
+    a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+    w1 = moe.pack_gate_up(torch.randn(e, 2 * i, h, device="cuda", dtype=torch.bfloat16) / h**0.5)
+    w2 = torch.randn(e, h, i, device="cuda", dtype=torch.bfloat16) / i**0.5
+
+    def layer() -> tuple[moe.RoutePlan, torch.Tensor]:
+        p = moe.route_plan(ids, e)
+        x = moe.grouped_gemm(a, w1, p, activation="silu_and_mul")
+        return p, moe.grouped_gemm(x, w2, p, gather=False)
+
+    layer()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        p, y = layer()
+    for seed in range(3):
+        ids.copy_(uniform_ids(t, e, k, generator=torch.Generator(device="cuda").manual_seed(seed)))
+        a.normal_()
+        graph.replay()
+        torch.cuda.synchronize()
+        fresh = moe.route_plan(ids, e)
+        ref = moe.grouped_gemm_reference(moe.grouped_gemm_reference(a, w1, fresh, activation="silu_and_mul"),
+                                         w2, fresh, gather=False)
+        assert rel_err(y, ref) < TOL
+
+
+@pytest.mark.slow
+def test_offsets_past_int32() -> None:
+    # T * k * H > 2^31 elements on the gathered input side and the grouped output side.
+    t, k, e, h, i = 40_000, 8, 8, 7168, 64
+    ids = uniform_ids(t, e, k)
+    p = moe.route_plan(ids, e)
+    assert t * k * h > 2**31
+    x = torch.randn(p.num_rows, i, device="cuda", dtype=torch.bfloat16)
+    w2 = torch.randn(e, h, i, device="cuda", dtype=torch.bfloat16) / i**0.5
+    out = moe.grouped_gemm(x, w2, p, gather=False)
+    for lo in (0, p.num_rows - 2000):
+        rows = slice(lo, lo + 2000)
+        e_of = torch.searchsorted(p.expert_starts, torch.arange(lo, lo + 2000, device="cuda"), right=True) - 1
+        ref = torch.einsum("rk,rnk->rn", x[rows].float(), w2[e_of].float())
+        assert rel_err(out[rows], ref) < TOL
+    del out, x
+    torch.cuda.empty_cache()
+
+
+def test_route_plan_on_gpu_equals_cpu() -> None:
+    ids = uniform_ids(3000, 60, 4)
+    ids[::7, 2] = -1
+    gpu = moe.route_plan(ids, 60)
+    cpu = moe.route_plan(ids.cpu(), 60)
+    for name in ("expert_counts", "expert_starts", "slot_to_row", "task_expert", "task_rows", "task_starts"):
+        assert torch.equal(getattr(gpu, name).cpu(), getattr(cpu, name)), name
+    m = int(cpu.expert_starts[-1])
+    assert torch.equal(gpu.gather_idx[:m].cpu(), cpu.gather_idx[:m])
+
+
+def test_gpu_input_errors() -> None:
+    ids = uniform_ids(4, 8, 2)
+    p = moe.route_plan(ids, 8)
+    a = torch.randn(4, 64, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(8, 64, 64, device="cuda", dtype=torch.bfloat16)
+    with pytest.raises(sb.InvalidArgumentError, match="one device"):
+        moe.grouped_gemm(a.cpu(), w, p)
+    with pytest.raises(sb.InvalidArgumentError, match="must match"):
+        moe.grouped_gemm(a, w, p, config=moe.GemmConfig(dtype="fp16"))
