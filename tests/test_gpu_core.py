@@ -30,12 +30,17 @@ def _run_probe(p: sb.TilePlan | sb.DevicePlan, mapper: sb.Mapper | str, total: i
 
 
 def _expected(p: sb.TilePlan) -> np.ndarray:
+    """(task, index, coord...) per tile id from the twin, coordinates unravelled row-major."""
     table = sb.map_tiles(p.tile_offsets)
-    coords = np.zeros((len(table), p.tiling.ndim), dtype=np.int32)
-    for row, (task, index) in enumerate(table.tolist()):
-        per_dim = [-(-int(s) // t) for s, t in zip(p.sizes[task], p.tiling.tile_shape)]
-        coords[row] = np.unravel_index(index, per_dim)
-    return np.concatenate([table, coords], axis=1)
+    shape = np.asarray(p.tiling.tile_shape, dtype=np.int64)
+    per_dim = (p.sizes[table[:, 0]] + shape - 1) // shape
+    coords = np.zeros_like(per_dim)
+    rest = table[:, 1].astype(np.int64)
+    for d in range(p.tiling.ndim - 1, 0, -1):
+        coords[:, d] = rest % per_dim[:, d]
+        rest //= per_dim[:, d]
+    coords[:, 0] = rest
+    return np.concatenate([table, coords.astype(np.int32)], axis=1)
 
 
 @pytest.mark.parametrize("mapper", MAPPERS, ids=str)

@@ -42,14 +42,20 @@ def test_every_tile_once_in_order_and_within_its_task(case: tuple[tuple[int, ...
     shape, sizes = case
     p = sb.plan(sizes, shape)
     table = sb.map_tiles(p.tile_offsets)
-    expected = [(t, i) for t, c in enumerate(_expected_counts(shape, sizes)) for i in range(c)]
-    assert [tuple(r) for r in table.tolist()] == expected
-    # No tile crosses a task: each tile's coordinates lie inside its task's extent.
-    for task, index in table.tolist():
-        per_dim = [-(-s // t) for s, t in zip(sizes[task], shape)]
-        coord = np.unravel_index(index, per_dim)
-        for d, c in enumerate(coord):
-            assert 0 <= c * shape[d] < sizes[task][d]
+    counts = _expected_counts(shape, sizes)
+    assert np.array_equal(table[:, 0], np.repeat(np.arange(len(sizes)), counts))
+    starts = np.repeat(np.cumsum([0, *counts])[:-1], counts)
+    assert np.array_equal(table[:, 1], np.arange(sum(counts)) - starts)
+    # No tile crosses a task: each tile's first element lies inside its task's extent.
+    if table.size:
+        shape_arr = np.asarray(shape, dtype=np.int64)
+        sizes_arr = np.asarray(sizes, dtype=np.int64)[table[:, 0]]
+        per_dim = (sizes_arr + shape_arr - 1) // shape_arr
+        rest = table[:, 1].astype(np.int64)
+        for d in range(len(shape) - 1, -1, -1):
+            coord = rest % per_dim[:, d] if d else rest
+            rest = rest // per_dim[:, d] if d else rest
+            assert (coord * shape_arr[d] < sizes_arr[:, d]).all() and (coord >= 0).all()
 
 
 def test_docstring_example_and_inputs() -> None:
