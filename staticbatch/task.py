@@ -217,7 +217,7 @@ class TaskKind:
         shape = "x".join(str(t) for t in self.tiling.tile_shape)
         return f"sb_{self.name}_t{shape}_{mapper.tag}"
 
-    def source(self, mapper: Mapper | str = "binary_search") -> str:
+    def source(self, mapper: Mapper | str = "warp_search") -> str:
         """The generated translation unit."""
         mapper = Mapper.of(mapper)
         ndim = self.tiling.ndim
@@ -263,7 +263,7 @@ class BatchedKernel:
         The cubin (compiled at construction; no GPU needed for that).
     """
 
-    def __init__(self, kind: TaskKind, mapper: Mapper | str = "binary_search", *, arch: str | None = None) -> None:
+    def __init__(self, kind: TaskKind, mapper: Mapper | str = "warp_search", *, arch: str | None = None) -> None:
         self.kind = kind
         self.mapper = Mapper.of(mapper)
         self.name = kind.kernel_name(self.mapper)
@@ -337,13 +337,14 @@ class BatchedKernel:
         )
 
 
-def compile_kernel(kind: TaskKind, mapper: Mapper | str = "binary_search", *, arch: str | None = None) -> BatchedKernel:
+def compile_kernel(kind: TaskKind, mapper: Mapper | str = "warp_search", *, arch: str | None = None) -> BatchedKernel:
     """Generate and compile the batched kernel of a task kind (cached in memory and on disk).
 
     Parameters
     ----------
     kind : TaskKind
-    mapper : Mapper or {"binary_search", "warp_scan"}
+    mapper : Mapper or {"warp_search", "binary_search", "warp_scan"}
+        Default ``warp_search``; all three find the same (task, tile) for every tile id.
     arch : str, optional
         Compile target, default the current GPU's (``sm_90a`` on Hopper or without a GPU).
 

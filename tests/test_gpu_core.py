@@ -98,7 +98,7 @@ def test_device_plan_records_negative_and_overflow() -> None:
 
 
 def test_device_plan_empty() -> None:
-    dev = sb.device_plan(torch.zeros(0, dtype=torch.int32, device="cuda"), 8)
+    dev = sb.device_plan(torch.zeros(0, dtype=torch.int32, device="cuda"), 2048)
     assert dev.to_host().total_tiles == 0
     kernel = sb.compile_kernel(ragged_scale_kind())
     kernel(dev, torch.zeros(1, device="cuda"), torch.zeros(1, device="cuda"), torch.zeros(1, device="cuda"))
