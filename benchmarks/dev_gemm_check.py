@@ -739,7 +739,7 @@ def print_sweep() -> None:
     if effs:
         log(f"geomean best eff {math.exp(sum(math.log(v) for v in effs) / len(effs)):.3f} over {len(effs)} shapes")
     bad = [(r["model"], r["T"], r["gemm"], c["kernel"], c.get("rel_err"), c.get("error"))
-           for r in SWEEP for c in r["configs"] if not c.get("ok")]
+           for r in SWEEP_RESULTS for c in r.get("configs", []) if not c.get("ok")]
     log(f"failed candidates: {len(bad)}")
     for b in bad:
         log(f"  FAIL {b}")

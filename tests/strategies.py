@@ -3,6 +3,9 @@ tasks, sizes at tile edges, huge counts."""
 
 from __future__ import annotations
 
+import math
+
+from hypothesis import assume
 from hypothesis import strategies as st
 
 
@@ -32,10 +35,12 @@ def sizes_for(tile_shape: tuple[int, ...], max_tasks: int = 64, max_size: int = 
 
 @st.composite
 def plans(draw: st.DrawFn, max_ndim: int = 3, max_tasks: int = 64, max_size: int = 2000,
-          shapes: list[tuple[int, ...]] | None = None) -> tuple[tuple[int, ...], list[list[int]]]:
-    """(tile_shape, sizes) pairs; ``shapes`` restricts the tile shapes to a fixed list."""
+          shapes: list[tuple[int, ...]] | None = None, max_tiles: int = 300_000) -> tuple[tuple[int, ...], list[list[int]]]:
+    """(tile_shape, sizes) pairs with at most ``max_tiles`` tiles in all (three dimensions of
+    2000 with unit tiles would be 8e9); ``shapes`` restricts the tile shapes to a fixed list."""
     shape = draw(st.sampled_from(shapes)) if shapes else draw(tile_shapes(max_ndim))
     sizes = draw(sizes_for(shape, max_tasks, max_size))
+    assume(sum(math.prod(-(-s // t) for s, t in zip(row, shape)) for row in sizes) <= max_tiles)
     return shape, sizes
 
 

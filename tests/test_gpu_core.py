@@ -44,7 +44,7 @@ def _expected(p: sb.TilePlan) -> np.ndarray:
 
 
 @pytest.mark.parametrize("mapper", MAPPERS, ids=str)
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much])
 @given(case=plans(max_tasks=256, max_size=3000, shapes=SHAPES), grid=st.sampled_from([None, 1, 7]))
 def test_device_mapper_matches_twin_bitwise(case, grid, mapper) -> None:  # type: ignore[no-untyped-def]
     shape, sizes = case
@@ -67,7 +67,7 @@ def test_device_mapper_large_plan(mapper) -> None:  # type: ignore[no-untyped-de
     assert np.array_equal(got[:, :2], sb.map_tiles(p.tile_offsets, mapper))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(case=plans(max_tasks=3000, max_size=5000, shapes=SHAPES), dtype=st.sampled_from([torch.int32, torch.int64]))
 def test_device_plan_equals_host_plan(case, dtype) -> None:  # type: ignore[no-untyped-def]
     shape, sizes = case

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from strategies import plans
 
 import staticbatch as sb
@@ -17,7 +17,7 @@ def _expected_counts(shape: tuple[int, ...], sizes: list[list[int]]) -> list[int
     return [math.prod(-(-s // t) for s, t in zip(row, shape)) for row in sizes]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(plans())
 def test_prefix_sums_match_per_task_counts(case: tuple[tuple[int, ...], list[list[int]]]) -> None:
     shape, sizes = case
@@ -36,7 +36,7 @@ def test_prefix_sums_match_per_task_counts(case: tuple[tuple[int, ...], list[lis
     assert p.tile_offsets.shape == (len(sizes) + 1,)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(plans())
 def test_every_tile_once_in_order_and_within_its_task(case: tuple[tuple[int, ...], list[list[int]]]) -> None:
     shape, sizes = case
