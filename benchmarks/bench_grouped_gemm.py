@@ -33,13 +33,7 @@ from common import MEMORY_CEILING_TBPS, save, time_cuda
 
 import staticbatch_moe as moe
 
-MODELS = {
-    "Mixtral-8x7B": (4096, 14336, 8, 2),
-    "Qwen3-30B-A3B": (2048, 768, 128, 8),
-    "DeepSeek-V3": (7168, 2048, 256, 8),
-    "Qwen3-235B-A22B": (4096, 1536, 128, 8),
-    "GPT-OSS-120B": (2880, 2880, 128, 4),
-}
+MODELS = moe.MODEL_SHAPES
 TS = (1, 16, 128, 1024, 4096, 16384)
 # vLLM 0.33 Triton fused_moe on this H200 model (shared/GPU.md, uniform routing), ms.
 VLLM_MS = {

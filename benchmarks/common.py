@@ -77,15 +77,21 @@ def environment() -> dict[str, Any]:
         except Exception:
             return "unknown"
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout.strip())
-    except OSError:
-        commit, dirty = "unknown", False
+    # The device machine gets a copy of the working tree without git history: pass the commit
+    # in STATICBATCH_COMMIT there.
+    commit, dirty = os.environ.get("STATICBATCH_COMMIT", ""), None
+    if not commit:
+        try:
+            head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+            status = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True)
+            if head.returncode == 0 and status.returncode == 0:
+                commit, dirty = head.stdout.strip(), bool(status.stdout.strip())
+        except OSError:
+            pass
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "commit": commit or os.environ.get("STATICBATCH_COMMIT", "unknown"),
+        "commit": commit or "unknown",
         "dirty": dirty,
         "gpu": gpu,
         "versions": {

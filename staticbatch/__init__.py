@@ -27,6 +27,7 @@ from staticbatch.errors import (
 from staticbatch.mappers import Mapper, map_tiles
 from staticbatch.plans import DevicePlan, TilePlan, Tiling, device_plan, plan
 from staticbatch.task import BatchedKernel, Param, TaskKind, compile_kernel
+from staticbatch.tma import tensor_map
 
 __all__ = [
     "BatchedKernel",
@@ -58,4 +59,5 @@ __all__ = [
     "load",
     "map_tiles",
     "plan",
+    "tensor_map",
 ]

@@ -11,8 +11,10 @@ from __future__ import annotations
 from staticbatch_moe._gemm_config import GemmConfig, choose_config
 from staticbatch_moe.gemm import GateUpWeight, grouped_gemm, grouped_gemm_reference, pack_gate_up
 from staticbatch_moe.routing import RoutePlan, route_plan
+from staticbatch_moe.shapes import MODEL_SHAPES
 
 __all__ = [
+    "MODEL_SHAPES",
     "GateUpWeight",
     "GemmConfig",
     "RoutePlan",

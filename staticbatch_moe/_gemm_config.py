@@ -49,11 +49,11 @@ Weight layout for ``activation="silu_and_mul"``: gate and up rows interleaved in
 
 from __future__ import annotations
 
-import ctypes
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import staticbatch as sb
 from staticbatch import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -489,7 +489,6 @@ def weight_tma_descriptor(w: torch.Tensor, cfg: GemmConfig) -> bytes:
         ``w``'s address: rebuild it if the weight moves.
     """
     import torch
-    from cuda.bindings import driver
 
     want = torch.bfloat16 if cfg.dtype == "bf16" else torch.float16
     if w.dim() != 3 or w.dtype != want or not w.is_contiguous():
@@ -500,28 +499,7 @@ def weight_tma_descriptor(w: torch.Tensor, cfg: GemmConfig) -> bytes:
     e, n, k = w.shape
     if k % 8 or w.data_ptr() % 16:
         raise InvalidArgumentError(f"`w` must have K % 8 == 0 and a 16-byte aligned address (got K={k})")
-    dt = (
-        driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
-        if cfg.dtype == "bf16"
-        else driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_FLOAT16
-    )
-    u64, u32 = driver.cuuint64_t, driver.cuuint32_t
-    err, tmap = driver.cuTensorMapEncodeTiled(
-        dt,
-        u32(3),
-        w.data_ptr(),
-        [u64(k), u64(n), u64(e)],
-        [u64(k * 2), u64(n * k * 2)],
-        [u32(_BLOCK_K), u32(cfg.block_n), u32(1)],
-        [u32(1), u32(1), u32(1)],
-        driver.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE,
-        driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
-        driver.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-        driver.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
-    )
-    if err != driver.CUresult.CUDA_SUCCESS:
-        raise InvalidArgumentError(f"cuTensorMapEncodeTiled failed for `w` of shape {tuple(w.shape)}: {err}")
-    return ctypes.string_at(tmap.getPtr(), 128)
+    return sb.tensor_map(w, [k, n, e], [k * 2, n * k * 2], [_BLOCK_K, cfg.block_n, 1], name="w")
 
 
 def token_tma_descriptor(a: torch.Tensor, cfg: GemmConfig) -> bytes:
@@ -547,7 +525,6 @@ def token_tma_descriptor(a: torch.Tensor, cfg: GemmConfig) -> bytes:
     if cfg.gather:
         return bytes(128)
     import torch
-    from cuda.bindings import driver
 
     want = torch.bfloat16 if cfg.dtype == "bf16" else torch.float16
     if a.dim() != 2 or a.dtype != want or a.stride(1) != 1:
@@ -562,25 +539,4 @@ def token_tma_descriptor(a: torch.Tensor, cfg: GemmConfig) -> bytes:
             f"`a` must have K % 8 == 0, a row stride that is a multiple of 8, a 16-byte aligned address and "
             f"1 <= rows < 2**31 (got shape {tuple(a.shape)}, stride {a.stride(0)})"
         )
-    dt = (
-        driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
-        if cfg.dtype == "bf16"
-        else driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_FLOAT16
-    )
-    u64, u32 = driver.cuuint64_t, driver.cuuint32_t
-    err, tmap = driver.cuTensorMapEncodeTiled(
-        dt,
-        u32(2),
-        a.data_ptr(),
-        [u64(k), u64(rows)],
-        [u64(lda * 2)],
-        [u32(_BLOCK_K), u32(cfg.block_m)],
-        [u32(1), u32(1)],
-        driver.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE,
-        driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
-        driver.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-        driver.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
-    )
-    if err != driver.CUresult.CUDA_SUCCESS:
-        raise InvalidArgumentError(f"cuTensorMapEncodeTiled failed for `a` of shape {tuple(a.shape)}: {err}")
-    return ctypes.string_at(tmap.getPtr(), 128)
+    return sb.tensor_map(a, [k, rows], [lda * 2], [_BLOCK_K, cfg.block_m], name="a")

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import torch
 
-MODELS = {
-    # name: (hidden H, intermediate I, experts E, top-k)
-    "Mixtral-8x7B": (4096, 14336, 8, 2),
-    "Qwen3-30B-A3B": (2048, 768, 128, 8),
-    "DeepSeek-V3": (7168, 2048, 256, 8),
-    "Qwen3-235B-A22B": (4096, 1536, 128, 8),
-    "GPT-OSS-120B": (2880, 2880, 128, 4),
-}
+from staticbatch_moe.shapes import MODEL_SHAPES
+
+MODELS = MODEL_SHAPES
 
 
 def uniform_ids(t: int, e: int, k: int, device: str = "cuda", generator: torch.Generator | None = None) -> torch.Tensor:

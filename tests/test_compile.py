@@ -55,7 +55,7 @@ def test_compile_error_carries_log_and_source(tmp_path: Path, monkeypatch: pytes
     assert isinstance(err, RuntimeError)
     assert "has no member" in err.log and '"z"' in err.log
     assert err.source_path is not None and err.source_path.parent == tmp_path
-    assert "sb_broken_t32_bs" in err.source_path.read_text()
+    assert kind.kernel_name(sb.Mapper()) in err.source_path.read_text()
     assert str(err.source_path) in str(err)
 
 
