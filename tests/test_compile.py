@@ -200,3 +200,20 @@ def test_compile_many_in_parallel_fills_the_caches(tmp_path: Path, monkeypatch: 
     # The workers compiled; this process only hit its memory cache.
     assert after["nvrtc_compiles"] == before["nvrtc_compiles"]
     assert after["memory_hits"] == before["memory_hits"] + 3
+
+
+@pytest.mark.slow
+def test_installed_wheel_ships_and_finds_the_headers(tmp_path: Path) -> None:
+    """The headers travel as package data: an installed wheel (no checkout beside it) finds them."""
+    wheel_dir, site = tmp_path / "wheel", tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir), str(ROOT)],
+                   check=True, capture_output=True, timeout=600)
+    (wheel,) = wheel_dir.glob("staticbatch-*.whl")
+    import zipfile
+
+    zipfile.ZipFile(wheel).extractall(site)
+    assert (site / "staticbatch" / "_cuda_src" / "staticbatch" / "moe" / "grouped_gemm.cuh").is_file()
+    code = "import staticbatch, sys; d = staticbatch.include_dir(); print(d); sys.exit(0 if str(d).startswith(sys.argv[1]) else 1)"
+    out = subprocess.run([sys.executable, "-c", code, str(site)], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(site)),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
