@@ -100,7 +100,10 @@ def _validate(a: Any, w: Any, plan: Any, gather: bool, activation: Any, out: Any
         weight = w
     if not isinstance(a, torch.Tensor) or not isinstance(weight, torch.Tensor):
         raise sb.InvalidArgumentError("`a` and `w` must be torch tensors")
-    _dtype_tag(a.dtype)
+    if a.dtype not in (torch.bfloat16, torch.float16, torch.float32):
+        raise sb.InvalidArgumentError(
+            f"`a` must be torch.bfloat16 or torch.float16 (or torch.float32 on the reference path) (got {a.dtype})"
+        )
     if weight.dtype != a.dtype:
         raise sb.InvalidArgumentError(f"`w` must have the dtype of `a` ({a.dtype}) (got {weight.dtype})")
     if a.dim() != 2:
@@ -167,6 +170,8 @@ def _kernel_path_problem(a: Any) -> str | None:
 
     if a.device.type != "cuda":
         return f"tensors on {a.device}"
+    if a.dtype == torch.float32:
+        return "float32 tensors (the kernels take bf16 or fp16)"
     cap = torch.cuda.get_device_capability(a.device)
     if cap != (9, 0):
         return f"a GPU of compute capability {cap[0]}.{cap[1]} (the kernels are built for Hopper, sm_90a)"
@@ -204,7 +209,8 @@ def grouped_gemm(
     ----------
     a : torch.Tensor
         bf16 or fp16, ``[T, K]`` (gather) or ``[T * k, K]`` (grouped rows, e.g. the output of
-        the previous GEMM), rows contiguous (any row stride that is a multiple of 8).
+        the previous GEMM), rows contiguous (any row stride that is a multiple of 8). float32
+        runs the reference path.
     w : torch.Tensor or GateUpWeight
         ``[E, N, K]``, same dtype, contiguous (stacked ``nn.Linear`` weights, vLLM's w1/w2).
         With ``activation="silu_and_mul"``: a :class:`GateUpWeight` from :func:`pack_gate_up`.
@@ -236,7 +242,8 @@ def grouped_gemm(
     weight, n, n_out = _validate(a, w, plan, gather, activation, out)
     k = weight.shape[2]
     lda = a.stride(0) if a.shape[0] > 1 else k
-    cfgmod.check_problem(n, k, lda, activation)
+    if a.dtype != torch.float32:  # the kernels' alignment, checked on every device so code ports
+        cfgmod.check_problem(n, k, lda, activation)
     problem = _kernel_path_problem(a)
     if problem is not None:
         if problem not in _warned_fallback:

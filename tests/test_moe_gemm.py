@@ -57,7 +57,8 @@ def test_pack_gate_up_round_trip_and_layout() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"a": torch.randn(4, 16)}, "bfloat16 or torch.float16"),
+        ({"a": torch.randn(4, 16)}, "dtype of `a`"),
+        ({"a": torch.randn(4, 16).to(torch.float64)}, "bfloat16 or torch.float16"),
         ({"a": torch.randn(4, 16, dtype=torch.bfloat16).t().contiguous().t()}, "contiguous rows"),
         ({"a": torch.randn(5, 16, dtype=torch.bfloat16)}, "num_tokens=4 rows"),
         ({"a": torch.randn(4, 8, dtype=torch.bfloat16)}, "K=16 columns"),

@@ -1,0 +1,380 @@
+"""The MoE layer: routing -> plan -> expert GEMMs -> weighted combine.
+
+``select_experts`` turns router logits into (weights, expert ids); ``fused_moe`` runs the
+experts of every token and combines their outputs; :class:`MoE` holds the router, the expert
+weights and optional shared experts. All of it is torch operations plus the grouped GEMM
+kernel, with no host synchronisation for a fixed number of tokens. Tensors on the CPU, or on a
+GPU that is not Hopper, take the torch reference path of the GEMMs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, cast
+
+import torch
+from torch import nn
+
+import staticbatch as sb
+from staticbatch_moe.gemm import GateUpWeight, grouped_gemm, pack_gate_up
+from staticbatch_moe.routing import route_plan
+
+__all__ = ["MoE", "combine", "fused_moe", "select_experts"]
+
+_SCORINGS = ("softmax", "sigmoid", "softmax_selected")
+_ACTIVATIONS = ("silu", "swigluoai")
+SWIGLUOAI_ALPHA = 1.702
+SWIGLUOAI_LIMIT = 7.0
+
+
+def select_experts(
+    router_logits: torch.Tensor,
+    top_k: int,
+    *,
+    scoring: str = "softmax",
+    renormalize: bool = True,
+    num_expert_group: int | None = None,
+    topk_group: int | None = None,
+    e_score_correction_bias: torch.Tensor | None = None,
+    routed_scaling_factor: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Choose top-k experts per token and their weights.
+
+    Parameters
+    ----------
+    router_logits : torch.Tensor
+        ``[T, E]``, any float dtype, any device (computed in float32).
+    top_k : int
+        Experts per token, 1 <= top_k <= E.
+    scoring : {"softmax", "sigmoid", "softmax_selected"}
+        ``softmax``: softmax over all experts, then top-k (Mixtral, Qwen, OLMoE).
+        ``sigmoid``: sigmoid scores; the choice uses ``scores + e_score_correction_bias``, the
+        weights the scores themselves (DeepSeek-V3). ``softmax_selected``: top-k of the logits,
+        then softmax over the k selected (GPT-OSS).
+    renormalize : bool
+        Divide the k weights by their sum (not applied to ``softmax_selected``, already normalised).
+    num_expert_group, topk_group : int, optional
+        Grouped top-k: experts form ``num_expert_group`` groups; only the ``topk_group`` best
+        groups are eligible. A group's score is the sum of its two best scores when a correction
+        bias is given (DeepSeek-V3), else its best score.
+    e_score_correction_bias : torch.Tensor, optional
+        ``[E]`` float, added to the scores for the choice only.
+    routed_scaling_factor : float
+        Multiplies the final weights (2.5 for DeepSeek-V3).
+
+    Returns
+    -------
+    (topk_weights, topk_ids)
+        float32 ``[T, k]`` and int32 ``[T, k]``, on the logits' device. Ties are broken as
+        ``torch.topk`` breaks them.
+    """
+    if not isinstance(router_logits, torch.Tensor) or router_logits.dim() != 2:
+        raise sb.InvalidArgumentError(
+            f"`router_logits` must be a [num_tokens, num_experts] tensor (got {getattr(router_logits, 'shape', type(router_logits).__name__)})"
+        )
+    if not router_logits.dtype.is_floating_point:
+        raise sb.InvalidArgumentError(f"`router_logits` must be floating point (got {router_logits.dtype})")
+    e = router_logits.shape[1]
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= e:
+        raise sb.InvalidArgumentError(f"`top_k` must be between 1 and num_experts={e} (got {top_k!r})")
+    if scoring not in _SCORINGS:
+        raise sb.InvalidArgumentError(f"`scoring` must be one of {_SCORINGS} (got {scoring!r})")
+    if (num_expert_group is None) != (topk_group is None):
+        raise sb.InvalidArgumentError("`num_expert_group` and `topk_group` must be given together")
+    if num_expert_group is not None:
+        if num_expert_group < 1 or e % num_expert_group:
+            raise sb.InvalidArgumentError(
+                f"`num_expert_group` must divide num_experts={e} (got {num_expert_group})"
+            )
+        if not 1 <= topk_group <= num_expert_group:  # type: ignore[operator]
+            raise sb.InvalidArgumentError(f"`topk_group` must be between 1 and {num_expert_group} (got {topk_group})")
+        if top_k > topk_group * (e // num_expert_group):  # type: ignore[operator]
+            raise sb.InvalidArgumentError(
+                f"`top_k`={top_k} needs more experts than the {topk_group} chosen groups hold"
+            )
+    if e_score_correction_bias is not None:
+        if e_score_correction_bias.shape != (e,):
+            raise sb.InvalidArgumentError(
+                f"`e_score_correction_bias` must have shape [{e}] (got {list(e_score_correction_bias.shape)})"
+            )
+        if e_score_correction_bias.device != router_logits.device:
+            raise sb.InvalidArgumentError("`e_score_correction_bias` must be on the logits' device")
+    logits = router_logits.float()
+    if scoring == "softmax_selected":
+        values, ids = torch.topk(logits, top_k, dim=-1)
+        weights = torch.softmax(values, dim=-1)
+        return weights * routed_scaling_factor, ids.to(torch.int32)
+    scores = torch.softmax(logits, dim=-1) if scoring == "softmax" else torch.sigmoid(logits)
+    choice = scores if e_score_correction_bias is None else scores + e_score_correction_bias.float()
+    if num_expert_group is not None:
+        t = choice.shape[0]
+        grouped = choice.view(t, num_expert_group, e // num_expert_group)
+        if e_score_correction_bias is not None:
+            group_scores = grouped.topk(min(2, grouped.shape[-1]), dim=-1).values.sum(dim=-1)
+        else:
+            group_scores = grouped.amax(dim=-1)
+        group_idx = torch.topk(group_scores, topk_group, dim=-1, sorted=False).indices  # type: ignore[arg-type]
+        group_mask = torch.zeros_like(group_scores).scatter_(1, group_idx, 1.0)
+        expert_mask = group_mask.unsqueeze(-1).expand_as(grouped).reshape(t, e)
+        choice = choice.masked_fill(expert_mask == 0, float("-inf"))
+    ids = torch.topk(choice, top_k, dim=-1).indices
+    weights = scores.gather(1, ids)
+    if renormalize:
+        weights = weights / (weights.sum(dim=-1, keepdim=True) + (1e-20 if scoring == "sigmoid" else 0.0))
+    return weights * routed_scaling_factor, ids.to(torch.int32)
+
+
+def combine(y: torch.Tensor, slot_to_row: torch.Tensor, topk_weights: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``out[t] = sum_j topk_weights[t, j] * y[slot_to_row[t, j]]`` in float32, slots in order.
+
+    Deterministic (no atomics); skipped slots (row -1) contribute nothing.
+
+    Parameters
+    ----------
+    y : torch.Tensor
+        ``[T * k, H]``, the experts' outputs in the grouped layout.
+    slot_to_row : torch.Tensor
+        int32 ``[T, k]`` from the routing plan.
+    topk_weights : torch.Tensor
+        ``[T, k]``, any float dtype.
+    """
+    rows = slot_to_row.long()
+    valid = rows >= 0
+    gathered = y[rows.clamp(min=0)].float()  # [T, k, H]
+    w = torch.where(valid, topk_weights.float(), torch.zeros((), device=y.device))
+    result = (gathered * w.unsqueeze(-1)).sum(dim=1)
+    if out is None:
+        return result.to(y.dtype)
+    out.copy_(result)
+    return out
+
+
+def _row_experts(plan: Any) -> torch.Tensor:
+    """The expert of every grouped row (int64 ``[T * k]``; rows past M get E), with no sync."""
+    rows = torch.arange(plan.num_rows, device=plan.device)
+    return torch.searchsorted(plan.expert_starts, rows, right=True) - 1
+
+
+def _swigluoai(g: torch.Tensor, alpha: float, limit: float) -> torch.Tensor:
+    """GPT-OSS's clamped SwiGLU on interleaved gate/up columns ``[..., 2I] -> [..., I]``."""
+    gate, up = g[..., ::2], g[..., 1::2]
+    gate = gate.clamp(max=limit)
+    up = up.clamp(min=-limit, max=limit)
+    return (up + 1) * (gate * torch.sigmoid(gate * alpha))
+
+
+def fused_moe(
+    hidden_states: torch.Tensor,
+    w1: torch.Tensor | GateUpWeight,
+    w2: torch.Tensor,
+    topk_weights: torch.Tensor,
+    topk_ids: torch.Tensor,
+    *,
+    activation: str = "silu",
+    w1_bias: torch.Tensor | None = None,
+    w2_bias: torch.Tensor | None = None,
+    expert_map: torch.Tensor | None = None,
+    global_num_experts: int | None = None,
+    swiglu_alpha: float = SWIGLUOAI_ALPHA,
+    swiglu_limit: float = SWIGLUOAI_LIMIT,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Run every token through its top-k experts and combine the results.
+
+    Parameters
+    ----------
+    hidden_states : torch.Tensor
+        ``[T, H]``, bf16 or fp16 (float32 on the CPU reference path).
+    w1 : torch.Tensor or GateUpWeight
+        ``[E, 2I, H]``: gate rows then up rows (vLLM's layout) for ``"silu"``; gate and up
+        interleaved row by row for ``"swigluoai"`` (GPT-OSS checkpoints). A :class:`GateUpWeight`
+        (``pack_gate_up(w1)``, once at load time) lets ``"silu"`` run with the activation fused
+        into the GEMM; a plain tensor runs the activation as a separate pass.
+    w2 : torch.Tensor
+        ``[E, H, I]``.
+    topk_weights, topk_ids : torch.Tensor
+        ``[T, k]`` float and int32/int64, e.g. from :func:`select_experts`.
+    activation : {"silu", "swigluoai"}
+    w1_bias, w2_bias : torch.Tensor, optional
+        ``[E, 2I]`` and ``[E, H]``.
+    expert_map : torch.Tensor, optional
+        int ``[global_num_experts]``: the local id of each global expert, -1 where the expert is
+        not on this rank (its slots contribute nothing).
+    global_num_experts : int, optional
+        Required with ``expert_map``.
+    out : torch.Tensor, optional
+        ``[T, H]``, same dtype as ``hidden_states``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[T, H]``.
+    """
+    if activation not in _ACTIVATIONS:
+        raise sb.InvalidArgumentError(f"`activation` must be one of {_ACTIVATIONS} (got {activation!r})")
+    if not isinstance(hidden_states, torch.Tensor) or hidden_states.dim() != 2:
+        raise sb.InvalidArgumentError(
+            f"`hidden_states` must be a [num_tokens, hidden] tensor (got {getattr(hidden_states, 'shape', None)})"
+        )
+    weight1 = w1.packed if isinstance(w1, GateUpWeight) else w1
+    if not isinstance(weight1, torch.Tensor) or weight1.dim() != 3 or not isinstance(w2, torch.Tensor) or w2.dim() != 3:
+        raise sb.InvalidArgumentError("`w1` must be [E, 2I, H] and `w2` [E, H, I] tensors")
+    e, two_i, h = weight1.shape
+    if w2.shape != (e, h, two_i // 2):
+        raise sb.InvalidArgumentError(f"`w2` must have shape [{e}, {h}, {two_i // 2}] to match `w1` (got {list(w2.shape)})")
+    if hidden_states.shape[1] != h:
+        raise sb.InvalidArgumentError(f"`hidden_states` must have hidden={h} columns (got {hidden_states.shape[1]})")
+    if isinstance(w1, GateUpWeight) and activation != "silu":
+        raise sb.InvalidArgumentError("a GateUpWeight is packed for activation='silu'; pass the plain w1 for 'swigluoai'")
+    if topk_ids.shape != topk_weights.shape or topk_ids.dim() != 2 or topk_ids.shape[0] != hidden_states.shape[0]:
+        raise sb.InvalidArgumentError(
+            f"`topk_ids` and `topk_weights` must both be [num_tokens={hidden_states.shape[0]}, k] "
+            f"(got {list(topk_ids.shape)} and {list(topk_weights.shape)})"
+        )
+    for name, bias, shape in (("w1_bias", w1_bias, (e, two_i)), ("w2_bias", w2_bias, (e, h))):
+        if bias is not None and tuple(bias.shape) != shape:
+            raise sb.InvalidArgumentError(f"`{name}` must have shape {list(shape)} (got {list(bias.shape)})")
+    ids = topk_ids
+    if expert_map is not None:
+        if global_num_experts is None or expert_map.shape != (global_num_experts,):
+            raise sb.InvalidArgumentError(
+                f"`expert_map` must have shape [global_num_experts] with `global_num_experts` given "
+                f"(got {list(expert_map.shape)}, {global_num_experts})"
+            )
+        if ids.device.type == "cpu" and ids.numel() and bool(((ids < -1) | (ids >= global_num_experts)).any()):
+            raise sb.InvalidArgumentError(f"`topk_ids` must hold ids in [0, {global_num_experts}) or -1")
+        mapped = expert_map.to(ids.device).long()[ids.long().clamp(0, global_num_experts - 1)]
+        ids = torch.where(ids >= 0, mapped, torch.full_like(mapped, -1))
+    plan = route_plan(ids, e)
+    fused = isinstance(w1, GateUpWeight) and w1_bias is None
+    if fused:
+        mid = grouped_gemm(hidden_states, w1, plan, activation="silu_and_mul")
+    else:
+        g = grouped_gemm(hidden_states, weight1, plan)
+        if isinstance(w1, GateUpWeight):  # packed but with a bias: undo the interleave on the output
+            g = g.view(g.shape[0], -1, 2, 8).transpose(1, 2).reshape(g.shape[0], -1)
+        if w1_bias is not None:
+            g = (g.float() + w1_bias.float()[_row_experts(plan).clamp(max=e - 1)]).to(g.dtype)
+        if activation == "silu":
+            half = g.shape[1] // 2
+            mid = (torch.nn.functional.silu(g[:, :half].float()) * g[:, half:].float()).to(g.dtype)
+        else:
+            mid = _swigluoai(g.float(), swiglu_alpha, swiglu_limit).to(g.dtype)
+    y = grouped_gemm(mid, w2, plan, gather=False)
+    if w2_bias is not None:
+        y = (y.float() + w2_bias.float()[_row_experts(plan).clamp(max=e - 1)]).to(y.dtype)
+    return combine(y, plan.slot_to_row, topk_weights, out=out)
+
+
+class MoE(nn.Module):
+    """A sparse MoE block: router, experts, optional shared experts.
+
+    ``forward(x)`` maps ``[..., H]`` to ``[..., H]``: select experts, run them through
+    :func:`fused_moe`, add the shared experts' output (times ``sigmoid(shared_gate(x))`` when
+    the block has a shared-expert gate, as in Qwen2-MoE).
+
+    The gate/up weight is kept in the packed layout of :class:`GateUpWeight` for the SiLU
+    activation (``w1`` holds interleaved rows); :meth:`load_experts` takes the usual
+    ``[gate; up]`` layout and packs it.
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        intermediate_size: int,
+        num_experts: int,
+        top_k: int,
+        *,
+        scoring: str = "softmax",
+        renormalize: bool = True,
+        num_expert_group: int | None = None,
+        topk_group: int | None = None,
+        routed_scaling_factor: float = 1.0,
+        correction_bias: bool = False,
+        router_bias: bool = False,
+        activation: str = "silu",
+        expert_bias: bool = False,
+        shared_intermediate_size: int = 0,
+        shared_gate: bool = False,
+        swiglu_alpha: float = SWIGLUOAI_ALPHA,
+        swiglu_limit: float = SWIGLUOAI_LIMIT,
+        router_dtype: torch.dtype | None = None,
+        dtype: torch.dtype | None = None,
+        device: Any = None,
+    ) -> None:
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise sb.InvalidArgumentError(f"`activation` must be one of {_ACTIVATIONS} (got {activation!r})")
+        if not 1 <= top_k <= num_experts:
+            raise sb.InvalidArgumentError(f"`top_k` must be between 1 and num_experts={num_experts} (got {top_k})")
+        if activation == "silu" and intermediate_size % 8:
+            raise sb.InvalidArgumentError(f"`intermediate_size` must be a multiple of 8 (got {intermediate_size})")
+        kw = {"dtype": dtype, "device": device}
+        self.hidden_size, self.intermediate_size = hidden_size, intermediate_size
+        self.num_experts, self.top_k = num_experts, top_k
+        self.scoring, self.renormalize = scoring, renormalize
+        self.num_expert_group, self.topk_group = num_expert_group, topk_group
+        self.routed_scaling_factor = routed_scaling_factor
+        self.activation, self.swiglu_alpha, self.swiglu_limit = activation, swiglu_alpha, swiglu_limit
+        # DeepSeek-V3 keeps its router in float32 whatever the model's dtype (router_dtype).
+        self.router = nn.Linear(hidden_size, num_experts, bias=router_bias, dtype=router_dtype or dtype, device=device)
+        self.register_buffer("e_score_correction_bias", torch.zeros(num_experts, device=device) if correction_bias else None)
+        self.w1 = nn.Parameter(torch.empty(num_experts, 2 * intermediate_size, hidden_size, **kw))
+        self.w2 = nn.Parameter(torch.empty(num_experts, hidden_size, intermediate_size, **kw))
+        self.w1_bias = nn.Parameter(torch.zeros(num_experts, 2 * intermediate_size, **kw)) if expert_bias else None
+        self.w2_bias = nn.Parameter(torch.zeros(num_experts, hidden_size, **kw)) if expert_bias else None
+        self.shared = None
+        if shared_intermediate_size:
+            self.shared = nn.ModuleDict({
+                "gate_proj": nn.Linear(hidden_size, shared_intermediate_size, bias=False, **kw),
+                "up_proj": nn.Linear(hidden_size, shared_intermediate_size, bias=False, **kw),
+                "down_proj": nn.Linear(shared_intermediate_size, hidden_size, bias=False, **kw),
+            })
+        self.shared_gate = nn.Linear(hidden_size, 1, bias=False, **kw) if shared_gate else None
+        bound = 1 / math.sqrt(hidden_size)
+        with torch.no_grad():
+            self.w1.uniform_(-bound, bound)
+            self.w2.uniform_(-1 / math.sqrt(intermediate_size), 1 / math.sqrt(intermediate_size))
+
+    @property
+    def packed(self) -> bool:
+        """Whether ``w1`` holds the interleaved layout of the fused SiLU epilogue."""
+        return self.activation == "silu"
+
+    @torch.no_grad()
+    def load_experts(self, w1: torch.Tensor, w2: torch.Tensor, w1_bias: torch.Tensor | None = None,
+                     w2_bias: torch.Tensor | None = None) -> MoE:
+        """Copy expert weights in: ``w1`` ``[E, 2I, H]`` (gate rows then up rows for SiLU; as the
+        checkpoint has them for swigluoai), ``w2`` ``[E, H, I]``; packs ``w1`` for SiLU."""
+        self.w1.copy_(pack_gate_up(w1).packed if self.packed else w1)
+        self.w2.copy_(w2)
+        if w1_bias is not None:
+            self.w1_bias.copy_(w1_bias)  # type: ignore[union-attr]
+        if w2_bias is not None:
+            self.w2_bias.copy_(w2_bias)  # type: ignore[union-attr]
+        return self
+
+    def route(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(topk_weights, topk_ids) for ``x`` ``[T, H]``."""
+        return select_experts(
+            self.router(x.to(self.router.weight.dtype)), self.top_k, scoring=self.scoring, renormalize=self.renormalize,
+            num_expert_group=self.num_expert_group, topk_group=self.topk_group,
+            e_score_correction_bias=cast(torch.Tensor | None, self.e_score_correction_bias),
+            routed_scaling_factor=self.routed_scaling_factor,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        x2 = x.reshape(-1, self.hidden_size)
+        weights, ids = self.route(x2)
+        from staticbatch_moe.ops import fused_moe_op
+
+        # One custom op: torch.compile(fullgraph=True) and CUDA graphs see it as a single call.
+        y = fused_moe_op(x2, self.w1, self.w2, weights, ids, self.activation, self.packed, self.w1_bias,
+                         self.w2_bias, self.swiglu_alpha, self.swiglu_limit)
+        if self.shared is not None:
+            s = self.shared["down_proj"](torch.nn.functional.silu(self.shared["gate_proj"](x2)) * self.shared["up_proj"](x2))
+            if self.shared_gate is not None:
+                s = torch.sigmoid(self.shared_gate(x2)) * s
+            y = y + s
+        return y.reshape(shape)

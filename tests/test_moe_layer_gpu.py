@@ -1,0 +1,54 @@
+"""The MoE layer on the H200: patched transformers blocks in bf16, CUDA graphs, torch.compile."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from moe_cases import rel_err
+
+import staticbatch_moe as moe
+
+pytestmark = [pytest.mark.gpu, pytest.mark.sm90]
+transformers = pytest.importorskip("transformers", minversion="5.0", reason="needs transformers >= 5")
+
+from test_moe_layer import _blocks, _randomise  # noqa: E402
+
+from staticbatch_moe import hf  # noqa: E402
+
+
+@pytest.mark.parametrize("name", ["mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v3", "gpt_oss"])
+@pytest.mark.parametrize("tokens", [1, 100])
+def test_patched_block_bf16_on_hopper(name: str, tokens: int) -> None:
+    block = _blocks()[name]().eval()
+    _randomise(block, seed=tokens)
+    block = block.to("cuda", torch.bfloat16)
+    if name == "deepseek_v3":  # its router stays in float32, as in the checkpoints
+        block.gate.float()
+    holder = torch.nn.Sequential(block)
+    x = torch.randn(2, tokens, 64, device="cuda", dtype=torch.bfloat16)
+    with torch.no_grad():
+        ref = block(x)
+        hf.patch(holder)
+        got = holder[0](x)
+    if name == "gpt_oss":
+        ref, got = ref[0], got[0]
+    assert rel_err(got, ref) < 1e-2
+
+
+def test_layer_cuda_graph_replay_and_compile() -> None:
+    torch.manual_seed(0)
+    layer = moe.MoE(256, 128, 32, 4, shared_intermediate_size=128, dtype=torch.bfloat16, device="cuda").eval()
+    x = torch.randn(64, 256, device="cuda", dtype=torch.bfloat16)
+    with torch.no_grad():
+        layer(x)
+        torch.cuda.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            y = layer(x)
+        for _ in range(3):
+            x.normal_()
+            graph.replay()
+            torch.cuda.synchronize()
+            assert rel_err(y, layer(x)) < 1e-6  # the replay computes what eager computes
+        compiled = torch.compile(layer, fullgraph=True)
+        assert rel_err(compiled(x), layer(x)) < 1e-2
