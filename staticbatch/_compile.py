@@ -48,6 +48,9 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ARCH_RE = re.compile(r"^sm_[0-9]{2,3}[a-z]?$")
 
 _memory_cache: dict[str, bytes] = {}
+# (source, name, arch, options, extra options) -> CompiledKernel: a hit skips reading and
+# hashing the headers, which costs far more than a launch. Headers are read once per process.
+_by_source: dict[tuple, CompiledKernel] = {}
 _lock = threading.Lock()
 _stats = {"nvrtc_compiles": 0, "disk_hits": 0, "memory_hits": 0, "damaged_entries": 0}
 
@@ -314,6 +317,11 @@ def compile_source(
     arch = arch or default_arch()
     if not _ARCH_RE.match(arch):
         raise InvalidArgumentError(f"`arch` must look like 'sm_90a' (got {arch!r})")
+    fast_key = (source, name, arch, tuple(options), _env.nvrtc_extra_options())
+    hit = _by_source.get(fast_key)
+    if hit is not None and hit.key in _memory_cache:
+        _stats["memory_hits"] += 1
+        return hit
     full_options, key = _options_and_key(source, arch, options)
     with _lock:
         cubin = _memory_cache.get(key)
@@ -333,7 +341,9 @@ def compile_source(
             _write_disk(key, cubin)
     with _lock:
         _memory_cache[key] = cubin
-    return CompiledKernel(name, cubin, arch, key, source, log)
+    compiled = CompiledKernel(name, cubin, arch, key, source, log)
+    _by_source[fast_key] = compiled
+    return compiled
 
 
 def _compile_worker(args: tuple[str, str, str | None, tuple[str, ...]]) -> tuple[str, bytes]:
@@ -388,6 +398,7 @@ def clear_cache(*, memory: bool = True, disk: bool = True) -> int:
     if memory:
         with _lock:
             _memory_cache.clear()
+            _by_source.clear()
     if disk:
         root = _env.cache_dir()
         if root.is_dir():

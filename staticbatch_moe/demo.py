@@ -10,6 +10,7 @@ path in float32, and the demo says so.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from typing import Any
@@ -63,19 +64,27 @@ def main(argv: list[str] | None = None) -> int:
         return time.perf_counter() - t0, out
 
     with torch.no_grad():
-        ref_logits = model(prompt).logits.float()
+        # The reference is the unpatched model in float32: in bf16 the original blocks and ours
+        # round differently (theirs accumulate the combine in bf16, ours in float32), so the
+        # patched model must be as close to float32 as the original bf16 model is, not equal to it.
+        exact = copy.deepcopy(model).float()
+        ref_logits = exact(prompt).logits.float()
+        del exact
+        base_logits = model(prompt).logits.float()
         generate()  # warm-up
         before, _ = generate()
         replaced = hf.patch(model)
         logits = model(prompt).logits.float()
         generate()  # warm-up (compiles the kernels on first use)
         after, _ = generate()
-    err = ((logits - ref_logits).norm() / ref_logits.norm()).item()
-    tol = 1e-2 if dtype == torch.bfloat16 else 1e-5
+    rel = lambda a: ((a - ref_logits).norm() / ref_logits.norm()).item()  # noqa: E731
+    err, base_err = rel(logits), rel(base_logits)
+    tol = max(1e-2, 1.5 * base_err) if dtype == torch.bfloat16 else 1e-5
     tokens = prompt.shape[0] * args.new_tokens
     print(f"model: {config.num_hidden_layers} layers, {config.num_experts} experts (top-{config.num_experts_per_tok}), "
           f"hidden {config.hidden_size}, {dtype}, {device}")
-    print(f"patched {len(replaced)} MoE blocks; logits relative error vs the unpatched model: {err:.2e} (tolerance {tol:g})")
+    print(f"patched {len(replaced)} MoE blocks; logits relative error vs the original model in float32: "
+          f"{err:.2e} patched, {base_err:.2e} original in {dtype} (tolerance {tol:.2g})")
     print(f"generation of {tokens} tokens: {tokens / before:.1f} tok/s before, {tokens / after:.1f} tok/s after "
           f"({before / after:.2f}x)")
     if not err <= tol:

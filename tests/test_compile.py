@@ -217,3 +217,17 @@ def test_installed_wheel_ships_and_finds_the_headers(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code, str(site)], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(site)),
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_repeat_compiles_skip_the_headers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A launch-path lookup must not reread and rehash headers (it would cost more than the launch)."""
+    monkeypatch.setenv("STATICBATCH_CACHE_DIR", str(tmp_path))
+    src = _fresh_source("memo")
+    first = sb.compile_source(src, "sb_cache_probe_memo")
+
+    def boom(*args: object) -> None:
+        raise AssertionError("headers were read again")
+
+    monkeypatch.setattr(_compile, "_reached_headers", boom)
+    again = sb.compile_source(src, "sb_cache_probe_memo")
+    assert again is first
