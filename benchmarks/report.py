@@ -83,6 +83,22 @@ def gemm_section(name: str = "bench_grouped_gemm") -> str | None:
     return "\n".join(lines)
 
 
+def layer_section() -> str | None:
+    d = _load("bench_moe_layer")
+    if not d:
+        return None
+    lines = [_stamp(d), "", "Summary: " + ", ".join(f"{k} = {v:.3f}" for k, v in d.get("summary", {}).items()) + ".", "",
+             "| model | T | ours, graph ms | ours, eager ms | our two GEMMs ms | layer / GEMMs | transformers eager ms | "
+             "_grouped_mm layer, graph ms | eager ms | speedup vs _grouped_mm (graph) | rel. err vs transformers |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in d["rows"]:
+        m = lambda k: f"{r[k]['median_ms']:.3f}"  # noqa: E731
+        lines.append(f"| {r['model']} | {r['T']} | {m('ours_graph')} | {m('ours_eager')} | {m('gemms')} | "
+                     f"{r['layer_over_gemms']:.2f} | {m('hf_eager')} | {m('gmm_graph')} | {m('gmm_eager')} | "
+                     f"{r['speedup_vs_grouped_mm_graph']:.2f} | {r['rel_err_vs_hf']:.1e} |")
+    return "\n".join(lines)
+
+
 def plot(d: dict, name: str) -> None:
     import matplotlib
 
@@ -129,6 +145,7 @@ def main() -> int:
     text = DOC.read_text()
     text = replace(text, "bench_mapper", mapper_section())
     text = replace(text, "bench_grouped_gemm", gemm_section())
+    text = replace(text, "bench_moe_layer", layer_section())
     DOC.write_text(text)
     print(f"wrote {DOC}")
     return 0
