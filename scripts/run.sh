@@ -5,19 +5,7 @@
 # the kernels need a Hopper GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV=${STATICBATCH_VENV:-.venv}
-if [ ! -x "$VENV/bin/python" ]; then
-    python3 -m venv "$VENV"
-fi
-PY="$VENV/bin/python"
-"$PY" -m pip install -q --upgrade pip
-if ! "$PY" -c "import torch" 2>/dev/null; then
-    if command -v nvidia-smi >/dev/null 2>&1; then
-        "$PY" -m pip install -q torch
-    else
-        "$PY" -m pip install -q torch==2.13.0
-    fi
-fi
+. scripts/setup-venv.sh
 "$PY" -m pip install -q -e ".[hf]"
 "$PY" -m staticbatch info
 "$PY" -m staticbatch_moe.demo
