@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 import staticbatch as sb
+from staticbatch_moe import _route_kernels as rk
+from staticbatch_moe._gemm_config import choose_config
 from staticbatch_moe.gemm import GateUpWeight, grouped_gemm, pack_gate_up
 from staticbatch_moe.routing import route_plan
 
@@ -65,8 +67,14 @@ def select_experts(
     Returns
     -------
     (topk_weights, topk_ids)
-        float32 ``[T, k]`` and int32 ``[T, k]``, on the logits' device. Ties are broken as
-        ``torch.topk`` breaks them.
+        float32 ``[T, k]`` and int32 ``[T, k]``, on the logits' device. Ties go to the lower
+        expert id.
+
+    Notes
+    -----
+    On a Hopper GPU (E <= 1024, at most 32 groups) this is one kernel, a warp per token
+    (``cuda_src/staticbatch/moe/routing.cuh``); elsewhere the same computation in torch
+    operations. Neither syncs with the host.
     """
     if not isinstance(router_logits, torch.Tensor) or router_logits.dim() != 2:
         raise sb.InvalidArgumentError(
@@ -99,6 +107,20 @@ def select_experts(
             )
         if e_score_correction_bias.device != router_logits.device:
             raise sb.InvalidArgumentError("`e_score_correction_bias` must be on the logits' device")
+    if router_logits.shape[1] <= rk.MAX_EXPERTS and (num_expert_group or 1) <= rk.MAX_GROUPS \
+            and router_logits.dtype in (torch.float32, torch.bfloat16, torch.float16) and rk.available(router_logits):
+        return rk.select(router_logits, top_k, scoring, renormalize, num_expert_group, topk_group,
+                         e_score_correction_bias, routed_scaling_factor)
+    return _select_experts_torch(router_logits, top_k, scoring, renormalize, num_expert_group, topk_group,
+                                 e_score_correction_bias, routed_scaling_factor)
+
+
+def _select_experts_torch(router_logits: torch.Tensor, top_k: int, scoring: str, renormalize: bool,
+                          num_expert_group: int | None, topk_group: int | None,
+                          e_score_correction_bias: torch.Tensor | None,
+                          routed_scaling_factor: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`select_experts` in torch operations (the CPU path, and the reference of the kernel)."""
+    e = router_logits.shape[1]
     logits = router_logits.float()
     if scoring == "softmax_selected":
         values, ids = torch.topk(logits, top_k, dim=-1)
@@ -124,10 +146,13 @@ def select_experts(
     return weights * routed_scaling_factor, ids.to(torch.int32)
 
 
-def combine(y: torch.Tensor, slot_to_row: torch.Tensor, topk_weights: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """``out[t] = sum_j topk_weights[t, j] * y[slot_to_row[t, j]]`` in float32, slots in order.
+def combine(y: torch.Tensor, slot_to_row: torch.Tensor, topk_weights: torch.Tensor, out: torch.Tensor | None = None,
+            *, bias: torch.Tensor | None = None, topk_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """``out[t] = sum_j topk_weights[t, j] * (y[slot_to_row[t, j]] + bias[topk_ids[t, j]])`` in
+    float32, slots in order.
 
-    Deterministic (no atomics); skipped slots (row -1) contribute nothing.
+    Deterministic (no atomics); skipped slots (row -1) contribute nothing. On a Hopper GPU one
+    kernel (a block per token, 16-byte loads); elsewhere torch operations.
 
     Parameters
     ----------
@@ -137,16 +162,49 @@ def combine(y: torch.Tensor, slot_to_row: torch.Tensor, topk_weights: torch.Tens
         int32 ``[T, k]`` from the routing plan.
     topk_weights : torch.Tensor
         ``[T, k]``, any float dtype.
+    out : torch.Tensor, optional
+        ``[T, H]``, the dtype of ``y`` or float32.
+    bias, topk_ids : torch.Tensor, optional
+        ``[E, H]`` per-expert output bias (GPT-OSS's ``w2_bias``) and the (local) expert id of
+        each slot, given together.
     """
+    t, k = slot_to_row.shape
+    h = y.shape[1]
+    if (bias is None) != (topk_ids is None):
+        raise sb.InvalidArgumentError("`bias` and `topk_ids` must be given together")
+    if out is not None and (tuple(out.shape) != (t, h) or out.dtype not in (y.dtype, torch.float32)):
+        raise sb.InvalidArgumentError(
+            f"`out` must be [{t}, {h}] of dtype {y.dtype} or torch.float32 (got {list(out.shape)}, {out.dtype})"
+        )
+    if (y.dtype in (torch.bfloat16, torch.float16) and h % 8 == 0 and y.is_contiguous() and rk.available(y)
+            and (out is None or out.is_contiguous()) and (bias is None or (bias.dtype == y.dtype and bias.is_contiguous()))):
+        result = out if out is not None else torch.empty(t, h, dtype=y.dtype, device=y.device)
+        ids = None if topk_ids is None else topk_ids.to(torch.int32).contiguous()
+        return rk.combine(y, slot_to_row.to(torch.int32).contiguous(), topk_weights.float().contiguous(), result,
+                          bias, ids)
     rows = slot_to_row.long()
     valid = rows >= 0
     gathered = y[rows.clamp(min=0)].float()  # [T, k, H]
+    if bias is not None:
+        gathered = gathered + bias.float()[topk_ids.long().clamp(min=0)]  # type: ignore[union-attr]
     w = torch.where(valid, topk_weights.float(), torch.zeros((), device=y.device))
-    result = (gathered * w.unsqueeze(-1)).sum(dim=1)
+    summed = (gathered * w.unsqueeze(-1)).sum(dim=1)
     if out is None:
-        return result.to(y.dtype)
-    out.copy_(result)
+        return summed.to(y.dtype)
+    out.copy_(summed)
     return out
+
+
+def _layer_tilings(x: torch.Tensor, ids: torch.Tensor, e: int, two_i: int, h: int, fused: bool) -> list:
+    """The (block_m, block_n, n) of the layer's two GEMMs, so the routing pass builds their tile
+    prefix sums; none off the kernel path."""
+    if x.dtype not in (torch.bfloat16, torch.float16) or not rk.available(x):
+        return []
+    dtype = "bf16" if x.dtype == torch.bfloat16 else "fp16"
+    rows = ids.numel()
+    up = choose_config(rows, e, two_i, h, dtype, "silu_and_mul" if fused else None, True)
+    down = choose_config(rows, e, h, two_i // 2, dtype, None, False)
+    return [(up.block_m, up.block_n, two_i), (down.block_m, down.block_n, h)]
 
 
 def _row_experts(plan: Any) -> torch.Tensor:
@@ -245,8 +303,8 @@ def fused_moe(
             raise sb.InvalidArgumentError(f"`topk_ids` must hold ids in [0, {global_num_experts}) or -1")
         mapped = expert_map.to(ids.device).long()[ids.long().clamp(0, global_num_experts - 1)]
         ids = torch.where(ids >= 0, mapped, torch.full_like(mapped, -1))
-    plan = route_plan(ids, e)
     fused = isinstance(w1, GateUpWeight) and w1_bias is None
+    plan = route_plan(ids, e, tilings=_layer_tilings(hidden_states, ids, e, two_i, h, fused))
     if fused:
         mid = grouped_gemm(hidden_states, w1, plan, activation="silu_and_mul")
     else:
@@ -261,9 +319,9 @@ def fused_moe(
         else:
             mid = _swigluoai(g.float(), swiglu_alpha, swiglu_limit).to(g.dtype)
     y = grouped_gemm(mid, w2, plan, gather=False)
-    if w2_bias is not None:
-        y = (y.float() + w2_bias.float()[_row_experts(plan).clamp(max=e - 1)]).to(y.dtype)
-    return combine(y, plan.slot_to_row, topk_weights, out=out)
+    if w2_bias is None:
+        return combine(y, plan.slot_to_row, topk_weights, out=out)
+    return combine(y, plan.slot_to_row, topk_weights, out=out, bias=w2_bias.to(y.dtype), topk_ids=ids)
 
 
 class MoE(nn.Module):

@@ -6,9 +6,10 @@ first, then expert 1's, ..., each in token order; tasks are *scheduled* heaviest
 kernel's task list is sorted by row count, descending), so that a hot expert's tiles start
 in the first wave instead of forming a tail.
 
-Everything here is torch operations on the device (a stable sort, a scatter-add, prefix
-sums) plus the core's :func:`staticbatch.device_plan` for the tile prefix sums: no host
-sync, so routing, plan and GEMMs can be captured in a CUDA graph.
+On a Hopper GPU the plan comes from three small kernels (count, scan, scatter) that also
+build the tile prefix sums of a layer's two GEMMs; elsewhere from torch operations (a stable
+sort, a scatter-add, prefix sums). Neither syncs with the host, so routing, plan and GEMMs
+can be captured in a CUDA graph.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import staticbatch as sb
+from staticbatch_moe import _route_kernels as rk
 
 __all__ = ["RoutePlan", "route_plan"]
 
@@ -41,7 +43,7 @@ class RoutePlan:
         skipped. The combine reads it.
     task_expert, task_rows, task_starts : torch.Tensor
         The kernel's task list, heaviest first: int32 ``[E]`` expert ids, int32 ``[E]`` rows,
-        int64 ``[E + 1]`` first grouped row of each task (the last entry unused).
+        int64 ``[E + 1]`` first grouped row of each task (the last entry is M).
     """
 
     num_tokens: int
@@ -68,18 +70,19 @@ class RoutePlan:
     def tile_offsets(self, block_m: int, block_n: int, n: int) -> Any:
         """int32 ``[E + 1]``: exclusive prefix sum over tasks of ceil(m / block_m) * ceil(n / block_n).
 
-        Built once per (block_m, block_n, n) on the device by :func:`staticbatch.device_plan`
-        and kept, so the two GEMMs of a layer and repeated calls share it.
+        Built on the device, with no sync, and kept, so the two GEMMs of a layer and repeated
+        calls share it. :func:`route_plan` can build a layer's two in its own pass
+        (``tilings``); any other comes from one :func:`staticbatch.device_plan` launch.
         """
         import torch
 
-        key = (block_m, block_n, n)
-        plan = self._tile_plans.get(key)
-        if plan is None:
-            sizes = torch.stack([self.task_rows, torch.full_like(self.task_rows, n)], dim=1)
-            plan = sb.device_plan(sizes, (block_m, block_n))
-            self._tile_plans[key] = plan
-        return plan.tile_offsets
+        key = (block_m, -(-n // block_n))
+        offsets = self._tile_plans.get(key)
+        if offsets is None:
+            sizes = torch.stack([self.task_rows, torch.full_like(self.task_rows, key[1])], dim=1)
+            offsets = sb.device_plan(sizes, (block_m, 1)).tile_offsets
+            self._tile_plans[key] = offsets
+        return offsets
 
 
 def _check_ids(topk_ids: Any, num_experts: Any) -> None:
@@ -99,7 +102,7 @@ def _check_ids(topk_ids: Any, num_experts: Any) -> None:
         raise sb.InvalidArgumentError(f"`topk_ids` must have fewer than 2**31 entries (got {topk_ids.numel()})")
 
 
-def route_plan(topk_ids: Any, num_experts: int) -> RoutePlan:
+def route_plan(topk_ids: Any, num_experts: int, *, tilings: Any = ()) -> RoutePlan:
     """Group (token, slot) pairs by expert.
 
     Parameters
@@ -111,14 +114,38 @@ def route_plan(topk_ids: Any, num_experts: int) -> RoutePlan:
         rows are never written), since checking would cost a host sync.
     num_experts : int
         E, the number of (local) experts.
+    tilings : sequence of (block_m, block_n, n), optional
+        Up to two GEMM tilings whose tile prefix sums (:meth:`RoutePlan.tile_offsets`) are
+        built in the same pass on a Hopper GPU (``fused_moe`` passes its two GEMMs'); others
+        are built on first use.
 
     Returns
     -------
     RoutePlan
+
+    Notes
+    -----
+    On a Hopper GPU with E <= 1024 the plan comes from three small kernels (count, scan,
+    scatter; ``cuda_src/staticbatch/moe/routing.cuh``); elsewhere from torch operations (a
+    stable sort, a scatter-add, prefix sums). Both give the same layout: rows grouped by
+    expert, each expert's rows in (token, slot) order, tasks heaviest first (ties by expert id).
     """
+    _check_ids(topk_ids, num_experts)
+    tilings = list(tilings)
+    if len(tilings) > 2:
+        raise sb.InvalidArgumentError(f"`tilings` must list at most two (block_m, block_n, n) (got {len(tilings)})")
+    t, k = topk_ids.shape
+    if t * k and num_experts <= rk.MAX_EXPERTS and rk.available(topk_ids):
+        keys = [(bm, -(-n // bn)) for bm, bn, n in tilings]
+        got = rk.plan(topk_ids, num_experts, keys)
+        offsets = got.pop("tile_offsets")
+        return RoutePlan(num_tokens=t, top_k=k, num_experts=num_experts, _tile_plans=dict(zip(keys, offsets)), **got)
+    return _route_plan_torch(topk_ids, num_experts)
+
+
+def _route_plan_torch(topk_ids: Any, num_experts: int) -> RoutePlan:
     import torch
 
-    _check_ids(topk_ids, num_experts)
     t, k = topk_ids.shape
     dev = topk_ids.device
     ids = topk_ids.reshape(-1).long()
@@ -147,6 +174,7 @@ def route_plan(topk_ids: Any, num_experts: int) -> RoutePlan:
     task_expert = torch.sort(counts, descending=True, stable=True).indices
     task_starts = torch.zeros(e + 1, dtype=torch.int64, device=dev)
     task_starts[:e] = starts[task_expert]
+    task_starts[e] = starts[e]
     return RoutePlan(
         num_tokens=t,
         top_k=k,
