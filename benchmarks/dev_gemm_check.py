@@ -347,7 +347,8 @@ def run_case(cfg: GemmConfig, counts: list[int], n: int, k: int, task_perm: bool
     kern = get_kernel(cfg)
     w_map = weight_tma_descriptor(w, cfg)
     g = grid if grid is not None else min(plan["total_tiles"], torch.cuda.get_device_properties(0).multi_processor_count)
-    kern.launch(w_map, token_tma_descriptor(a, cfg), a, lda, out, gather_idx, plan, n, k, g)
+    # The token map spans K columns (a[:, :k]: the padded stride stays lda), as grouped_gemm builds it.
+    kern.launch(w_map, token_tma_descriptor(a[:, :k], cfg), a, lda, out, gather_idx, plan, n, k, g)
     sync_or_die(f"{cfg.kernel_name} {label}")
     ref = reference(a_rows, w, counts, task_expert.tolist(), silu) if m_total else torch.zeros(0, n_out, device=dev)
     got = out[:m_total].float()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from staticbatch_moe.shapes import MODEL_SHAPES
@@ -51,4 +53,6 @@ def reachable_configs() -> list:
         for t, act in itertools.product((16, 256, 4096), (None, "silu_and_mul")):
             for dtype in ("bf16", "fp16"):
                 found.update(cands(t, 22, 320, 200, dtype, act, True))
+    # The edge-count test runs every gather configuration with the cp.async gather too.
+    found |= {dataclasses.replace(c, gather_mode="cp_async") for c in found if c.gather}
     return sorted(found, key=lambda c: c.kernel_name)

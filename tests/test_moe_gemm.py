@@ -3,6 +3,7 @@ compiling (nvrtc tier), and the Hopper kernel against the float32 reference (sm9
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -107,7 +108,10 @@ def _shipped_configs() -> list[cfgmod.GemmConfig]:
     candidates = getattr(cfgmod, "candidate_configs", None)
     for (h, i, e, k), t, dtype in itertools.product(MODELS.values(), TS, ("bf16", "fp16")):
         for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False), (h, i, None, True)):
-            found.add(moe.choose_config(t * k, e, n, kk, dtype, act, gather))
+            cfg = moe.choose_config(t * k, e, n, kk, dtype, act, gather)
+            found.add(cfg)
+            if gather:  # the cp.async gather stays selectable
+                found.add(dataclasses.replace(cfg, gather_mode="cp_async"))
             if candidates is not None and dtype == "bf16":
                 found.update(candidates(t * k, e, n, kk, dtype, act, gather))
     return sorted(found, key=lambda c: c.kernel_name)
@@ -123,3 +127,17 @@ def test_every_shipped_config_compiles() -> None:
         assert compiled.cubin[:4] == b"\x7fELF"
         if compiled.log:  # a fresh compile: the resource report must show no spills
             assert " 0 bytes spill stores" in compiled.log, (cfg.kernel_name, compiled.log)
+
+
+def test_gather_mode() -> None:
+    """The TMA gather is the default; both methods get their own kernel name; a mode without gather is an error."""
+    tma = cfgmod.GemmConfig(gather=True)
+    cpa = cfgmod.GemmConfig(gather=True, gather_mode="cp_async")
+    assert tma.gather_mode == "tma" and moe.choose_config(4096, 8, 512, 256, gather=True).gather_mode == "tma"
+    assert len({tma.kernel_name, cpa.kernel_name, cfgmod.GemmConfig().kernel_name}) == 3
+    squash = lambda c: "".join(cfgmod.kernel_source(c).split())  # noqa: E731
+    assert "false,true>(" in squash(tma) and "false,false>(" in squash(cpa)  # ..., kPingpong, kTmaGather
+    with pytest.raises(sb.InvalidArgumentError, match="gather_mode"):
+        cfgmod.GemmConfig(gather_mode="dma")
+    with pytest.raises(sb.InvalidArgumentError, match="only with gather=True"):
+        cfgmod.GemmConfig(gather_mode="cp_async")

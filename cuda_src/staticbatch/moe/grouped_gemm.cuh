@@ -35,10 +35,27 @@
 //     stage's full barrier). Token rows: without kGather thread 0 also loads them with TMA
 //     (2-D map `a_map` over a [rows, K], box {64, BLOCK_M}, 128-byte swizzle; rows past the
 //     task's m are the next task's rows or, past the end of a, zeros: harmless, their output
-//     rows are masked at the store), full barrier count 1. With kGather all 128 producer
-//     threads gather the token rows with 16-byte cp.async, writing the 128-byte swizzle by
-//     hand (chunk c of row r goes to chunk c ^ (r % 8)), rows past m zero-filled, and arrive
-//     on the same full barrier with cp.async.mbarrier.arrive.noinc: count 128 + 1.
+//     rows are masked at the store), full barrier count 1. With kGather, two methods:
+//     - kTmaGather (the default): one TMA per token row. `a_map` is a 2-D map over a [T, K]
+//       with box {64, 1}; producer thread i (of the first kGatherWarps = min(4, ceil(BLOCK_M /
+//       32)) warps) reads the gather_idx entry of token row i once per tile and, each
+//       K step, loads that row's 128 bytes (coordinates (kb * 64, gather_idx[row])) to
+//       x + i * 128. One row per thread, not one warp looping over rows: TMA operands are
+//       uniform registers, so ptxas serialises a warp's divergent TMA issues (ELECT, R2UR,
+//       UTMALDG per lane); 4 warps issue on 4 schedulers at once. The 128-byte swizzle is a
+//       function of the shared-memory address (chunk bits [4:6] ^= address bits [7:9]; CUDA
+//       programming guide, TMA swizzle: offset (smem_ptr / 128) % 8, destination alignment
+//       128 bytes), so one-row boxes at 128-byte offsets of a 1024-aligned stage land exactly
+//       where the {64, BLOCK_M} box puts them. Rows past the task's m are not loaded: thread
+//       0's expect_tx counts the weight tile plus 128 bytes per row actually loaded (the
+//       row count of the tile is known when the tile starts), and the unloaded rows keep
+//       stale bytes whose output rows are masked at the store. TMA zero-fills the columns
+//       past K and counts the whole box. Full barrier count 1 (only thread 0 arrives; the
+//       other threads' copies may complete before its expect_tx: tx-count may go negative).
+//     - cp.async: all 128 producer threads gather the token rows with 16-byte cp.async,
+//       writing the 128-byte swizzle by hand (chunk c of row r goes to chunk c ^ (r % 8)),
+//       rows past m zero-filled, and arrive on the same full barrier with
+//       cp.async.mbarrier.arrive.noinc: count 128 + 1.
 //   consumers: wgmma m64nNk16 from shared memory, K-major, 128-byte swizzle.
 //     normal mode (kSwapAB = false): BLOCK_M = 64 * kNumConsumers token rows; consumer
 //       warp group g computes token rows [64g, 64g + 64) x all BLOCK_N weight rows
@@ -103,7 +120,11 @@ struct GemmShape {
   static constexpr int kXRows = BLOCK_M;      // token rows per stage
   static constexpr uint32_t kWBytes = kWRows * BLOCK_K * 2;
   static constexpr uint32_t kXBytes = kXRows * BLOCK_K * 2;
-  static constexpr int kRowsPerProducerThread = (kXRows + 15) / 16;
+  static constexpr int kRowsPerProducerThread = (kXRows + 15) / 16;  // cp.async gather: 16 rows per pass
+  // TMA gather: warps that issue the row loads (32 rows each, at most the 4 producer warps)
+  // and rows per thread (1 for BLOCK_M <= 128).
+  static constexpr int kGatherWarps = kXRows >= 128 ? 4 : (kXRows + 31) / 32;
+  static constexpr int kRowsPerGatherThread = (kXRows + 32 * kGatherWarps - 1) / (32 * kGatherWarps);
   // Warps that release a stage: the one ping-pong group that consumed it, else every consumer.
   static constexpr int kStageConsumerWarps = kPingpong ? 4 : 4 * kNumConsumers;
   // Output rows a consumer stages per epilogue chunk: its 64 token rows, or (swap) the tokens.
@@ -284,10 +305,11 @@ SB_DEVICE void epilogue_swap(const float (&acc)[kAccum], uint32_t epi_base, uint
 }
 
 // The kernel body. All threads of the block call it; the block has Shape::kThreads threads
-// and Shape::kSmemBytes bytes of dynamic shared memory. `a_map` is read only without kGather
-// (it may be all zeros otherwise).
+// and Shape::kSmemBytes bytes of dynamic shared memory. `a_map` is read without kGather (box
+// {64, BLOCK_M}) and with kTmaGather (box {64, 1}); it may be all zeros for the cp.async
+// gather. kTmaGather selects the gather method and means nothing without kGather.
 template <bool kBf16, int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kGather, bool kSiluMul,
-          bool kPingpong = false>
+          bool kPingpong = false, bool kTmaGather = false>
 SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescriptor& a_map, const void* a_ptr,
                             int64_t lda, void* out_ptr, const int32_t* gather_idx, const int32_t* tile_offsets,
                             const int32_t* task_rows, const int64_t* task_starts, const int32_t* task_expert,
@@ -297,6 +319,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   using Ops = ElemOps<kBf16>;
   constexpr int kNumConsumers = Shape::kNumConsumers;
   constexpr int kXRows = Shape::kXRows;
+  constexpr bool kCpAsyncGather = kGather && !kTmaGather;  // rows by cp.async (generic proxy)
+  constexpr bool kRowTma = kGather && kTmaGather;          // rows by one TMA each
 
   // Shared storage, its base rounded up to 1024 bytes (the 128-byte swizzle atom).
   unsigned char* raw = dynamic_smem<unsigned char>();
@@ -310,15 +334,15 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   if (threadIdx.x == 0) {
 #pragma unroll
     for (int s = 0; s < kStages; ++s) {
-      // With kGather: 128 cp.async arrivals + thread 0's expect_tx; otherwise only the latter.
-      ptx::mbarrier_init(&ss.full[s], kGather ? 128 + 1 : 1);
+      // cp.async gather: 128 cp.async arrivals + thread 0's expect_tx; otherwise only the latter.
+      ptx::mbarrier_init(&ss.full[s], kCpAsyncGather ? 128 + 1 : 1);
       ptx::mbarrier_init(&ss.empty[s], Shape::kStageConsumerWarps);  // one arrival per consumer warp
     }
     ptx::fence_barrier_init();
   }
   if (threadIdx.x == 32) {
     ptx::tma_prefetch_descriptor(&w_map);
-    if constexpr (!kGather) ptx::tma_prefetch_descriptor(&a_map);
+    if constexpr (!kCpAsyncGather) ptx::tma_prefetch_descriptor(&a_map);
   }
   __syncthreads();
 
@@ -330,45 +354,65 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     if constexpr (kNumConsumers == 2) ptx::setmaxnreg_dec<kProducerRegs>();
     const auto* a = static_cast<const uint16_t*>(a_ptr);
     const int32_t t = static_cast<int32_t>(threadIdx.x);  // 0..127
-    const int32_t chunk = t & 7;                           // 16-byte chunk of the 128-byte row
-    const int32_t row0 = t >> 3;                           // rows row0, row0 + 16, ...
-    if (kGather || t == 0) {  // without kGather one thread issues all the TMA loads
+    const int32_t chunk = t & 7;                           // cp.async: 16-byte chunk of the 128-byte row
+    const int32_t row0 = t >> 3;                           // cp.async: rows row0, row0 + 16, ...
+    // Who loads: every producer thread (cp.async gather), the first kGatherWarps warps (TMA
+    // gather: thread i loads token rows i, i + 32 * kGatherWarps, ...; thread 0 also the
+    // weight), else thread 0 alone.
+    constexpr int kGatherThreads = 32 * Shape::kGatherWarps;
+    const bool loads = kCpAsyncGather ? true : (kRowTma ? t < kGatherThreads : t == 0);
+    if (loads) {
       BinarySearchMapper mapper(tile_offsets, num_tasks);
       uint32_t it = 0;  // running K step over all tiles of this block
       for (int32_t tile = static_cast<int32_t>(blockIdx.x); tile < total_tiles;
            tile += static_cast<int32_t>(gridDim.x)) {
         const TileCoord tc = locate_tile<BLOCK_M>(mapper.map(tile), task_rows, task_starts, task_expert);
-        // kGather: source row of each token row this thread copies, -1 past the task's end.
-        int32_t src_row[Shape::kRowsPerProducerThread];
+        const int32_t tile_row0 = tc.m_block * BLOCK_M;  // first row of this token block within the task
+        // Token rows of this tile that exist (the rest are past the task's m).
+        const int32_t x_rows = tc.m - tile_row0 < kXRows ? tc.m - tile_row0 : kXRows;
+        // Gather: source row in a of each token row this thread loads (-1 past the task's end).
+        constexpr int kSrcRows = kRowTma ? Shape::kRowsPerGatherThread : (kGather ? Shape::kRowsPerProducerThread : 1);
+        int32_t src_row[kSrcRows];
         if constexpr (kGather) {
 #pragma unroll
-          for (int i = 0; i < Shape::kRowsPerProducerThread; ++i) {
-            const int32_t r = row0 + 16 * i;
-            const int32_t local = tc.m_block * BLOCK_M + r;
-            int32_t src = -1;
-            if (r < kXRows && local < tc.m) src = __ldg(gather_idx + tc.start + local);
-            src_row[i] = src;
+          for (int i = 0; i < kSrcRows; ++i) {
+            const int32_t r = kRowTma ? t + kGatherThreads * i : row0 + 16 * i;
+            src_row[i] = r < x_rows ? __ldg(gather_idx + tc.start + tile_row0 + r) : -1;
           }
         }
         // Without kGather: first row of a of this token block (rows < 2^31, see the header).
-        const int32_t x_row0 = static_cast<int32_t>(tc.start + tc.m_block * BLOCK_M);
+        const int32_t x_row0 = static_cast<int32_t>(tc.start + tile_row0);
         const int32_t w_row0 = tc.n_block * BLOCK_N;
+        // Bytes one stage of this tile receives by TMA (counted on its full barrier).
+        const uint32_t stage_bytes =
+            Shape::kWBytes + (!kGather ? Shape::kXBytes : (kRowTma ? static_cast<uint32_t>(x_rows) * 128u : 0u));
         for (int32_t kb = 0; kb < num_k_blocks; ++kb, ++it) {
           const uint32_t s = it % kStages;
           const uint32_t phase = (it / kStages) & 1u;
           ptx::mbarrier_wait(&ss.empty[s], phase ^ 1u);
           if (t == 0) {
-            ptx::mbarrier_arrive_expect_tx(&ss.full[s], Shape::kWBytes + (kGather ? 0u : Shape::kXBytes));
+            ptx::mbarrier_arrive_expect_tx(&ss.full[s], stage_bytes);
             ptx::tma_load_3d(ptx::smem_addr(ss.w[s]), &w_map, &ss.full[s], kb * BLOCK_K, w_row0, tc.expert);
             if constexpr (!kGather) {
               ptx::tma_load_2d(ptx::smem_addr(ss.x[s]), &a_map, &ss.full[s], kb * BLOCK_K, x_row0);
             }
           }
-          if constexpr (kGather) {
+          if constexpr (kRowTma) {
+            // One {64, 1} box per token row; the hardware swizzles by destination address.
+            const uint32_t x_base = ptx::smem_addr(ss.x[s]);
+#pragma unroll
+            for (int i = 0; i < kSrcRows; ++i) {
+              const int32_t r = t + kGatherThreads * i;
+              if (src_row[i] >= 0) {  // implies r < x_rows <= kXRows
+                ptx::tma_load_2d(x_base + static_cast<uint32_t>(r) * 128u, &a_map, &ss.full[s], kb * BLOCK_K,
+                                 src_row[i]);
+              }
+            }
+          } else if constexpr (kGather) {
             const int32_t k_elem = kb * BLOCK_K + chunk * 8;
             const uint32_t x_base = ptx::smem_addr(ss.x[s]);
 #pragma unroll
-            for (int i = 0; i < Shape::kRowsPerProducerThread; ++i) {
+            for (int i = 0; i < kSrcRows; ++i) {
               const int32_t r = row0 + 16 * i;
               if (r < kXRows) {
                 const bool valid = src_row[i] >= 0 && k_elem < k;  // K % 8 == 0: a chunk is all in or all out
@@ -383,7 +427,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       }
     }
     // Do not leave copies (and their barrier arrivals) in flight behind an exited thread.
-    if constexpr (kGather) ptx::cp_async_wait_all();
+    if constexpr (kCpAsyncGather) ptx::cp_async_wait_all();
   } else {
     // ------------------------------------------------------------------ consumers
     if constexpr (kNumConsumers == 2) ptx::setmaxnreg_inc<kConsumerRegs>();
@@ -421,7 +465,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         ptx::mbarrier_wait(&ss.full[s], phase);
         // cp.async writes (generic proxy) -> wgmma reads (async proxy). CUTLASS's cp.async
         // warp-specialised GMMA mainloop does without this fence; it is kept as cheap insurance.
-        if constexpr (kGather) ptx::fence_proxy_async_shared();
+        // (TMA writes are async proxy already.)
+        if constexpr (kCpAsyncGather) ptx::fence_proxy_async_shared();
         const uint32_t w_base = ptx::smem_addr(ss.w[s]);
         const uint32_t x_base = ptx::smem_addr(ss.x[s]);
         // 64-row slices are whole swizzle atoms (64 * 128 = 8192 bytes), so 1024-aligned.
