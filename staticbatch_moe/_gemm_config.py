@@ -51,6 +51,7 @@ Weight layout for ``activation="silu_and_mul"``: gate and up rows interleaved in
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -312,6 +313,7 @@ def _normal_config(block_m: int, block_n: int, pingpong: bool, activation, dtype
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def choose_config(
     total_rows: int,
     num_experts: int,

@@ -8,6 +8,7 @@ arguments; these helpers only build and launch, on torch's current stream, with 
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -48,8 +49,20 @@ def available(t: Any) -> bool:
     return cap == (9, 0)
 
 
+_loaded: dict[tuple[str, int], Any] = {}
+
+
 def _kernel(source: str, name: str, device_index: int) -> Any:
-    return sb.load(sb.compile_source(source, name), device_index)
+    """The loaded kernel; names are unique per source, so cached by (name, device)."""
+    kernel = _loaded.get((name, device_index))
+    if kernel is None:
+        kernel = _loaded[(name, device_index)] = sb.load(sb.compile_source(source, name), device_index)
+    return kernel
+
+
+@functools.cache
+def _num_sms(device_index: int) -> int:
+    return sb.device_properties(device_index).num_sms
 
 
 def _device_index(t: Any) -> int:
@@ -58,6 +71,7 @@ def _device_index(t: Any) -> int:
     return t.device.index if t.device.index is not None else torch.cuda.current_device()
 
 
+@functools.cache
 def select_source(logit_dtype: str, num_experts: int, scoring: str, renormalize: bool, grouped: bool) -> tuple[str, str]:
     """Source and entry name of the selection kernel for one configuration."""
     ctype = _CTYPES[logit_dtype]
@@ -91,7 +105,7 @@ def select(logits: Any, top_k: int, scoring: str, renormalize: bool, num_expert_
     dev = _device_index(logits)
     kernel = _kernel(source, name, dev)
     warps = ROUTE_WARPS
-    blocks = min(math.ceil(t / warps), sb.device_properties(dev).num_sms * 8)
+    blocks = min(math.ceil(t / warps), _num_sms(dev) * 8)
     kernel.launch(blocks, 32 * warps, 0, [
         logits, np.int64(logits.stride(0)), np.int32(t), np.int32(e), np.int32(top_k),
         np.int32(num_expert_group or 1), np.int32(topk_group or 1),
@@ -100,6 +114,7 @@ def select(logits: Any, top_k: int, scoring: str, renormalize: bool, num_expert_
     return weights, ids
 
 
+@functools.cache
 def _plan_sources(id_ctype: str) -> dict[str, tuple[str, str]]:
     tag = _TAGS[id_ctype]
     count = f"sb_moe_route_count_{tag}"
@@ -157,7 +172,7 @@ def plan(ids: Any, num_experts: int, tilings: list[tuple[int, int]]) -> dict[str
     chunk, chunks = chunking(n, e)
     i32 = dict(dtype=torch.int32, device=dev)
     i64 = dict(dtype=torch.int64, device=dev)
-    out = {
+    out: dict[str, Any] = {
         "expert_counts": torch.empty(e, **i32),
         "expert_starts": torch.empty(e + 1, **i64),
         "gather_idx": torch.empty(n, **i32),
@@ -188,6 +203,7 @@ def plan(ids: Any, num_experts: int, tilings: list[tuple[int, int]]) -> dict[str
     return out
 
 
+@functools.cache
 def combine_source(elem_dtype: str, out_dtype: str, bias: bool) -> tuple[str, str]:
     elem, outc = _CTYPES[elem_dtype], _CTYPES[out_dtype]
     name = f"sb_moe_combine_{_TAGS[elem]}_{_TAGS[outc]}{'_bias' if bias else ''}"

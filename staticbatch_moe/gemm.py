@@ -26,6 +26,8 @@ logger = logging.getLogger("staticbatch.moe")
 
 _ACTIVATIONS = (None, "silu_and_mul")
 _descriptor_cache: dict[tuple, sb.ByValue] = {}
+_token_cache: dict[tuple, sb.ByValue] = {}
+_kernels: dict[tuple, tuple[Any, int]] = {}
 _warned_fallback: set[str] = set()
 
 
@@ -189,6 +191,30 @@ def _weight_descriptor(weight: Any, cfg: GemmConfig) -> sb.ByValue:
     return desc
 
 
+def _token_descriptor(a: Any, config: GemmConfig) -> sb.ByValue:
+    """The token map of ``a``, cached by what it encodes (address, shape, strides, box), so
+    the decode loop, whose activations reuse a few allocator blocks, does not re-encode it."""
+    key = (a.data_ptr(), tuple(a.shape), a.stride(0), a.dtype, config.gather, config.gather_mode, config.block_m)
+    desc = _token_cache.get(key)
+    if desc is None:
+        desc = sb.ByValue(cfgmod.token_tma_descriptor(a, config), align=64)
+        if len(_token_cache) > 256:
+            _token_cache.clear()
+        _token_cache[key] = desc
+    return desc
+
+
+def _kernel_for(config: GemmConfig, device_index: int) -> tuple[Any, int]:
+    """(loaded kernel, number of SMs) of a configuration on a device, cached."""
+    key = (config, device_index)
+    hit = _kernels.get(key)
+    if hit is None:
+        compiled = sb.compile_source(cfgmod.kernel_source(config), config.kernel_name)
+        hit = (sb.load(compiled, device_index), sb.device_properties(device_index).num_sms)
+        _kernels[key] = hit
+    return hit
+
+
 def grouped_gemm(
     a: Any,
     w: Any,
@@ -263,19 +289,17 @@ def grouped_gemm(
         raise sb.InvalidArgumentError(
             f"`config` must match dtype={dtype}, activation={activation!r}, gather={gather} (got {config})"
         )
-    compiled = sb.compile_source(cfgmod.kernel_source(config), config.kernel_name)
     device_index = a.device.index if a.device.index is not None else torch.cuda.current_device()
-    kernel = sb.load(compiled, device_index)
+    kernel, sms = _kernel_for(config, device_index)
     tile_offsets = plan.tile_offsets(config.block_m, config.block_n, n)
-    sms = sb.device_properties(device_index).num_sms
     kernel.launch(
         sms,
         cfgmod.threads(config),
         cfgmod.shared_bytes(config),
         [
             _weight_descriptor(weight, config),
-            # Holds a's address and row count: built per call (a graph capture keeps it).
-            sb.ByValue(cfgmod.token_tma_descriptor(a, config), align=64),
+            # Holds a's address and row count (a graph capture keeps the bytes it was given).
+            _token_descriptor(a, config),
             a,
             np.int64(lda),
             out,

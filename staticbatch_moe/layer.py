@@ -107,12 +107,36 @@ def select_experts(
             )
         if e_score_correction_bias.device != router_logits.device:
             raise sb.InvalidArgumentError("`e_score_correction_bias` must be on the logits' device")
-    if router_logits.shape[1] <= rk.MAX_EXPERTS and (num_expert_group or 1) <= rk.MAX_GROUPS \
+    if router_logits.shape[1] <= rk.MAX_EXPERTS and (num_expert_group or 1) <= rk.MAX_GROUPS and top_k <= 32 \
             and router_logits.dtype in (torch.float32, torch.bfloat16, torch.float16) and rk.available(router_logits):
-        return rk.select(router_logits, top_k, scoring, renormalize, num_expert_group, topk_group,
-                         e_score_correction_bias, routed_scaling_factor)
+        # Through a custom op, so that torch.compile(fullgraph=True) sees one opaque call.
+        return _select_op(router_logits, top_k, scoring, renormalize, num_expert_group or 0, topk_group or 0,
+                          e_score_correction_bias, float(routed_scaling_factor))
     return _select_experts_torch(router_logits, top_k, scoring, renormalize, num_expert_group, topk_group,
                                  e_score_correction_bias, routed_scaling_factor)
+
+
+@torch.library.custom_op("staticbatch_moe::select_experts", mutates_args=())
+def _select_op(
+    router_logits: torch.Tensor,
+    top_k: int,
+    scoring: str,
+    renormalize: bool,
+    num_expert_group: int,
+    topk_group: int,
+    e_score_correction_bias: torch.Tensor | None,
+    routed_scaling_factor: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The selection kernel as ``torch.ops.staticbatch_moe.select_experts`` (0 groups: none)."""
+    return rk.select(router_logits, top_k, scoring, renormalize, num_expert_group or None, topk_group or None,
+                     e_score_correction_bias, routed_scaling_factor)
+
+
+@_select_op.register_fake
+def _(router_logits, top_k, scoring, renormalize, num_expert_group, topk_group, e_score_correction_bias,  # type: ignore[no-untyped-def]
+      routed_scaling_factor):
+    t = router_logits.shape[0]
+    return (router_logits.new_empty(t, top_k, dtype=torch.float32), router_logits.new_empty(t, top_k, dtype=torch.int32))
 
 
 def _select_experts_torch(router_logits: torch.Tensor, top_k: int, scoring: str, renormalize: bool,
