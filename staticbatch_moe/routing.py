@@ -65,19 +65,26 @@ class RoutePlan:
     def device(self) -> Any:
         return self.expert_counts.device
 
-    def tile_offsets(self, block_m: int, block_n: int, n: int) -> Any:
-        """int32 ``[E + 1]``: exclusive prefix sum over tasks of ceil(m / block_m) * ceil(n / block_n).
+    def tile_offsets(self, block_m: int, block_n: int, n: int, split_k: int = 1) -> Any:
+        """int32 ``[E + 1]``: exclusive prefix sum over tasks of
+        ceil(m / block_m) * ceil(n / block_n) * split_k.
 
-        Built once per (block_m, block_n, n) on the device by :func:`staticbatch.device_plan`
-        and kept, so the two GEMMs of a layer and repeated calls share it.
+        Built once per (block_m, block_n, n, split_k) on the device by
+        :func:`staticbatch.device_plan` and kept, so the two GEMMs of a layer and repeated calls
+        share it. With ``split_k > 1`` the split is a third tile dimension: sizes
+        (m, n, split_k) cut by tiles (block_m, block_n, 1).
         """
         import torch
 
-        key = (block_m, block_n, n)
+        key = (block_m, block_n, n) if split_k == 1 else (block_m, block_n, n, split_k)
         plan = self._tile_plans.get(key)
         if plan is None:
-            sizes = torch.stack([self.task_rows, torch.full_like(self.task_rows, n)], dim=1)
-            plan = sb.device_plan(sizes, (block_m, block_n))
+            cols = [self.task_rows, torch.full_like(self.task_rows, n)]
+            if split_k == 1:
+                plan = sb.device_plan(torch.stack(cols, dim=1), (block_m, block_n))
+            else:
+                cols.append(torch.full_like(self.task_rows, split_k))
+                plan = sb.device_plan(torch.stack(cols, dim=1), (block_m, block_n, 1))
             self._tile_plans[key] = plan
         return plan.tile_offsets
 
