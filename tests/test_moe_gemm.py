@@ -175,6 +175,9 @@ def test_split_k_tiles_cover_every_k_step_once(split: int, k: int) -> None:
     tiles = _kernel_tiles(counts, n, k, cfg)
     assert len(tiles) == sum(cfgmod.tiles_per_task(m, n, cfg) for m in counts)
     assert len(tiles) % split == 0
+    # The plan RoutePlan.tile_offsets builds on the device: sizes (m, n, split), tiles (bm, bn, 1).
+    host = sb.plan([[m, n, split] for m in counts], (cfg.block_m, cfg.block_n, 1))
+    assert list(host.tile_offsets) == [0, *itertools.accumulate(cfgmod.tiles_per_task(m, n, cfg) for m in counts)]
     steps: dict[tuple[int, int, int], list[int]] = {}
     for tid, (task, mb, nb, k0, kn) in enumerate(tiles):
         assert kn >= 1  # no empty slice when split <= ceil(k / 64)
