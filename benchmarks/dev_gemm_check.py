@@ -35,6 +35,7 @@ Run::
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import math
 import os
@@ -60,6 +61,19 @@ from staticbatch_moe._gemm_config import (
     token_tma_descriptor,
     weight_tma_descriptor,
 )
+
+# This script packs its own launches without the split-K workspace: it runs every
+# configuration with split_k = 1 (benchmarks/dev_splitk_check.py covers split-K).
+_choose_config, _candidate_configs = choose_config, candidate_configs
+
+
+def choose_config(*args, **kwargs) -> GemmConfig:  # noqa: F811
+    return dataclasses.replace(_choose_config(*args, **kwargs), split_k=1)
+
+
+def candidate_configs(*args, **kwargs) -> list[GemmConfig]:  # noqa: F811
+    return list(dict.fromkeys(dataclasses.replace(c, split_k=1) for c in _candidate_configs(*args, **kwargs)))
+
 
 T_START = time.time()
 TIME_BUDGET_S = 220.0  # stop starting new work after this (the whole run must stay < 4 min)
@@ -220,6 +234,8 @@ class Kernel:
             ctypes.c_int32(plan["num_tasks"]),
             ctypes.c_int32(n),
             ctypes.c_int32(k),
+            ctypes.c_void_p(0),  # split-K workspace and counters: this script runs split_k = 1 only
+            ctypes.c_void_p(0),
         ]
         ptrs = (ctypes.c_void_p * (2 + len(vals)))(tma_addr, tma_addr + 128, *[ctypes.addressof(v) for v in vals])
         stream = driver.CUstream(torch.cuda.current_stream().cuda_stream)

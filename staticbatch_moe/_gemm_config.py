@@ -23,26 +23,38 @@ Entry point of every generated translation unit (argument order and C types)::
         const int* task_expert,        // [num_tasks] expert id of each task
         int num_tasks,
         int n,                         // rows of the weight per expert (2I with silu_and_mul)
-        int k);                        // reduction size (K)
+        int k,                         // reduction size (K)
+        float* splitk_workspace,       // split_k > 1: fp32 partials (splitk_workspace_floats), else nullptr
+        unsigned* splitk_counters);    // split_k > 1: zeroed counters (splitk_counter_count), else nullptr
 
 ``w_map`` is :func:`weight_tma_descriptor` ``(w, cfg)``. ``a_map`` is
 :func:`token_tma_descriptor` ``(a, cfg)``, a 2-D map over ``a`` [rows, K] with row stride
 ``lda`` (it holds ``a``'s address and row count, so rebuild it when ``a`` changes): without
 ``gather`` the kernel loads ``block_m`` token rows per TMA through it (box ``{64,
 block_m}``); with ``gather`` and ``gather_mode="tma"`` it loads each gathered row with its
-own TMA (box ``{64, 1}``, rows = T, the token count); with ``gather_mode="cp_async"`` it is
-never read and ``token_tma_descriptor`` returns 128 zero bytes. Both are 64-byte aligned
-by-value parameters (``__grid_constant__``), packed exactly like ``w_map``. (Before the TMA
-token path the entry point had no ``a_map``; every other parameter is unchanged.)
+own TMA (box ``{64, 1}``, rows = T, the token count); with ``gather_mode="cp_async"`` (the
+default) it is never read and ``token_tma_descriptor`` returns 128 zero bytes. Both are
+64-byte aligned by-value parameters (``__grid_constant__``), packed exactly like ``w_map``.
+(Before the TMA token path the entry point had no ``a_map``; before split-K it ended at ``k``.)
 
-Tiles: task ``t`` has ``ceil(m_t / block_m) * ceil(n / block_n)`` tiles (see
-:func:`tiles_per_task`). Launch ``threads(cfg)`` threads per block, ``shared_bytes(cfg)`` bytes
+Tiles: task ``t`` has ``ceil(m_t / block_m) * ceil(n / block_n) * split_k`` tiles (see
+:func:`tiles_per_task`; ``RoutePlan.tile_offsets(block_m, block_n, n, split_k)`` builds the
+prefix sums). Launch ``threads(cfg)`` threads per block, ``shared_bytes(cfg)`` bytes
 of dynamic shared memory, and a grid of ``min(total tiles, number of SMs)`` blocks (any grid
 size is correct: blocks stride over the tiles).
 
 Alignment: ``k % 8 == 0``, ``lda % 8 == 0``, ``n % 8 == 0`` (``n % 16 == 0`` with
 ``silu_and_mul``), all base pointers 16-byte aligned, fewer than 2**31 rows in ``a`` and in
 ``out``. K and N need not be multiples of the tile sizes.
+
+Split-K (``split_k > 1``, swap mode; the decode regime where a layer has fewer weight tiles
+than about two waves of SMs): each tile's K steps are shared among ``split_k`` blocks that
+write fp32 partials to ``splitk_workspace`` (:func:`splitk_workspace_floats` floats); the
+last of them to arrive (an atomic counter per output tile and consumer warp group, of
+:func:`splitk_counter_count`) sums the partials in slice order (deterministic, no float
+atomics), applies the activation and stores the output, and resets its counter. The counters
+must be zero at launch and are zero again after the launch. ``split_k`` must not exceed
+``ceil(k / 64)``.
 
 Weight layout for ``activation="silu_and_mul"``: gate and up rows interleaved in groups of
 8, ``[gate 0:8, up 0:8, gate 8:16, up 8:16, ...]``, built once at load time by
@@ -72,6 +84,8 @@ __all__ = [
     "kernel_source",
     "shared_bytes",
     "candidate_configs",
+    "splitk_counter_count",
+    "splitk_workspace_floats",
     "threads",
     "tiles_per_task",
     "token_tma_descriptor",
@@ -87,10 +101,13 @@ MAX_SHARED_BYTES = 232448
 #: Streaming multiprocessors of an H100/H200 SXM, used only by :func:`choose_config`.
 DEFAULT_NUM_SMS = 132
 
+#: Largest split-K factor a configuration may have.
+MAX_SPLIT_K = 16
+
 _BLOCK_K = 64
 _ACTIVATIONS = (None, "silu_and_mul")
 _DTYPES = ("bf16", "fp16")
-_GATHER_MODES = ("tma", "cp_async")  # the first is the default
+_GATHER_MODES = ("cp_async", "tma")  # the first is the default
 
 
 @dataclass(frozen=True)
@@ -121,13 +138,19 @@ class GemmConfig:
         Read input rows through ``gather_idx``.
     gather_mode : str
         How gathered rows reach shared memory (only with ``gather``; leave the default
-        otherwise): ``"tma"`` (default) one TMA load of 128 bytes per token row and K step,
-        one row per producer thread (up to the 4 producer warps); ``"cp_async"`` 16-byte
-        ``cp.async`` from all 128 producer threads, swizzled by hand.
+        otherwise): ``"cp_async"`` (default) 16-byte ``cp.async`` from all 128 producer
+        threads, swizzled by hand; ``"tma"`` one TMA load of 128 bytes per token row and K
+        step, one row per producer thread (up to the 4 producer warps). Measured on the H200
+        (2026-11-28) the TMA gather was slower at every shape tried (up to 2x at 128 rows per
+        expert), so it is kept only for experiments.
     pingpong : bool
         Normal mode with ``block_m == 64`` only: two consumer warp groups that each own whole
         64 x ``block_n`` tiles and take the block's tiles in turn, so that one group's
         epilogue runs under the other's main loop (helps when K is short).
+    split_k : int
+        K-slices per tile, 1 (off) to 16; above 1 only in swap mode. Each slice's block
+        writes fp32 partials; the last to finish sums them in a fixed order and stores the
+        output (see the module docstring). Must not exceed ``ceil(k / 64)`` of the problem.
     """
 
     block_m: int = 128
@@ -139,7 +162,8 @@ class GemmConfig:
     dtype: str = "bf16"
     gather: bool = False
     pingpong: bool = False
-    gather_mode: str = "tma"
+    gather_mode: str = "cp_async"
+    split_k: int = 1
 
     def __post_init__(self) -> None:
         if self.block_k != _BLOCK_K:
@@ -169,6 +193,10 @@ class GemmConfig:
             raise InvalidArgumentError(
                 f"`pingpong` needs normal mode and block_m=64 (got swap_ab={self.swap_ab}, block_m={self.block_m})"
             )
+        if isinstance(self.split_k, bool) or not isinstance(self.split_k, int) or not 1 <= self.split_k <= MAX_SPLIT_K:
+            raise InvalidArgumentError(f"`split_k` must be an int between 1 and {MAX_SPLIT_K} (got {self.split_k!r})")
+        if self.split_k > 1 and not self.swap_ab:
+            raise InvalidArgumentError(f"`split_k` > 1 needs swap mode (got split_k={self.split_k}, swap_ab=False)")
         if self.stages < 2:
             raise InvalidArgumentError(f"`stages` must be at least 2 (got {self.stages})")
         if shared_bytes(self) > MAX_SHARED_BYTES:
@@ -186,11 +214,14 @@ class GemmConfig:
 
     @property
     def kernel_name(self) -> str:
-        """Name of the ``extern "C"`` entry point, e.g. ``sb_grouped_gemm_bf16_bm128_bn256_s4_gtma_silu``
-        (``_gtma``: TMA gather, ``_gcpa``: cp.async gather, nothing: no gather)."""
+        """Name of the ``extern "C"`` entry point, e.g. ``sb_grouped_gemm_bf16_bm128_bn256_s4_gcpa_silu``
+        (``_gcpa``: cp.async gather, ``_gtma``: TMA gather, nothing: no gather; ``..._swap_sk4_...``
+        with ``split_k=4``)."""
         name = f"sb_grouped_gemm_{self.dtype}_bm{self.block_m}_bn{self.block_n}_s{self.stages}"
         if self.swap_ab:
             name += "_swap"
+        if self.split_k > 1:
+            name += f"_sk{self.split_k}"
         if self.pingpong:
             name += "_pp"
         if self.gather:
@@ -225,8 +256,33 @@ def _smem_bytes(block_m: int, block_n: int, stages: int, swap_ab: bool, pingpong
 
 
 def tiles_per_task(rows: int, n: int, cfg: GemmConfig) -> int:
-    """Tiles of one task of ``rows`` token rows against a weight of ``n`` rows."""
-    return -(-rows // cfg.block_m) * -(-n // cfg.block_n)
+    """Tiles of one task of ``rows`` token rows against a weight of ``n`` rows (each of the
+    ``ceil(rows / block_m) * ceil(n / block_n)`` output tiles counts ``split_k`` times)."""
+    return -(-rows // cfg.block_m) * -(-n // cfg.block_n) * cfg.split_k
+
+
+def max_output_tiles(total_rows: int, num_experts: int, n: int, cfg: GemmConfig) -> int:
+    """An upper bound on the output tiles (tiles without the split) of any routing of
+    ``total_rows`` rows over ``num_experts`` experts: at most ``min(E, rows)`` experts are
+    non-empty, and sum(ceil(m_e / bm)) <= (rows + (bm - 1) * non-empty experts) // bm."""
+    nonempty = min(num_experts, total_rows)
+    m_blocks = (total_rows + (cfg.block_m - 1) * nonempty) // cfg.block_m
+    return m_blocks * -(-n // cfg.block_n)
+
+
+def splitk_workspace_floats(total_rows: int, num_experts: int, n: int, cfg: GemmConfig) -> int:
+    """float32 elements of the split-K workspace (0 without split-K): one
+    ``block_m * block_n`` partial per tile, for :func:`max_output_tiles` ``* split_k`` tiles."""
+    if cfg.split_k == 1:
+        return 0
+    return max_output_tiles(total_rows, num_experts, n, cfg) * cfg.split_k * cfg.block_m * cfg.block_n
+
+
+def splitk_counter_count(total_rows: int, num_experts: int, n: int, cfg: GemmConfig) -> int:
+    """int32 arrival counters of split-K (0 without): one per output tile and consumer warp group."""
+    if cfg.split_k == 1:
+        return 0
+    return max_output_tiles(total_rows, num_experts, n, cfg) * cfg.num_consumers
 
 
 def kernel_source(cfg: GemmConfig) -> str:
@@ -248,6 +304,7 @@ def kernel_source(cfg: GemmConfig) -> str:
     silu = "true" if cfg.activation == "silu_and_mul" else "false"
     pp = "true" if cfg.pingpong else "false"
     tma_gather = "true" if cfg.gather and cfg.gather_mode == "tma" else "false"
+    sk = cfg.split_k
     return f"""// Generated by staticbatch_moe._gemm_config.kernel_source for {cfg!r}
 #include <staticbatch/moe/grouped_gemm.cuh>
 
@@ -259,11 +316,12 @@ extern "C" __global__ void __launch_bounds__({threads(cfg)}, 1) {cfg.kernel_name
     const __grid_constant__ staticbatch::ptx::TmaDescriptor w_map,
     const __grid_constant__ staticbatch::ptx::TmaDescriptor a_map, const void* a, long long lda, void* out,
     const int* gather_idx, const int* tile_offsets, const int* task_rows, const long long* task_starts,
-    const int* task_expert, int num_tasks, int n, int k) {{
+    const int* task_expert, int num_tasks, int n, int k, float* splitk_workspace, unsigned* splitk_counters) {{
   staticbatch::moe::grouped_gemm<{b}, {cfg.block_m}, {cfg.block_n}, {cfg.stages}, {swap}, {gather}, {silu}, {pp},
-                                 {tma_gather}>(
+                                 {tma_gather}, {sk}>(
       w_map, a_map, a, static_cast<staticbatch::int64_t>(lda), out, gather_idx, tile_offsets, task_rows,
-      reinterpret_cast<const staticbatch::int64_t*>(task_starts), task_expert, num_tasks, n, k);
+      reinterpret_cast<const staticbatch::int64_t*>(task_starts), task_expert, num_tasks, n, k, splitk_workspace,
+      reinterpret_cast<staticbatch::uint32_t*>(splitk_counters));
 }}
 """
 
@@ -299,11 +357,58 @@ def _rows_estimate(total_rows: int, num_experts: int) -> tuple[int, float, float
     return active, avg_m, m_est
 
 
-def _swap_config(block_m: int, block_n: int, activation, dtype, gather) -> GemmConfig:
+def _swap_config(block_m: int, block_n: int, activation, dtype, gather, split_k: int = 1) -> GemmConfig:
     return GemmConfig(
         block_m=block_m, block_n=block_n, stages=_max_stages(block_m, block_n, 12, swap_ab=True), swap_ab=True,
-        activation=activation, dtype=dtype, gather=gather,
+        activation=activation, dtype=dtype, gather=gather, split_k=split_k,
     )
+
+
+#: Let choose_config pick split-K (swap mode, few tiles). One switch to turn it off.
+USE_SPLIT_K = True
+#: Split-K: the fewest K steps (of 64) a slice keeps, and the least predicted gain (fraction
+#: of the unsplit time) for which choose_config splits at all.
+SPLIT_K_MIN_STEPS = 4
+SPLIT_K_MIN_GAIN = 0.10
+#: Split-K is considered only while the unsplit tiles number fewer than this many waves.
+SPLIT_K_MAX_WAVES = 4
+#: Per-tile overhead of the swap-mode cost model, in K steps of a 128-row weight tile
+#: (tile start and epilogue not hidden by the ring).
+_TILE_OVERHEAD_STEPS = 0.5
+
+
+def _swap_cost(m_tiles: int, n: int, k_steps: int, block_m: int, block_n: int, split_k: int, num_sms: int) -> float:
+    """Predicted time of a weight-streaming (swap-mode) GEMM, in K steps of a 128-row weight
+    tile on one SM: the busiest SM's tiles times the cost of one tile. Memory bound, so a
+    K step costs in proportion to its weight bytes (block_n / 128); a split tile also writes
+    a block_m x block_n fp32 partial and (the last slice) reads them back."""
+    tiles = m_tiles * -(-n // block_n) * split_k
+    per_tile = -(-k_steps // split_k) * block_n / 128 + _TILE_OVERHEAD_STEPS
+    if split_k > 1:
+        per_tile += 2 * block_m * block_n * 4 / (128 * 128)  # partial out + back, over a step's 16 KB
+    return math.ceil(tiles / num_sms) * per_tile
+
+
+def _choose_split(m_tiles: int, n: int, k: int, block_m: int, block_n: int, num_sms: int) -> tuple[int, int]:
+    """(block_n, split_k) for a swap-mode problem whose unsplit choice is ``block_n``: the
+    split (and width) with the least predicted time, if that beats no split by
+    SPLIT_K_MIN_GAIN and the unsplit tiles are fewer than SPLIT_K_MAX_WAVES waves."""
+    k_steps = -(-k // _BLOCK_K)
+    base = _swap_cost(m_tiles, n, k_steps, block_m, block_n, 1, num_sms)
+    if m_tiles * -(-n // block_n) >= SPLIT_K_MAX_WAVES * num_sms:
+        return block_n, 1
+    best = (base, 1, block_n)
+    for bn in (128, 64):
+        for split in range(2, MAX_SPLIT_K + 1):
+            if k_steps < split * SPLIT_K_MIN_STEPS:
+                break
+            # 64-wide tiles keep half the bytes in flight per SM: taken only if clearly better.
+            cost = _swap_cost(m_tiles, n, k_steps, block_m, bn, split, num_sms) * (1.05 if bn == 64 else 1.0)
+            if cost < best[0] - 1e-9:
+                best = (cost, split, bn)
+    if best[1] == 1 or best[0] > (1.0 - SPLIT_K_MIN_GAIN) * base:
+        return block_n, 1
+    return best[2], best[1]
 
 
 def _normal_config(block_m: int, block_n: int, pingpong: bool, activation, dtype, gather) -> GemmConfig:
@@ -354,7 +459,10 @@ def choose_config(
         ``total_rows / active`` rows each. Small rows per expert use swap mode (weight
         streaming: narrow weight tiles so every SM has work, deep rings); larger ones the
         normal 128-row tiles, 256 wide when that still gives every SM a tile; 64-row tiles
-        (experts of at most ~96 rows) run ping-pong.
+        (experts of at most ~96 rows) run ping-pong. In swap mode with fewer weight tiles
+        than a few waves of SMs (decode), split-K (``split_k`` > 1) when a simple model of
+        the busiest SM's weight bytes (:func:`_swap_cost`) predicts at least a 10 % gain,
+        each slice keeping at least 4 K steps of 64.
     """
     _check_shape_args(total_rows, num_experts, n, k)
     active, avg_m, m_est = _rows_estimate(total_rows, num_experts)
@@ -365,7 +473,10 @@ def choose_config(
         e128 = _wave_efficiency(m_tiles * math.ceil(n / 128), num_sms)
         e64 = _wave_efficiency(m_tiles * math.ceil(n / 64), num_sms)
         block_n = 128 if e128 >= e64 - 0.02 else 64
-        return _swap_config(block_m, block_n, activation, dtype, gather)
+        split_k = 1
+        if USE_SPLIT_K:
+            block_n, split_k = _choose_split(m_tiles, n, k, block_m, block_n, num_sms)
+        return _swap_config(block_m, block_n, activation, dtype, gather, split_k)
     block_m = 128 if avg_m > 96 else 64
     m_tiles = active * math.ceil(avg_m / block_m)
     e256 = _wave_efficiency(m_tiles * math.ceil(n / 256), num_sms)
@@ -384,21 +495,27 @@ def candidate_configs(
     gather: bool = False,
     num_sms: int = DEFAULT_NUM_SMS,
 ) -> list[GemmConfig]:
-    """A short list (at most 6) of sensible configurations for a shape, for sweeps.
+    """A short list (at most 8) of sensible configurations for a shape, for sweeps.
 
     Same arguments as :func:`choose_config`; the first entry is always its choice, the rest
-    are neighbours worth timing: in swap mode the next token-block sizes and the other weight
-    width; in normal mode 128 x 256, 128 x 128, and 64-row tiles with and without ping-pong.
-    A pure function of its arguments; no duplicates.
+    are neighbours worth timing: in swap mode other split-K factors (none, half and double the
+    chosen one, or 2 and 4 when it chose none, where K allows), the next token-block sizes and
+    the other weight width; in normal mode 128 x 256, 128 x 128, and 64-row tiles with and
+    without ping-pong. A pure function of its arguments; no duplicates.
     """
     first = choose_config(total_rows, num_experts, n, k, dtype, activation, gather, num_sms)
     _, _, m_est = _rows_estimate(total_rows, num_experts)
-    kw = dict(activation=activation, dtype=dtype, gather=gather)
+    kw: dict = dict(activation=activation, dtype=dtype, gather=gather)
     cands = [first]
     if first.swap_ab:
         sizes = (8, 16, 32, 48, 64)
         i = sizes.index(first.block_m)
         other_n = 64 if first.block_n == 128 else 128
+        k_steps = -(-k // _BLOCK_K)
+        s = first.split_k
+        for split in ((1, s // 2, 2 * s) if s > 1 else (2, 4)):
+            if 1 <= split <= MAX_SPLIT_K and (split == 1 or k_steps >= split * SPLIT_K_MIN_STEPS):
+                cands.append(_swap_config(first.block_m, first.block_n, split_k=split, **kw))
         cands.append(_swap_config(first.block_m, other_n, **kw))
         if i + 1 < len(sizes):
             cands.append(_swap_config(sizes[i + 1], first.block_n, **kw))
@@ -419,7 +536,7 @@ def candidate_configs(
     for c in cands:
         if c not in out:
             out.append(c)
-    return out[:6]
+    return out[:8]
 
 
 def _wave_efficiency(tiles: int, num_sms: int) -> float:

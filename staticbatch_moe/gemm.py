@@ -29,6 +29,11 @@ _descriptor_cache: dict[tuple, sb.ByValue] = {}
 _token_cache: dict[tuple, sb.ByValue] = {}
 _kernels: dict[tuple, tuple[Any, int]] = {}
 _warned_fallback: set[str] = set()
+# Split-K arrival counters: one zeroed int32 buffer per (device, stream), grown on demand. A
+# kernel that runs to the end leaves its counters zero, so the buffer is zeroed only once.
+# Buffers that were outgrown are kept alive (a captured CUDA graph may still use them).
+_splitk_counters: dict[tuple[int, int], Any] = {}
+_splitk_retired: list[Any] = []
 
 
 @dataclass(frozen=True, eq=False)
@@ -215,6 +220,34 @@ def _kernel_for(config: GemmConfig, device_index: int) -> tuple[Any, int]:
     return hit
 
 
+def _splitk_buffers(count: int, floats: int, device: Any) -> tuple[Any, Any]:
+    """(workspace, counters) for a split-K launch on torch's current stream.
+
+    The workspace (float32 partials, fully written before it is read) is a fresh
+    ``torch.empty`` from the caching allocator, so launches never share one. The counters must
+    be zero at launch; each launch leaves them zero. They are cached per (device, stream):
+    launches on one stream run one after the other, so they can share a buffer. While a CUDA
+    graph is being captured on a stream that has no cached buffer yet (or too small a one),
+    a fresh ``torch.zeros`` is used instead (its memset is captured and replayed with the
+    graph); a graph that took a stream's cached buffer must not be replayed concurrently with
+    other split-K launches on that stream.
+    """
+    import torch
+
+    workspace = torch.empty(floats, dtype=torch.float32, device=device)
+    stream = torch.cuda.current_stream(device)
+    key = (device.index if device.index is not None else torch.cuda.current_device(), stream.cuda_stream)
+    counters = _splitk_counters.get(key)
+    if counters is None or counters.numel() < count:
+        if torch.cuda.is_current_stream_capturing():
+            return workspace, torch.zeros(count, dtype=torch.int32, device=device)
+        if counters is not None:
+            _splitk_retired.append(counters)
+        counters = torch.zeros(max(count, 4096), dtype=torch.int32, device=device)
+        _splitk_counters[key] = counters
+    return workspace, counters
+
+
 def grouped_gemm(
     a: Any,
     w: Any,
@@ -260,8 +293,10 @@ def grouped_gemm(
     Notes
     -----
     Requirements: K a multiple of 8; N a multiple of 8 (16 with ``silu_and_mul``); 16-byte
-    aligned base pointers. Deterministic: the same inputs give bit-identical outputs. No host
-    synchronisation, so it can be captured in a CUDA graph.
+    aligned base pointers. Deterministic: the same inputs give bit-identical outputs (also
+    with split-K, whose partial sums are added in a fixed order). No host synchronisation, so
+    it can be captured in a CUDA graph. A split-K configuration uses a per-call float32
+    workspace and a zeroed counter buffer cached per stream (see ``_splitk_buffers``).
     """
     import torch
 
@@ -289,9 +324,21 @@ def grouped_gemm(
         raise sb.InvalidArgumentError(
             f"`config` must match dtype={dtype}, activation={activation!r}, gather={gather} (got {config})"
         )
+    k_steps = -(-k // config.block_k)
+    if config.split_k > k_steps:
+        raise sb.InvalidArgumentError(
+            f"`config.split_k` must be at most ceil(k / 64)={k_steps} for k={k} (got {config.split_k})"
+        )
     device_index = a.device.index if a.device.index is not None else torch.cuda.current_device()
     kernel, sms = _kernel_for(config, device_index)
-    tile_offsets = plan.tile_offsets(config.block_m, config.block_n, n)
+    tile_offsets = plan.tile_offsets(config.block_m, config.block_n, n, config.split_k)
+    workspace = counters = None
+    if config.split_k > 1:
+        workspace, counters = _splitk_buffers(
+            cfgmod.splitk_counter_count(plan.num_rows, plan.num_experts, n, config),
+            cfgmod.splitk_workspace_floats(plan.num_rows, plan.num_experts, n, config),
+            a.device,
+        )
     kernel.launch(
         sms,
         cfgmod.threads(config),
@@ -311,6 +358,8 @@ def grouped_gemm(
             np.int32(plan.num_experts),
             np.int32(n),
             np.int32(k),
+            workspace,
+            counters,
         ],
     )
     return out

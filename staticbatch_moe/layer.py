@@ -220,7 +220,7 @@ def combine(y: torch.Tensor, slot_to_row: torch.Tensor, topk_weights: torch.Tens
 
 
 def _layer_tilings(x: torch.Tensor, ids: torch.Tensor, e: int, two_i: int, h: int, fused: bool) -> list:
-    """The (block_m, block_n, n) of the layer's two GEMMs, so the routing pass builds their tile
+    """The (block_m, block_n, n, split_k) of the layer's two GEMMs, so the routing pass builds their tile
     prefix sums; none off the kernel path."""
     if x.dtype not in (torch.bfloat16, torch.float16) or not rk.available(x):
         return []
@@ -228,7 +228,7 @@ def _layer_tilings(x: torch.Tensor, ids: torch.Tensor, e: int, two_i: int, h: in
     rows = ids.numel()
     up = choose_config(rows, e, two_i, h, dtype, "silu_and_mul" if fused else None, True)
     down = choose_config(rows, e, h, two_i // 2, dtype, None, False)
-    return [(up.block_m, up.block_n, two_i), (down.block_m, down.block_n, h)]
+    return [(up.block_m, up.block_n, two_i, up.split_k), (down.block_m, down.block_n, h, down.split_k)]
 
 
 def _row_experts(plan: Any) -> torch.Tensor:

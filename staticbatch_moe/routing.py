@@ -67,16 +67,18 @@ class RoutePlan:
     def device(self) -> Any:
         return self.expert_counts.device
 
-    def tile_offsets(self, block_m: int, block_n: int, n: int) -> Any:
-        """int32 ``[E + 1]``: exclusive prefix sum over tasks of ceil(m / block_m) * ceil(n / block_n).
+    def tile_offsets(self, block_m: int, block_n: int, n: int, split_k: int = 1) -> Any:
+        """int32 ``[E + 1]``: exclusive prefix sum over tasks of
+        ceil(m / block_m) * ceil(n / block_n) * split_k.
 
         Built on the device, with no sync, and kept, so the two GEMMs of a layer and repeated
         calls share it. :func:`route_plan` can build a layer's two in its own pass
-        (``tilings``); any other comes from one :func:`staticbatch.device_plan` launch.
+        (``tilings``); any other comes from one :func:`staticbatch.device_plan` launch. With
+        ``split_k > 1`` every output tile counts ``split_k`` times (one tile per K slice).
         """
         import torch
 
-        key = (block_m, -(-n // block_n))
+        key = (block_m, -(-n // block_n) * split_k)
         offsets = self._tile_plans.get(key)
         if offsets is None:
             sizes = torch.stack([self.task_rows, torch.full_like(self.task_rows, key[1])], dim=1)
@@ -114,7 +116,7 @@ def route_plan(topk_ids: Any, num_experts: int, *, tilings: Any = ()) -> RoutePl
         rows are never written), since checking would cost a host sync.
     num_experts : int
         E, the number of (local) experts.
-    tilings : sequence of (block_m, block_n, n), optional
+    tilings : sequence of (block_m, block_n, n) or (block_m, block_n, n, split_k), optional
         Up to two GEMM tilings whose tile prefix sums (:meth:`RoutePlan.tile_offsets`) are
         built in the same pass on a Hopper GPU (``fused_moe`` passes its two GEMMs'); others
         are built on first use.
@@ -133,10 +135,10 @@ def route_plan(topk_ids: Any, num_experts: int, *, tilings: Any = ()) -> RoutePl
     _check_ids(topk_ids, num_experts)
     tilings = list(tilings)
     if len(tilings) > 2:
-        raise sb.InvalidArgumentError(f"`tilings` must list at most two (block_m, block_n, n) (got {len(tilings)})")
+        raise sb.InvalidArgumentError(f"`tilings` must list at most two (block_m, block_n, n[, split_k]) (got {len(tilings)})")
     t, k = topk_ids.shape
     if t * k and num_experts <= rk.MAX_EXPERTS and rk.available(topk_ids):
-        keys = [(bm, -(-n // bn)) for bm, bn, n in tilings]
+        keys = [(t[0], -(-t[2] // t[1]) * (t[3] if len(t) > 3 else 1)) for t in tilings]
         got = rk.plan(topk_ids, num_experts, keys)
         offsets = got.pop("tile_offsets")
         return RoutePlan(num_tokens=t, top_k=k, num_experts=num_experts, _tile_plans=dict(zip(keys, offsets)), **got)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import torch
 
@@ -30,10 +31,23 @@ def rel_err(got: torch.Tensor, ref: torch.Tensor) -> float:
     return float("inf") if not torch.isfinite(got).all() else (got - ref).norm().item() / max(denom, 1e-30)
 
 
+def split_k_configs() -> list:
+    """The split-K configurations the GPU tests force (both widths, several token blocks and splits)."""
+    from staticbatch_moe._gemm_config import GemmConfig
+
+    found = []
+    for (bm, bn, sk), dtype, act, gather in itertools.product(
+        ((8, 128, 4), (8, 64, 3), (16, 128, 2), (16, 64, 4), (48, 128, 3)), ("bf16", "fp16"),
+        (None, "silu_and_mul"), (True, False),
+    ):
+        stages = 12 if bm <= 16 else 8
+        found.append(GemmConfig(block_m=bm, block_n=bn, stages=stages, swap_ab=True, split_k=sk, dtype=dtype,
+                                activation=act, gather=gather))
+    return found
+
+
 def reachable_configs() -> list:
     """Every configuration the GPU tests can reach (a superset), to compile them in parallel first."""
-    import itertools
-
     import staticbatch_moe as moe
 
     cands = getattr(moe._gemm_config, "candidate_configs", None)
@@ -53,6 +67,7 @@ def reachable_configs() -> list:
         for t, act in itertools.product((16, 256, 4096), (None, "silu_and_mul")):
             for dtype in ("bf16", "fp16"):
                 found.update(cands(t, 22, 320, 200, dtype, act, True))
-    # The edge-count test runs every gather configuration with the cp.async gather too.
-    found |= {dataclasses.replace(c, gather_mode="cp_async") for c in found if c.gather}
+    # The edge-count test runs every gather configuration with the TMA gather too.
+    found |= {dataclasses.replace(c, gather_mode="tma") for c in found if c.gather and c.split_k == 1}
+    found.update(split_k_configs())
     return sorted(found, key=lambda c: c.kernel_name)

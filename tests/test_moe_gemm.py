@@ -130,14 +130,123 @@ def test_every_shipped_config_compiles() -> None:
 
 
 def test_gather_mode() -> None:
-    """The TMA gather is the default; both methods get their own kernel name; a mode without gather is an error."""
-    tma = cfgmod.GemmConfig(gather=True)
-    cpa = cfgmod.GemmConfig(gather=True, gather_mode="cp_async")
-    assert tma.gather_mode == "tma" and moe.choose_config(4096, 8, 512, 256, gather=True).gather_mode == "tma"
+    """cp.async is the default gather; both methods get their own kernel name; a mode without gather is an error."""
+    cpa = cfgmod.GemmConfig(gather=True)
+    tma = cfgmod.GemmConfig(gather=True, gather_mode="tma")
+    assert cpa.gather_mode == "cp_async" and moe.choose_config(4096, 8, 512, 256, gather=True).gather_mode == "cp_async"
     assert len({tma.kernel_name, cpa.kernel_name, cfgmod.GemmConfig().kernel_name}) == 3
     squash = lambda c: "".join(cfgmod.kernel_source(c).split())  # noqa: E731
-    assert "false,true>(" in squash(tma) and "false,false>(" in squash(cpa)  # ..., kPingpong, kTmaGather
+    assert "false,true,1>(" in squash(tma) and "false,false,1>(" in squash(cpa)  # ..., kPingpong, kTmaGather, kSplitK
     with pytest.raises(sb.InvalidArgumentError, match="gather_mode"):
         cfgmod.GemmConfig(gather_mode="dma")
     with pytest.raises(sb.InvalidArgumentError, match="only with gather=True"):
-        cfgmod.GemmConfig(gather_mode="cp_async")
+        cfgmod.GemmConfig(gather_mode="tma")
+
+
+# ---------------------------------------------------------------------------------------------
+# Split-K (swap mode, decode): configuration, tile counting, the heuristic
+# ---------------------------------------------------------------------------------------------
+
+
+def test_split_k_config_validation_and_name() -> None:
+    cfg = cfgmod.GemmConfig(block_m=8, block_n=128, stages=12, swap_ab=True, split_k=4, activation="silu_and_mul",
+                            gather=True)
+    assert cfg.kernel_name == "sb_grouped_gemm_bf16_bm8_bn128_s12_swap_sk4_gather_silu"
+    assert "_sk" not in cfgmod.GemmConfig(block_m=8, block_n=128, stages=12, swap_ab=True).kernel_name
+    assert cfgmod.shared_bytes(cfg) == cfgmod.shared_bytes(cfgmod.GemmConfig(block_m=8, block_n=128, stages=12,
+                                                                              swap_ab=True))
+    with pytest.raises(sb.InvalidArgumentError, match="swap mode"):
+        cfgmod.GemmConfig(block_m=128, block_n=256, split_k=2)
+    for bad in (0, 17, 2.0, True):
+        with pytest.raises(sb.InvalidArgumentError, match="`split_k`"):
+            cfgmod.GemmConfig(block_m=8, block_n=128, stages=12, swap_ab=True, split_k=bad)
+
+
+def test_split_k_source_passes_the_factor() -> None:
+    cfg = cfgmod.GemmConfig(block_m=16, block_n=64, stages=12, swap_ab=True, split_k=3)
+    src = cfgmod.kernel_source(cfg)
+    assert "false, false, false, 3>(" in src and "splitk_workspace" in src and "splitk_counters" in src
+
+
+def _kernel_tiles(counts: list[int], n: int, k: int, cfg: cfgmod.GemmConfig) -> list[tuple[int, int, int, int, int]]:
+    """Python twin of the kernel's tile walk: (task, m_block, n_block, k_block0, k_blocks) per tile id."""
+    nk = -(-k // 64)
+    s = cfg.split_k
+    out = []
+    for task, m in enumerate(counts):
+        m_blocks = -(-m // cfg.block_m)
+        for index in range(cfgmod.tiles_per_task(m, n, cfg)):
+            mn, split = divmod(index, s)
+            k0 = split * nk // s
+            out.append((task, mn % m_blocks, mn // m_blocks, k0, (split + 1) * nk // s - k0))
+    return out
+
+
+@pytest.mark.parametrize("split", [1, 2, 3, 4, 7, 16])
+@pytest.mark.parametrize("k", [200, 1024, 2880])
+def test_split_k_tiles_cover_every_k_step_once(split: int, k: int) -> None:
+    nk = -(-k // 64)
+    if split > nk:
+        pytest.skip("the host refuses split_k > ceil(k / 64)")
+    cfg = cfgmod.GemmConfig(block_m=8, block_n=64, stages=12, swap_ab=True, split_k=split)
+    counts, n = [3, 0, 17, 8, 1], 320
+    tiles = _kernel_tiles(counts, n, k, cfg)
+    assert len(tiles) == sum(cfgmod.tiles_per_task(m, n, cfg) for m in counts)
+    assert len(tiles) % split == 0
+    # The plan RoutePlan.tile_offsets builds on the device: sizes (m, n, split), tiles (bm, bn, 1).
+    host = sb.plan([[m, n, split] for m in counts], (cfg.block_m, cfg.block_n, 1))
+    assert list(host.tile_offsets) == [0, *itertools.accumulate(cfgmod.tiles_per_task(m, n, cfg) for m in counts)]
+    steps: dict[tuple[int, int, int], list[int]] = {}
+    for tid, (task, mb, nb, k0, kn) in enumerate(tiles):
+        assert kn >= 1  # no empty slice when split <= ceil(k / 64)
+        # The slices of one output tile are the neighbouring ids tid // split * split + 0..split-1.
+        assert tiles[tid // split * split][:3] == (task, mb, nb)
+        steps.setdefault((task, mb, nb), []).extend(range(k0, k0 + kn))
+    assert len(steps) == sum(-(-m // 8) * -(-n // 64) for m in counts)
+    assert all(sorted(v) == list(range(nk)) for v in steps.values())
+
+
+def test_split_k_workspace_bounds_hold_for_any_routing() -> None:
+    g = torch.Generator().manual_seed(0)
+    for bm, bn, n, rows, e in ((8, 128, 1536, 8, 128), (16, 64, 2880, 64, 16), (64, 128, 4096, 300, 8),
+                               (8, 64, 320, 1, 1), (48, 128, 256, 97, 384)):
+        cfg = cfgmod.GemmConfig(block_m=bm, block_n=bn, stages=4, swap_ab=True, split_k=4)
+        bound = cfgmod.max_output_tiles(rows, e, n, cfg)
+        for _ in range(200):
+            ids = torch.randint(0, e, (rows,), generator=g)
+            if torch.rand(1, generator=g).item() < 0.3:  # skewed: few experts
+                ids = ids % max(1, e // 16)
+            counts = torch.bincount(ids, minlength=e).tolist()
+            out_tiles = sum(-(-m // bm) * -(-n // bn) for m in counts)
+            assert out_tiles <= bound
+            assert sum(cfgmod.tiles_per_task(m, n, cfg) for m in counts) <= bound * 4
+        assert cfgmod.splitk_workspace_floats(rows, e, n, cfg) == bound * 4 * bm * bn
+        assert cfgmod.splitk_counter_count(rows, e, n, cfg) == bound * cfg.num_consumers
+    one = cfgmod.GemmConfig(block_m=8, block_n=128, stages=12, swap_ab=True)
+    assert cfgmod.splitk_workspace_floats(8, 128, 1536, one) == cfgmod.splitk_counter_count(8, 128, 1536, one) == 0
+
+
+def test_heuristic_splits_only_small_swap_problems() -> None:
+    h, i, e, k = MODELS["Qwen3-30B-A3B"]
+    cfg = moe.choose_config(1 * k, e, 2 * i, h, "bf16", "silu_and_mul", True)
+    assert cfg.swap_ab and cfg.split_k > 1  # 96 weight tiles of 128 rows on 132 SMs: split
+    for (h, i, e, k), t in itertools.product(MODELS.values(), TS):
+        for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False)):
+            cfg = moe.choose_config(t * k, e, n, kk, "bf16", act, gather)
+            if cfg.split_k > 1:
+                assert cfg.swap_ab and t <= 16, (t, cfg)
+                assert -(-kk // 64) >= cfg.split_k * cfgmod.SPLIT_K_MIN_STEPS
+                assert cfgmod.tiles_per_task(1, n, cfg) > 0
+
+
+def test_candidates_offer_split_variants() -> None:
+    h, i, e, k = MODELS["Qwen3-30B-A3B"]
+    args = (1 * k, e, 2 * i, h, "bf16", "silu_and_mul", True)
+    cands = cfgmod.candidate_configs(*args)
+    assert cands[0] == moe.choose_config(*args)
+    assert len(cands) == len(set(cands)) <= 8
+    assert {c.split_k for c in cands} >= {1, cands[0].split_k}
+    # An unsplit swap choice still offers splits 2 and 4 where K allows.
+    h, i, e, k = MODELS["DeepSeek-V3"]
+    cands = cfgmod.candidate_configs(1 * k, e, 2 * i, h, "bf16", "silu_and_mul", True)
+    assert cands[0].split_k == 1 and {2, 4} <= {c.split_k for c in cands}

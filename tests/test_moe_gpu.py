@@ -82,8 +82,8 @@ def test_edge_counts_every_config(dtype: torch.dtype, silu: bool) -> None:
     if candidates is not None:
         for t in (16, 256, 4096):
             configs.update(candidates(t, len(EDGE), 320, 200, tag, act, True))
-    # Both gather methods (the heuristic picks the TMA one).
-    configs |= {dataclasses.replace(c, gather_mode="cp_async") for c in configs}
+    # Both gather methods (the heuristic picks cp.async).
+    configs |= {dataclasses.replace(c, gather_mode="tma") for c in configs if c.split_k == 1}
     for cfg in sorted(configs, key=lambda c: c.kernel_name):
         err = _check(ids, len(EDGE), 320, 200, dtype=dtype, silu=silu, config=cfg)
         assert err < TOL, (cfg.kernel_name, err)
@@ -209,3 +209,113 @@ def test_gpu_input_errors() -> None:
         moe.grouped_gemm(a.cpu(), w, p)
     with pytest.raises(sb.InvalidArgumentError, match="must match"):
         moe.grouped_gemm(a, w, p, config=moe.GemmConfig(dtype="fp16"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Split-K (swap mode): forced configurations against the reference, determinism, graphs
+# ---------------------------------------------------------------------------------------------
+
+
+def _split_cfg(bm: int, bn: int, sk: int, *, dtype: torch.dtype = torch.bfloat16, silu: bool = False,
+               gather: bool = True) -> moe.GemmConfig:
+    return moe.GemmConfig(block_m=bm, block_n=bn, stages=12 if bm <= 16 else 8, swap_ab=True, split_k=sk,
+                          dtype="bf16" if dtype == torch.bfloat16 else "fp16",
+                          activation="silu_and_mul" if silu else None, gather=gather)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("silu", [False, True])
+@pytest.mark.parametrize("t", [1, 2, 5, 16])
+def test_split_k_matches_reference(dtype: torch.dtype, silu: bool, t: int) -> None:
+    ids = uniform_ids(t, 16, 4)
+    # K = 2880 and 200 are not multiples of 64; N = 320 is not a multiple of 128.
+    for (bm, bn, sk), (n, k) in zip(((8, 128, 4), (8, 64, 3), (16, 128, 2), (16, 64, 4)),
+                                    ((320, 2880), (1536, 2048), (256, 200), (320, 200))):
+        for gather in (True, False):
+            cfg = _split_cfg(bm, bn, sk, dtype=dtype, silu=silu, gather=gather)
+            err = _check(ids, 16, n, k, dtype=dtype, gather=gather, silu=silu, config=cfg, seed=t * 7 + sk)
+            assert err < TOL, (cfg.kernel_name, n, k, err)
+
+
+@pytest.mark.parametrize("silu", [False, True])
+def test_split_k_edge_counts(silu: bool) -> None:
+    ids = ids_with_counts(EDGE)  # several m-blocks per task, empty tasks, counts at block edges
+    for bm, bn, sk in ((8, 128, 4), (8, 64, 3), (16, 64, 4), (48, 128, 3)):
+        for gather in (True, False):
+            cfg = _split_cfg(bm, bn, sk, silu=silu, gather=gather)
+            err = _check(ids, len(EDGE), 320, 200, gather=gather, silu=silu, config=cfg)
+            assert err < TOL, (cfg.kernel_name, err)
+
+
+def test_split_k_bitwise_deterministic_and_counters_left_zero() -> None:
+    from staticbatch_moe import gemm as gemm_mod
+
+    h, i, e, k = MODELS["Qwen3-30B-A3B"]
+    for t in (1, 16):
+        ids = uniform_ids(t, e, k)
+        p = moe.route_plan(ids, e)
+        a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+        w = moe.pack_gate_up(_weights(e, 2 * i, h, torch.bfloat16, seed=t))
+        cfg = _split_cfg(8, 128, 4, silu=True)
+        runs = []
+        for _ in range(3):
+            out = torch.full((p.num_rows, i), float("nan"), dtype=torch.bfloat16, device="cuda")
+            runs.append(moe.grouped_gemm(a, w, p, activation="silu_and_mul", out=out, config=cfg))
+        assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0], runs[2])
+        assert rel_err(runs[0], moe.grouped_gemm_reference(a, w, p, activation="silu_and_mul")) < TOL
+    torch.cuda.synchronize()
+    for buf in gemm_mod._splitk_counters.values():
+        assert int(buf.abs().sum()) == 0
+
+
+def test_split_k_refuses_more_splits_than_k_steps() -> None:
+    ids = uniform_ids(4, 8, 2)
+    p = moe.route_plan(ids, 8)
+    a = torch.randn(4, 128, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(8, 128, 128, device="cuda", dtype=torch.bfloat16)
+    with pytest.raises(sb.InvalidArgumentError, match="split_k"):
+        moe.grouped_gemm(a, w, p, config=_split_cfg(8, 128, 4))
+
+
+@pytest.mark.parametrize("warm_capture_stream", [False, True], ids=["fresh-counters", "cached-counters"])
+def test_split_k_cuda_graph_replay(warm_capture_stream: bool) -> None:
+    e, t, k, h, i = 16, 3, 4, 2880, 384
+    ids = uniform_ids(t, e, k)
+    a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+    w1 = moe.pack_gate_up(_weights(e, 2 * i, h, torch.bfloat16, seed=1))
+    w2 = _weights(e, h, i, torch.bfloat16, seed=2)
+    c1 = _split_cfg(8, 128, 4, silu=True)
+    c2 = _split_cfg(8, 64, 2, gather=False)
+
+    def layer() -> torch.Tensor:
+        p = moe.route_plan(ids, e)
+        x = moe.grouped_gemm(a, w1, p, activation="silu_and_mul", config=c1)
+        return moe.grouped_gemm(x, w2, p, gather=False, config=c2)
+
+    layer()
+    stream = torch.cuda.Stream()
+    if warm_capture_stream:  # the capture then uses the stream's cached counter buffer
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            layer()
+        torch.cuda.current_stream().wait_stream(stream)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=stream):
+        y = layer()
+    outs = []
+    for seed in range(2):
+        ids.copy_(uniform_ids(t, e, k, generator=torch.Generator(device="cuda").manual_seed(seed)))
+        a.normal_()
+        y.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        fresh = moe.route_plan(ids, e)
+        ref = moe.grouped_gemm_reference(moe.grouped_gemm_reference(a, w1, fresh, activation="silu_and_mul"),
+                                         w2, fresh, gather=False)
+        m = int(fresh.expert_starts[-1])
+        assert rel_err(y[:m], ref[:m]) < TOL
+        outs.append(y.clone())
+        graph.replay()  # same inputs again: bit-identical
+        torch.cuda.synchronize()
+        assert torch.equal(y, outs[-1])

@@ -194,6 +194,54 @@ SB_DEVICE void st_global_v4(void* ptr, uint4 v) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Global-memory hand-off between blocks (split-K partial sums)
+// ---------------------------------------------------------------------------------------
+
+// bar.sync on hardware barrier `id` for `count` threads that also ORs `pred` over them:
+// every participating thread gets true if any of them passed true.
+SB_DEVICE bool named_barrier_sync_or(uint32_t id, uint32_t count, bool pred) {
+  uint32_t r;
+  asm volatile(
+      "{\n .reg .pred p, q;\n setp.ne.u32 p, %1, 0;\n bar.red.or.pred q, %2, %3, p;\n selp.u32 %0, 1, 0, q;\n}\n"
+      : "=r"(r)
+      : "r"(static_cast<uint32_t>(pred)), "r"(id), "r"(count)
+      : "memory");
+  return r != 0;
+}
+
+// Orders this thread's earlier memory accesses before its later ones at GPU scope
+// (fence.acq_rel.gpu: __threadfence()).
+SB_DEVICE void fence_acq_rel_gpu() { asm volatile("fence.acq_rel.gpu;\n" : : : "memory"); }
+
+// Atomic add at GPU scope with acquire-release semantics; returns the old value.
+SB_DEVICE uint32_t atomic_add_acq_rel_gpu(uint32_t* ptr, uint32_t v) {
+  uint32_t old;
+  asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], %2;\n" : "=r"(old) : "l"(ptr), "r"(v) : "memory");
+  return old;
+}
+
+// Relaxed GPU-scope 32-bit store (a counter reset).
+SB_DEVICE void st_relaxed_gpu_u32(uint32_t* ptr, uint32_t v) {
+  asm volatile("st.relaxed.gpu.global.u32 [%0], %1;\n" : : "l"(ptr), "r"(v) : "memory");
+}
+
+// 16-byte global store of four floats (ptr 16-byte aligned).
+SB_DEVICE void st_global_v4_f32(float* ptr, float a, float b, float c, float d) {
+  asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};\n" : : "l"(ptr), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");
+}
+
+// 16-byte global load of four floats cached in L2 only (ld.global.cg: never a stale L1
+// line of data another SM wrote during this kernel). ptr 16-byte aligned.
+SB_DEVICE float4 ld_global_cg_v4_f32(const float* ptr) {
+  float4 v;
+  asm volatile("ld.global.cg.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+               : "l"(ptr)
+               : "memory");
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------
 // wgmma
 // ---------------------------------------------------------------------------------------
 

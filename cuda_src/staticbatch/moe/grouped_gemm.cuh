@@ -88,6 +88,30 @@
 // reaches after its reads of the buffer. Nothing else in shared memory is reused between
 // tiles outside the mbarrier-guarded ring, so the tile loop needs no __syncthreads(); the
 // producer keeps loading the next tile's stages while the consumers store.
+//
+// Split-K (kSplitK > 1, swap mode only; for decode, where a layer has fewer weight tiles
+// than ~2 waves of SMs). Each (task, m-block, n-block) tile is cut into kSplitK K-slices, so
+// a task has ceil(m / BLOCK_M) * ceil(N / BLOCK_N) * kSplitK tiles (the host builds
+// tile_offsets from sizes (m, N, kSplitK) and tiles (BLOCK_M, BLOCK_N, 1)); within a task
+// the slice is fastest: index = split + kSplitK * (m_block + m_blocks * n_block). Every
+// task's count is a multiple of kSplitK, so global tile id t is slice t % kSplitK of output
+// tile t / kSplitK, and the kSplitK slices of one output tile are neighbouring ids that run
+// at the same time on different blocks. Slice s covers K steps [s * nk / kSplitK,
+// (s + 1) * nk / kSplitK) of nk = ceil(K / 64) (the host requires kSplitK <= nk). Producer
+// and consumers walk the same K range, so the ring's phases still carry across tiles.
+// After its main loop each consumer warp group (splitk_reduce):
+//   1. stores its fp32 accumulators to `splitk_workspace` (one slot per (tile id, group),
+//      coalesced float4 rows), fence.acq_rel.gpu, then syncs its 128 threads;
+//   2. thread 0 adds 1 to `splitk_counters[output tile * kNumConsumers + group]` with an
+//      acq_rel GPU-scope atomic; the group that sees kSplitK - 1 is the last to arrive, resets
+//      the counter to 0 and tells its threads (bar.red.or on the group's barrier); the
+//      others go on to their next tile (nobody ever waits for another block: no deadlock
+//      whatever the schedule);
+//   3. the last group sums the kSplitK partials in slice order 0..kSplitK-1 (its own from
+//      registers, the others with L2-only loads), so the result is bit-identical whichever
+//      slice came last, and stores the tile through epilogue_swap (activation included).
+// No float atomics. The counters must be zero at launch; every launch that runs to the end
+// leaves them zero again (the host keeps one zeroed buffer per stream, see gemm.py).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -177,25 +201,40 @@ struct ElemOps<false> {
 
 SB_DEVICE float silu_mul(float gate, float up) { return gate / (1.0f + __expf(-gate)) * up; }
 
-// Where one tile lies: its task's rows and the (m, n) block within the task.
+// Where one tile lies: its task's rows, the (m, n) block within the task and its K steps.
 struct TileCoord {
-  int32_t m;        // rows of the task
-  int64_t start;    // first output row of the task
-  int32_t expert;   // expert whose weight the task uses
-  int32_t m_block;  // token block (BLOCK_M rows)
-  int32_t n_block;  // weight block (BLOCK_N rows)
+  int32_t m;         // rows of the task
+  int64_t start;     // first output row of the task
+  int32_t expert;    // expert whose weight the task uses
+  int32_t m_block;   // token block (BLOCK_M rows)
+  int32_t n_block;   // weight block (BLOCK_N rows)
+  int32_t k_block0;  // first K step (of BLOCK_K) of the tile: 0 unless split-K
+  int32_t k_blocks;  // K steps of the tile: all of K unless split-K
 };
 
-template <int BLOCK_M>
+// kSplitK > 1: the tile index within a task is split + kSplitK * (m_block + m_blocks * n_block)
+// (see "Split-K" in the header), and slice `split` gets K steps
+// [split * nk / kSplitK, (split + 1) * nk / kSplitK), nk = num_k_blocks (not empty when
+// kSplitK <= nk, which the host checks).
+template <int BLOCK_M, int kSplitK = 1>
 SB_DEVICE TileCoord locate_tile(const TaskTile& tt, const int32_t* task_rows, const int64_t* task_starts,
-                                const int32_t* task_expert) {
+                                const int32_t* task_expert, int32_t num_k_blocks) {
   TileCoord c;
   c.m = __ldg(task_rows + tt.task);
   c.start = __ldg(task_starts + tt.task);
   c.expert = __ldg(task_expert + tt.task);
   const int32_t m_blocks = ceil_div<int32_t>(c.m, BLOCK_M);
-  c.m_block = tt.index % m_blocks;  // m fastest: neighbouring tile ids share the weight tile
-  c.n_block = tt.index / m_blocks;
+  const int32_t mn = tt.index / kSplitK;
+  c.m_block = mn % m_blocks;  // m fastest: neighbouring tile ids share the weight tile
+  c.n_block = mn / m_blocks;
+  if constexpr (kSplitK == 1) {
+    c.k_block0 = 0;
+    c.k_blocks = num_k_blocks;
+  } else {
+    const int32_t split = tt.index - mn * kSplitK;
+    c.k_block0 = split * num_k_blocks / kSplitK;
+    c.k_blocks = (split + 1) * num_k_blocks / kSplitK - c.k_block0;
+  }
   return c;
 }
 
@@ -304,16 +343,78 @@ SB_DEVICE void epilogue_swap(const float (&acc)[kAccum], uint32_t epi_base, uint
   epi_copy_out<BLOCK_M>(kSiluMul ? 4 : 8, buf, tid, tc, tc.m_block * BLOCK_M, col0, n_out, out);
 }
 
+// Split-K hand-off of one consumer warp group (swap mode, see "Split-K" in the header).
+// Publishes this slice's fp32 accumulators to the workspace and counts the arrival on the
+// (output tile, warp group) counter. Returns false in every group but the last to arrive;
+// in that one it returns true with `acc` replaced by the sum of all kSplitK slices taken in
+// slice order 0, 1, ..., kSplitK - 1 (deterministic whichever slice arrives last), and the
+// counter reset to 0 for the next launch. `tile` is the global tile id; its output tile is
+// tile / kSplitK, its slice tile % kSplitK (every task's tile count is a multiple of kSplitK).
+// Workspace layout: float [output tiles][kSplitK][kNumConsumers][kAccum / 4][128 threads][4],
+// so each float4 access of the warp group is one coalesced 2 KB row.
+template <int kSplitK, int kNumConsumers, int kAccum>
+SB_DEVICE bool splitk_reduce(float (&acc)[kAccum], float* workspace, uint32_t* counters, int32_t tile, int32_t cw,
+                             uint32_t bar_id, int32_t tid) {
+  static_assert(kAccum % 4 == 0, "float4 groups");
+  constexpr int64_t kGroupFloats = static_cast<int64_t>(kAccum) * 128;  // one group's partial
+  constexpr int64_t kSliceFloats = kGroupFloats * kNumConsumers;
+  const int32_t out_tile = tile / kSplitK;
+  const int32_t split = tile - out_tile * kSplitK;
+  const float* base = workspace + static_cast<int64_t>(out_tile) * kSplitK * kSliceFloats + cw * kGroupFloats + tid * 4;
+  float* mine = workspace + (static_cast<int64_t>(out_tile) * kSplitK + split) * kSliceFloats + cw * kGroupFloats +
+                tid * 4;
+#pragma unroll
+  for (int v = 0; v < kAccum / 4; ++v) {
+    ptx::st_global_v4_f32(mine + v * 512, acc[4 * v], acc[4 * v + 1], acc[4 * v + 2], acc[4 * v + 3]);
+  }
+  // Release: every thread's partial is ordered before the group's barrier, the barrier before
+  // thread 0's acq_rel atomic. The last arrival's acquire (its atomic, then the barrier and a
+  // fence in each thread) orders the other slices' partials before the reads below.
+  ptx::fence_acq_rel_gpu();
+  ptx::named_barrier_sync(bar_id, 128);
+  bool last = false;
+  if (tid == 0) {
+    uint32_t* counter = counters + static_cast<int64_t>(out_tile) * kNumConsumers + cw;
+    last = ptx::atomic_add_acq_rel_gpu(counter, 1u) == static_cast<uint32_t>(kSplitK - 1);
+    if (last) ptx::st_relaxed_gpu_u32(counter, 0u);  // every slice has arrived: reset for the next launch
+  }
+  if (!ptx::named_barrier_sync_or(bar_id, 128, last)) return false;
+  ptx::fence_acq_rel_gpu();
+#pragma unroll
+  for (int v = 0; v < kAccum / 4; ++v) {
+    // This slice's own values come from registers (bit-identical to what it stored).
+    const float4 own = make_float4(acc[4 * v], acc[4 * v + 1], acc[4 * v + 2], acc[4 * v + 3]);
+    float4 sum = split == 0 ? own : ptx::ld_global_cg_v4_f32(base + v * 512);
+#pragma unroll
+    for (int s = 1; s < kSplitK; ++s) {
+      const float4 p = s == split ? own : ptx::ld_global_cg_v4_f32(base + s * kSliceFloats + v * 512);
+      sum.x += p.x;
+      sum.y += p.y;
+      sum.z += p.z;
+      sum.w += p.w;
+    }
+    acc[4 * v] = sum.x;
+    acc[4 * v + 1] = sum.y;
+    acc[4 * v + 2] = sum.z;
+    acc[4 * v + 3] = sum.w;
+  }
+  return true;
+}
+
 // The kernel body. All threads of the block call it; the block has Shape::kThreads threads
 // and Shape::kSmemBytes bytes of dynamic shared memory. `a_map` is read without kGather (box
 // {64, BLOCK_M}) and with kTmaGather (box {64, 1}); it may be all zeros for the cp.async
-// gather. kTmaGather selects the gather method and means nothing without kGather.
+// gather. kTmaGather selects the gather method and means nothing without kGather. With
+// kSplitK > 1 (swap mode only) `splitk_workspace` and `splitk_counters` are the split-K
+// workspace and counters (see the header); else unused.
 template <bool kBf16, int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kGather, bool kSiluMul,
-          bool kPingpong = false, bool kTmaGather = false>
+          bool kPingpong = false, bool kTmaGather = false, int kSplitK = 1>
 SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescriptor& a_map, const void* a_ptr,
                             int64_t lda, void* out_ptr, const int32_t* gather_idx, const int32_t* tile_offsets,
                             const int32_t* task_rows, const int64_t* task_starts, const int32_t* task_expert,
-                            int32_t num_tasks, int32_t n, int32_t k) {
+                            int32_t num_tasks, int32_t n, int32_t k, float* splitk_workspace = nullptr,
+                            uint32_t* splitk_counters = nullptr) {
+  static_assert(kSplitK >= 1 && (kSplitK == 1 || kSwapAB), "split-K is for swap mode");
   using Shape = GemmShape<BLOCK_M, BLOCK_N, kStages, kSwapAB, kPingpong>;
   using Storage = typename Shape::SharedStorage;
   using Ops = ElemOps<kBf16>;
@@ -366,7 +467,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       uint32_t it = 0;  // running K step over all tiles of this block
       for (int32_t tile = static_cast<int32_t>(blockIdx.x); tile < total_tiles;
            tile += static_cast<int32_t>(gridDim.x)) {
-        const TileCoord tc = locate_tile<BLOCK_M>(mapper.map(tile), task_rows, task_starts, task_expert);
+        const TileCoord tc =
+            locate_tile<BLOCK_M, kSplitK>(mapper.map(tile), task_rows, task_starts, task_expert, num_k_blocks);
         const int32_t tile_row0 = tc.m_block * BLOCK_M;  // first row of this token block within the task
         // Token rows of this tile that exist (the rest are past the task's m).
         const int32_t x_rows = tc.m - tile_row0 < kXRows ? tc.m - tile_row0 : kXRows;
@@ -386,7 +488,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         // Bytes one stage of this tile receives by TMA (counted on its full barrier).
         const uint32_t stage_bytes =
             Shape::kWBytes + (!kGather ? Shape::kXBytes : (kRowTma ? static_cast<uint32_t>(x_rows) * 128u : 0u));
-        for (int32_t kb = 0; kb < num_k_blocks; ++kb, ++it) {
+        for (int32_t kb = tc.k_block0; kb < tc.k_block0 + tc.k_blocks; ++kb, ++it) {
           const uint32_t s = it % kStages;
           const uint32_t phase = (it / kStages) & 1u;
           ptx::mbarrier_wait(&ss.empty[s], phase ^ 1u);
@@ -450,7 +552,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
 
     for (int32_t tile = static_cast<int32_t>(blockIdx.x) + (kPingpong ? cw * static_cast<int32_t>(gridDim.x) : 0);
          tile < total_tiles; tile += tile_step) {
-      const TileCoord tc = locate_tile<BLOCK_M>(mapper.map(tile), task_rows, task_starts, task_expert);
+      const TileCoord tc =
+          locate_tile<BLOCK_M, kSplitK>(mapper.map(tile), task_rows, task_starts, task_expert, num_k_blocks);
       // Ping-pong: wait for the other group to have issued its previous tile's main loop.
       if constexpr (kPingpong) {
         if (tile != static_cast<int32_t>(blockIdx.x)) ptx::named_barrier_sync(kOrderBarrier + cw, 256);
@@ -459,7 +562,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       // Main loop: one wgmma-group per K step; the stage of step kb - 1 is released once
       // at most one group (step kb's) is still in flight.
       uint32_t prev_stage = 0;
-      for (int32_t kb = 0; kb < num_k_blocks; ++kb, ++it) {
+      for (int32_t kb = 0; kb < tc.k_blocks; ++kb, ++it) {
         const uint32_t s = it % kStages;
         const uint32_t phase = (it / kStages) & 1u;
         ptx::mbarrier_wait(&ss.full[s], phase);
@@ -509,6 +612,11 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         epilogue_normal<Ops, BLOCK_N, kSiluMul>(acc, epi_base, chunk_count, bar_id, tc, row0, n_out, out,
                                                 warp_in_group, lane, tid);
       } else {
+        if constexpr (kSplitK > 1) {  // only the last slice to arrive stores the summed tile
+          if (!splitk_reduce<kSplitK, kNumConsumers>(acc, splitk_workspace, splitk_counters, tile, cw, bar_id, tid)) {
+            continue;
+          }
+        }
         epilogue_swap<Ops, BLOCK_M, BLOCK_N, kSiluMul>(acc, epi_base, chunk_count, bar_id, tc, cw, n_out, out,
                                                        warp_in_group, lane, tid);
       }
