@@ -457,9 +457,10 @@ def choose_config(
     GemmConfig
         Assumes uniform routing: ``min(num_experts, total_rows)`` experts with about
         ``total_rows / active`` rows each. Small rows per expert use swap mode (weight
-        streaming: narrow weight tiles so every SM has work, deep rings); larger ones the
-        normal 128-row tiles, 256 wide when that still gives every SM a tile; 64-row tiles
-        (experts of at most ~96 rows) run ping-pong. In swap mode with fewer weight tiles
+        streaming: narrow weight tiles so every SM has work, deep rings, split-K when the
+        tiles are too few for the SMs); larger ones the normal 128-row tiles, 256 wide when
+        that still gives every SM a tile; 64-row tiles (experts of at most ~96 rows, or ~320
+        with K <= 4096) run ping-pong. In swap mode with fewer weight tiles
         than a few waves of SMs (decode), split-K (``split_k`` > 1) when a simple model of
         the busiest SM's weight bytes (:func:`_swap_cost`) predicts at least a 10 % gain,
         each slice keeping at least 4 K steps of 64.
@@ -477,7 +478,11 @@ def choose_config(
         if USE_SPLIT_K:
             block_n, split_k = _choose_split(m_tiles, n, k, block_m, block_n, num_sms)
         return _swap_config(block_m, block_n, activation, dtype, gather, split_k)
-    block_m = 128 if avg_m > 96 else 64
+    # 64-row (ping-pong) tiles for small experts, and up to ~320 rows when K is short: the
+    # last, partial token block of an expert wastes less, and the other group's main loop hides
+    # each epilogue. Long K with few rows is weight-bandwidth bound: 128-row tiles read each
+    # weight tile fewer times (sweep of 2026-11-28, benchmarks/results/gemm_sweep_2026-11-28.log).
+    block_m = 64 if (avg_m <= 96 or (avg_m <= 320 and k <= 4096)) else 128
     m_tiles = active * math.ceil(avg_m / block_m)
     e256 = _wave_efficiency(m_tiles * math.ceil(n / 256), num_sms)
     e128 = _wave_efficiency(m_tiles * math.ceil(n / 128), num_sms)

@@ -109,15 +109,16 @@ def select_experts(
             raise sb.InvalidArgumentError("`e_score_correction_bias` must be on the logits' device")
     if router_logits.shape[1] <= rk.MAX_EXPERTS and (num_expert_group or 1) <= rk.MAX_GROUPS and top_k <= 32 \
             and router_logits.dtype in (torch.float32, torch.bfloat16, torch.float16) and rk.available(router_logits):
-        # Through a custom op, so that torch.compile(fullgraph=True) sees one opaque call.
-        return _select_op(router_logits, top_k, scoring, renormalize, num_expert_group or 0, topk_group or 0,
+        # Under torch.compile through a custom op (one opaque call for fullgraph); eager calls
+        # skip the op's dispatch, which costs more host time than the kernel launch.
+        select = _select_op if torch.compiler.is_compiling() else _select_impl
+        return select(router_logits, top_k, scoring, renormalize, num_expert_group or 0, topk_group or 0,
                           e_score_correction_bias, float(routed_scaling_factor))
     return _select_experts_torch(router_logits, top_k, scoring, renormalize, num_expert_group, topk_group,
                                  e_score_correction_bias, routed_scaling_factor)
 
 
-@torch.library.custom_op("staticbatch_moe::select_experts", mutates_args=())
-def _select_op(
+def _select_impl(
     router_logits: torch.Tensor,
     top_k: int,
     scoring: str,
@@ -130,6 +131,9 @@ def _select_op(
     """The selection kernel as ``torch.ops.staticbatch_moe.select_experts`` (0 groups: none)."""
     return rk.select(router_logits, top_k, scoring, renormalize, num_expert_group or None, topk_group or None,
                      e_score_correction_bias, routed_scaling_factor)
+
+
+_select_op = torch.library.custom_op("staticbatch_moe::select_experts", mutates_args=())(_select_impl)
 
 
 @_select_op.register_fake
@@ -449,10 +453,12 @@ class MoE(nn.Module):
         shape = x.shape
         x2 = x.reshape(-1, self.hidden_size)
         weights, ids = self.route(x2)
-        from staticbatch_moe.ops import fused_moe_op
+        from staticbatch_moe.ops import fused_moe_impl, fused_moe_op
 
-        # One custom op: torch.compile(fullgraph=True) and CUDA graphs see it as a single call.
-        y = fused_moe_op(x2, self.w1, self.w2, weights, ids, self.activation, self.packed, self.w1_bias,
+        # One custom op under torch.compile(fullgraph=True); eager calls (and CUDA-graph
+        # captures of them) run the same function without the op's dispatch cost on the host.
+        op = fused_moe_op if torch.compiler.is_compiling() else fused_moe_impl
+        y = op(x2, self.w1, self.w2, weights, ids, self.activation, self.packed, self.w1_bias,
                          self.w2_bias, self.swiglu_alpha, self.swiglu_limit)
         if self.shared is not None:
             s = self.shared["down_proj"](torch.nn.functional.silu(self.shared["gate_proj"](x2)) * self.shared["up_proj"](x2))

@@ -8,11 +8,10 @@ import torch
 from staticbatch_moe.gemm import GateUpWeight
 from staticbatch_moe.layer import fused_moe
 
-__all__ = ["fused_moe_op"]
+__all__ = ["fused_moe_impl", "fused_moe_op"]
 
 
-@torch.library.custom_op("staticbatch_moe::fused_moe", mutates_args=())
-def fused_moe_op(
+def fused_moe_impl(
     hidden_states: torch.Tensor,
     w1: torch.Tensor,
     w2: torch.Tensor,
@@ -32,6 +31,9 @@ def fused_moe_op(
     weight = GateUpWeight(w1) if w1_packed else w1
     return fused_moe(hidden_states, weight, w2, topk_weights, topk_ids, activation=activation, w1_bias=w1_bias,
                      w2_bias=w2_bias, swiglu_alpha=swiglu_alpha, swiglu_limit=swiglu_limit)
+
+
+fused_moe_op = torch.library.custom_op("staticbatch_moe::fused_moe", mutates_args=())(fused_moe_impl)
 
 
 @fused_moe_op.register_fake

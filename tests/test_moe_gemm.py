@@ -151,7 +151,7 @@ def test_gather_mode() -> None:
 def test_split_k_config_validation_and_name() -> None:
     cfg = cfgmod.GemmConfig(block_m=8, block_n=128, stages=12, swap_ab=True, split_k=4, activation="silu_and_mul",
                             gather=True)
-    assert cfg.kernel_name == "sb_grouped_gemm_bf16_bm8_bn128_s12_swap_sk4_gather_silu"
+    assert cfg.kernel_name == "sb_grouped_gemm_bf16_bm8_bn128_s12_swap_sk4_gcpa_silu"
     assert "_sk" not in cfgmod.GemmConfig(block_m=8, block_n=128, stages=12, swap_ab=True).kernel_name
     assert cfgmod.shared_bytes(cfg) == cfgmod.shared_bytes(cfgmod.GemmConfig(block_m=8, block_n=128, stages=12,
                                                                               swap_ab=True))
@@ -165,7 +165,7 @@ def test_split_k_config_validation_and_name() -> None:
 def test_split_k_source_passes_the_factor() -> None:
     cfg = cfgmod.GemmConfig(block_m=16, block_n=64, stages=12, swap_ab=True, split_k=3)
     src = cfgmod.kernel_source(cfg)
-    assert "false, false, false, 3>(" in src and "splitk_workspace" in src and "splitk_counters" in src
+    assert "false, false, false, false, 3>(" in "".join(src.split()).replace(",", ", ") and "splitk_workspace" in src and "splitk_counters" in src
 
 
 def _kernel_tiles(counts: list[int], n: int, k: int, cfg: cfgmod.GemmConfig) -> list[tuple[int, int, int, int, int]]:
