@@ -126,12 +126,20 @@ def device_properties(device_index: int) -> DeviceProperties:
     return props
 
 
+_streams: dict[int, Any] = {}
+
+
 def torch_stream(device_index: int) -> Any:
-    """torch's current stream on the device, as a driver stream handle."""
+    """torch's current stream on the device, as a driver stream handle (cached per handle)."""
     import torch
     from cuda.bindings import driver
 
-    return driver.CUstream(torch.cuda.current_stream(device_index).cuda_stream)
+    raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    handle = raw_stream(device_index) if raw_stream is not None else torch.cuda.current_stream(device_index).cuda_stream
+    stream = _streams.get(handle)
+    if stream is None:
+        stream = _streams[handle] = driver.CUstream(handle)
+    return stream
 
 
 class LoadedKernel:
@@ -217,7 +225,7 @@ class LoadedKernel:
         import torch
 
         if isinstance(arg, torch.Tensor):
-            if not arg.is_cuda or arg.device.index != self.device_index:
+            if arg.get_device() != self.device_index:  # -1 on the CPU
                 raise InvalidArgumentError(
                     f"argument {i} of {self.compiled.name} must be a tensor on cuda:{self.device_index} (got {arg.device})"
                 )

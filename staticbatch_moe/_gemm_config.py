@@ -364,8 +364,11 @@ def _swap_config(block_m: int, block_n: int, activation, dtype, gather, split_k:
     )
 
 
-#: Let choose_config pick split-K (swap mode, few tiles). One switch to turn it off.
-USE_SPLIT_K = True
+#: Let choose_config pick split-K (swap mode, few tiles). Off: on the H200 (2026-11-28,
+#: benchmarks/dev_splitk_check.py, T=1 for the five model shapes) every split of every
+#: decode GEMM was slower than the unsplit tile (by 2-53 %), so split-K is only reachable
+#: through ``config=`` for experiments.
+USE_SPLIT_K = False
 #: Split-K: the fewest K steps (of 64) a slice keeps, and the least predicted gain (fraction
 #: of the unsplit time) for which choose_config splits at all.
 SPLIT_K_MIN_STEPS = 4
@@ -457,13 +460,12 @@ def choose_config(
     GemmConfig
         Assumes uniform routing: ``min(num_experts, total_rows)`` experts with about
         ``total_rows / active`` rows each. Small rows per expert use swap mode (weight
-        streaming: narrow weight tiles so every SM has work, deep rings, split-K when the
-        tiles are too few for the SMs); larger ones the normal 128-row tiles, 256 wide when
+        streaming: narrow weight tiles so every SM has work, deep rings); larger ones the normal 128-row tiles, 256 wide when
         that still gives every SM a tile; 64-row tiles (experts of at most ~96 rows, or ~320
-        with K <= 4096) run ping-pong. In swap mode with fewer weight tiles
-        than a few waves of SMs (decode), split-K (``split_k`` > 1) when a simple model of
-        the busiest SM's weight bytes (:func:`_swap_cost`) predicts at least a 10 % gain,
-        each slice keeping at least 4 K steps of 64.
+        with K <= 4096) run ping-pong. With ``USE_SPLIT_K`` (off by default: measured
+        slower) swap mode with fewer weight tiles than a few waves of SMs would take split-K
+        when a simple model of the busiest SM's weight bytes (:func:`_swap_cost`) predicts at
+        least a 10 % gain, each slice keeping at least 4 K steps of 64.
     """
     _check_shape_args(total_rows, num_experts, n, k)
     active, avg_m, m_est = _rows_estimate(total_rows, num_experts)

@@ -114,12 +114,23 @@ def select(logits: Any, top_k: int, scoring: str, renormalize: bool, num_expert_
     return weights, ids
 
 
+# The plan's outputs (moe::PlanOut), as kernel parameters and as the struct built from them.
+_PLAN_OUT_ARGS = ("int32_t* expert_counts, int64_t* expert_starts, int32_t* task_expert, int32_t* task_rows, "
+                  "int64_t* task_starts, int32_t bm0, int32_t nb0, int32_t* tile_offsets0, int32_t bm1, int32_t nb1, "
+                  "int32_t* tile_offsets1")
+_PLAN_OUT = ("moe::PlanOut{expert_counts, expert_starts, task_expert, task_rows, task_starts, bm0, nb0, tile_offsets0, "
+             "bm1, nb1, tile_offsets1}")
+#: Most (token, slot) entries the one-block plan kernel takes (decode and small batches).
+SMALL_PLAN_ENTRIES = 2048
+
+
 @functools.cache
 def _plan_sources(id_ctype: str) -> dict[str, tuple[str, str]]:
     tag = _TAGS[id_ctype]
     count = f"sb_moe_route_count_{tag}"
     scatter = f"sb_moe_route_scatter_{tag}"
     scan = "sb_moe_route_scan"
+    small = f"sb_moe_route_small_{tag}"
     return {
         "count": (_HEADER + f"""extern "C" __global__ void __launch_bounds__(256) {count}(
     const {id_ctype}* ids, int64_t num_entries, int64_t chunk, int32_t num_experts, int32_t* hist) {{
@@ -127,13 +138,16 @@ def _plan_sources(id_ctype: str) -> dict[str, tuple[str, str]]:
 }}
 """, count),
         "scan": (_HEADER + f"""extern "C" __global__ void __launch_bounds__(1024) {scan}(
-    int32_t* hist, int32_t num_chunks, int32_t num_experts, int32_t* expert_counts, int64_t* expert_starts,
-    int32_t* task_expert, int32_t* task_rows, int64_t* task_starts, int32_t bm0, int32_t nb0, int32_t* tile_offsets0,
-    int32_t bm1, int32_t nb1, int32_t* tile_offsets1) {{
-  moe::route_scan(hist, num_chunks, num_experts, expert_counts, expert_starts, task_expert, task_rows, task_starts,
-                  bm0, nb0, tile_offsets0, bm1, nb1, tile_offsets1);
+    int32_t* hist, int32_t num_chunks, int32_t num_experts, {_PLAN_OUT_ARGS}) {{
+  moe::route_scan(hist, num_chunks, num_experts, {_PLAN_OUT});
 }}
 """, scan),
+        "small": (_HEADER + f"""extern "C" __global__ void __launch_bounds__(1024) {small}(
+    const {id_ctype}* ids, int32_t num_entries, int32_t top_k, int32_t num_experts, int32_t* gather_idx,
+    int32_t* slot_to_row, {_PLAN_OUT_ARGS}) {{
+  moe::route_small(ids, num_entries, top_k, num_experts, gather_idx, slot_to_row, {_PLAN_OUT});
+}}
+""", small),
         "scatter": (_HEADER + f"""extern "C" __global__ void __launch_bounds__(256) {scatter}(
     const {id_ctype}* ids, int64_t num_entries, int64_t chunk, int32_t top_k, int32_t num_experts, const int32_t* hist,
     int32_t* gather_idx, int32_t* slot_to_row) {{
@@ -182,23 +196,24 @@ def plan(ids: Any, num_experts: int, tilings: list[tuple[int, int]]) -> dict[str
         "task_starts": torch.empty(e + 1, **i64),
         "tile_offsets": [torch.empty(e + 1, **i32) for _ in tilings],
     }
-    hist = torch.empty(chunks * e, **i32)
     index = _device_index(ids)
     sources = _plan_sources(id_ctype)
-    count = _kernel(*sources["count"], index)
-    scan = _kernel(*sources["scan"], index)
-    scatter = _kernel(*sources["scatter"], index)
-    count.launch(chunks, 256, 4 * e, [flat, np.int64(n), np.int64(chunk), np.int32(e), hist])
     tl = list(tilings) + [(0, 0)] * (2 - len(tilings))
     offs = out["tile_offsets"] + [None] * (2 - len(tilings))
-    scan.launch(1, max(32, math.ceil(e / 32) * 32), 4 * chunks * e, [
-        hist, np.int32(chunks), np.int32(e), out["expert_counts"], out["expert_starts"], out["task_expert"],
-        out["task_rows"], out["task_starts"], np.int32(tl[0][0]), np.int32(tl[0][1]), offs[0],
-        np.int32(tl[1][0]), np.int32(tl[1][1]), offs[1],
-    ])
-    scatter.launch(chunks, 32 * ROUTE_WARPS, 4 * ROUTE_WARPS * e, [
-        flat, np.int64(n), np.int64(chunk), np.int32(k), np.int32(e), hist, out["gather_idx"], out["slot_to_row"],
-    ])
+    plan_out = [out["expert_counts"], out["expert_starts"], out["task_expert"], out["task_rows"], out["task_starts"],
+                np.int32(tl[0][0]), np.int32(tl[0][1]), offs[0], np.int32(tl[1][0]), np.int32(tl[1][1]), offs[1]]
+    threads = max(32, math.ceil(e / 32) * 32)
+    if n <= SMALL_PLAN_ENTRIES:
+        _kernel(*sources["small"], index).launch(1, max(threads, 256), 0, [
+            flat, np.int32(n), np.int32(k), np.int32(e), out["gather_idx"], out["slot_to_row"], *plan_out,
+        ])
+    else:
+        hist = torch.empty(chunks * e, **i32)
+        _kernel(*sources["count"], index).launch(chunks, 256, 4 * e, [flat, np.int64(n), np.int64(chunk), np.int32(e), hist])
+        _kernel(*sources["scan"], index).launch(1, threads, 4 * chunks * e, [hist, np.int32(chunks), np.int32(e), *plan_out])
+        _kernel(*sources["scatter"], index).launch(chunks, 32 * ROUTE_WARPS, 4 * ROUTE_WARPS * e, [
+            flat, np.int64(n), np.int64(chunk), np.int32(k), np.int32(e), hist, out["gather_idx"], out["slot_to_row"],
+        ])
     out["slot_to_row"] = out["slot_to_row"].view(t, k)
     return out
 

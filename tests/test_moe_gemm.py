@@ -226,17 +226,23 @@ def test_split_k_workspace_bounds_hold_for_any_routing() -> None:
     assert cfgmod.splitk_workspace_floats(8, 128, 1536, one) == cfgmod.splitk_counter_count(8, 128, 1536, one) == 0
 
 
-def test_heuristic_splits_only_small_swap_problems() -> None:
-    h, i, e, k = MODELS["Qwen3-30B-A3B"]
-    cfg = moe.choose_config(1 * k, e, 2 * i, h, "bf16", "silu_and_mul", True)
-    assert cfg.swap_ab and cfg.split_k > 1  # 96 weight tiles of 128 rows on 132 SMs: split
-    for (h, i, e, k), t in itertools.product(MODELS.values(), TS):
-        for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False)):
-            cfg = moe.choose_config(t * k, e, n, kk, "bf16", act, gather)
-            if cfg.split_k > 1:
-                assert cfg.swap_ab and t <= 16, (t, cfg)
-                assert -(-kk // 64) >= cfg.split_k * cfgmod.SPLIT_K_MIN_STEPS
-                assert cfgmod.tiles_per_task(1, n, cfg) > 0
+def test_heuristic_splits_only_small_swap_problems(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not cfgmod.USE_SPLIT_K  # off by default (measured slower); below: what it would pick when on
+    monkeypatch.setattr(cfgmod, "USE_SPLIT_K", True)
+    moe.choose_config.cache_clear()  # choose_config is memoised
+    try:
+        h, i, e, k = MODELS["Qwen3-30B-A3B"]
+        cfg = moe.choose_config(1 * k, e, 2 * i, h, "bf16", "silu_and_mul", True)
+        assert cfg.swap_ab and cfg.split_k > 1  # 96 weight tiles of 128 rows on 132 SMs: split
+        for (h, i, e, k), t in itertools.product(MODELS.values(), TS):
+            for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False)):
+                cfg = moe.choose_config(t * k, e, n, kk, "bf16", act, gather)
+                if cfg.split_k > 1:
+                    assert cfg.swap_ab and t <= 16, (t, cfg)
+                    assert -(-kk // 64) >= cfg.split_k * cfgmod.SPLIT_K_MIN_STEPS
+                    assert cfgmod.tiles_per_task(1, n, cfg) > 0
+    finally:
+        moe.choose_config.cache_clear()
 
 
 def test_candidates_offer_split_variants() -> None:

@@ -100,8 +100,8 @@ def _same_plan(got: moe.RoutePlan, ref: moe.RoutePlan) -> None:
     assert torch.equal(got.gather_idx[:m], ref.gather_idx[:m])
 
 
-@pytest.mark.parametrize("t,e,k", [(1, 8, 2), (1, 256, 8), (100, 1, 1), (4096, 128, 8), (20000, 384, 8),
-                                   (3, 1024, 1), (16384, 8, 2), (70000, 1024, 2)])
+@pytest.mark.parametrize("t,e,k", [(1, 8, 2), (1, 256, 8), (100, 1, 1), (256, 128, 8), (257, 128, 8), (4096, 128, 8),
+                                   (20000, 384, 8), (3, 1024, 1), (1500, 1024, 1), (16384, 8, 2), (70000, 1024, 2)])
 @pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
 @pytest.mark.gpu
 @pytest.mark.sm90
@@ -119,19 +119,22 @@ def test_plan_kernels_match_torch(t: int, e: int, k: int, dtype: torch.dtype) ->
         assert torch.equal(got.tile_offsets(bm, bn, n), expected)
 
 
+@pytest.mark.parametrize("t", [300, 5000])  # the one-block kernel and the count / scan / scatter chain
 @pytest.mark.gpu
 @pytest.mark.sm90
-def test_plan_kernels_all_on_one_expert_and_cuda_graph() -> None:
-    ids = torch.full((5000, 4), 0, dtype=torch.int32, device="cuda")
+def test_plan_kernels_all_on_one_expert_and_cuda_graph(t: int) -> None:
+    ids = torch.full((t, 4), 0, dtype=torch.int32, device="cuda")
     ids[:, 1:] = torch.arange(1, 4, device="cuda", dtype=torch.int32)
     _same_plan(moe.route_plan(ids, 16), _route_plan_torch(ids, 16))
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         plan = moe.route_plan(ids, 16, tilings=[(64, 64, 64)])
     for seed in range(3):
-        ids.copy_(uniform_ids(5000, 16, 4, generator=torch.Generator(device="cuda").manual_seed(seed)))
+        ids.copy_(uniform_ids(t, 16, 4, generator=torch.Generator(device="cuda").manual_seed(seed)))
         graph.replay()
         _same_plan(plan, _route_plan_torch(ids, 16))
+        sizes = torch.stack([plan.task_rows, torch.full_like(plan.task_rows, 64)], dim=1)
+        assert torch.equal(plan.tile_offsets(64, 64, 64), sb.device_plan(sizes, (64, 64)).tile_offsets)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -22,6 +22,7 @@
 //                 __match_any_sync ranks within 32 entries) and writes gather_idx[row] = t and
 //                 slot_to_row[i] = row. The grouped layout is therefore the one a stable sort
 //                 by expert gives: deterministic, expert-major, (token, slot) order inside.
+//   route_small   for few entries (decode): all three in one block, one launch.
 //   Ids outside [0, E) (-1: not on this rank) are not counted; their slot_to_row is -1.
 //
 // combine: out[t] = sum_j w[t, j] * (y[slot_to_row[t, j]] + bias[id[t, j]]) in float32, slots in
@@ -247,17 +248,71 @@ SB_DEVICE void route_count(const Id* ids, int64_t num_entries, int64_t chunk, in
   }
 }
 
-// One block of at least E threads (a multiple of 32, <= 1024), with num_chunks * E int32 of
-// dynamic shared memory: hist is staged there with coalesced loads, so the per-expert walk over
-// chunks reads shared memory instead of issuing dependent global loads.
-SB_DEVICE void route_scan(int32_t* hist, int32_t num_chunks, int32_t num_experts, int32_t* expert_counts,
-                          int64_t* expert_starts, int32_t* task_expert, int32_t* task_rows, int64_t* task_starts,
-                          int32_t bm0, int32_t nb0, int32_t* tile_offsets0, int32_t bm1, int32_t nb1,
-                          int32_t* tile_offsets1) {
-  extern __shared__ int32_t table[];  // [num_chunks][E]
+// The plan's per-expert and per-task outputs from the expert counts. One block of at least E
+// threads (a multiple of 32, <= 1024), all of which call it; thread e < E passes the count of
+// expert e and gets back the expert's first grouped row. Writes expert_counts, expert_starts
+// and the task list (heaviest first, ties by expert id) and up to two tile prefix sums.
+struct PlanOut {
+  int32_t* expert_counts;
+  int64_t* expert_starts;
+  int32_t* task_expert;
+  int32_t* task_rows;
+  int64_t* task_starts;
+  int32_t bm0, nb0;
+  int32_t* tile_offsets0;
+  int32_t bm1, nb1;
+  int32_t* tile_offsets1;
+};
+
+SB_DEVICE int64_t plan_from_counts(int64_t count, int32_t num_experts, const PlanOut& o) {
   __shared__ int32_t counts[kMaxRouteExperts];
   __shared__ int32_t sorted_rows[kMaxRouteExperts];
   __shared__ int64_t scratch[32];
+  const int32_t e = static_cast<int32_t>(threadIdx.x);
+  const bool active = e < num_experts;
+  if (active) counts[e] = static_cast<int32_t>(count);
+  const int64_t start = block_inclusive_scan(active ? count : 0, scratch) - (active ? count : 0);  // syncs
+  if (active) {
+    o.expert_counts[e] = static_cast<int32_t>(count);
+    o.expert_starts[e] = start;
+    if (e == num_experts - 1) {
+      o.expert_starts[num_experts] = start + count;
+      o.task_starts[num_experts] = start + count;
+    }
+    int32_t rank = 0;
+    for (int32_t other = 0; other < num_experts; ++other) {
+      const int32_t c = counts[other];
+      rank += (c > count || (c == count && other < e)) ? 1 : 0;
+    }
+    o.task_expert[rank] = e;
+    o.task_rows[rank] = static_cast<int32_t>(count);
+    o.task_starts[rank] = start;
+    sorted_rows[rank] = static_cast<int32_t>(count);
+  }
+  __syncthreads();
+  const int32_t rows = active ? sorted_rows[e] : 0;
+#pragma unroll
+  for (int pass = 0; pass < 2; ++pass) {
+    const int32_t bm = pass == 0 ? o.bm0 : o.bm1;
+    const int32_t nb = pass == 0 ? o.nb0 : o.nb1;
+    int32_t* offsets = pass == 0 ? o.tile_offsets0 : o.tile_offsets1;
+    if (bm <= 0) continue;  // uniform across the block
+    const int64_t tiles = active ? ceil_div<int64_t>(rows, bm) * nb : 0;
+    const int64_t incl = block_inclusive_scan(tiles, scratch);
+    if (active) {
+      const int64_t first = incl - tiles;
+      offsets[e] = static_cast<int32_t>(first > kInt32Max ? kInt32Max : first);
+      if (e == num_experts - 1) offsets[num_experts] = static_cast<int32_t>(incl > kInt32Max ? kInt32Max : incl);
+    }
+  }
+  return start;
+}
+
+// One block, with num_chunks * E int32 of dynamic shared memory: hist is staged there with
+// coalesced loads, so the per-expert walk over chunks reads shared memory instead of issuing
+// dependent global loads.
+SB_DEVICE void route_scan(int32_t* hist, int32_t num_chunks, int32_t num_experts, const PlanOut& o) {
+  extern __shared__ int32_t table[];  // [num_chunks][E]
   const int32_t cells = num_chunks * num_experts;
   for (int32_t i = static_cast<int32_t>(threadIdx.x); i < cells; i += static_cast<int32_t>(blockDim.x)) {
     table[i] = hist[i];
@@ -268,9 +323,8 @@ SB_DEVICE void route_scan(int32_t* hist, int32_t num_chunks, int32_t num_experts
   int64_t count = 0;
   if (active) {
     for (int32_t c = 0; c < num_chunks; ++c) count += table[c * num_experts + e];
-    counts[e] = static_cast<int32_t>(count);
   }
-  const int64_t start = block_inclusive_scan(count, scratch) - count;  // syncs the block
+  const int64_t start = plan_from_counts(count, num_experts, o);
   if (active) {
     int32_t row = static_cast<int32_t>(start);
     for (int32_t c = 0; c < num_chunks; ++c) {
@@ -278,42 +332,53 @@ SB_DEVICE void route_scan(int32_t* hist, int32_t num_chunks, int32_t num_experts
       table[c * num_experts + e] = row;
       row += v;
     }
-    expert_counts[e] = static_cast<int32_t>(count);
-    expert_starts[e] = start;
-    if (e == num_experts - 1) {
-      expert_starts[num_experts] = start + count;
-      task_starts[num_experts] = start + count;
-    }
-    // Heaviest first, ties by expert id.
-    int32_t rank = 0;
-    for (int32_t o = 0; o < num_experts; ++o) {
-      const int32_t co = counts[o];
-      rank += (co > count || (co == count && o < e)) ? 1 : 0;
-    }
-    task_expert[rank] = e;
-    task_rows[rank] = static_cast<int32_t>(count);
-    task_starts[rank] = start;
-    sorted_rows[rank] = static_cast<int32_t>(count);
   }
   __syncthreads();
   for (int32_t i = static_cast<int32_t>(threadIdx.x); i < cells; i += static_cast<int32_t>(blockDim.x)) {
     hist[i] = table[i];
   }
+}
+
+// The whole plan in one block, for few entries (decode): count, plan_from_counts, then one
+// warp places the entries in order, 32 at a time. Same results as count / scan / scatter.
+template <typename Id>
+SB_DEVICE void route_small(const Id* ids, int32_t num_entries, int32_t top_k, int32_t num_experts,
+                           int32_t* gather_idx, int32_t* slot_to_row, const PlanOut& o) {
+  __shared__ int32_t tally[kMaxRouteExperts];
+  for (int32_t e = static_cast<int32_t>(threadIdx.x); e < num_experts; e += static_cast<int32_t>(blockDim.x)) {
+    tally[e] = 0;
+  }
   __syncthreads();
-  const int32_t rows = active ? sorted_rows[e] : 0;
-#pragma unroll
-  for (int pass = 0; pass < 2; ++pass) {
-    const int32_t bm = pass == 0 ? bm0 : bm1;
-    const int32_t nb = pass == 0 ? nb0 : nb1;
-    int32_t* offsets = pass == 0 ? tile_offsets0 : tile_offsets1;
-    if (bm <= 0) continue;  // uniform across the block
-    const int64_t tiles = active ? ceil_div<int64_t>(rows, bm) * nb : 0;
-    const int64_t incl = block_inclusive_scan(tiles, scratch);
-    if (active) {
-      const int64_t first = incl - tiles;
-      offsets[e] = static_cast<int32_t>(first > kInt32Max ? kInt32Max : first);
-      if (e == num_experts - 1) offsets[num_experts] = static_cast<int32_t>(incl > kInt32Max ? kInt32Max : incl);
+  for (int32_t i = static_cast<int32_t>(threadIdx.x); i < num_entries; i += static_cast<int32_t>(blockDim.x)) {
+    const int64_t e = static_cast<int64_t>(ids[i]);
+    if (e >= 0 && e < num_experts) atomicAdd(&tally[e], 1);
+  }
+  __syncthreads();
+  const int32_t me = static_cast<int32_t>(threadIdx.x);
+  const int64_t start = plan_from_counts(me < num_experts ? tally[me] : 0, num_experts, o);
+  __syncthreads();  // every thread has read its tally
+  if (me < num_experts) tally[me] = static_cast<int32_t>(start);  // now: next grouped row of each expert
+  __syncthreads();
+  if (threadIdx.x >= 32) return;
+  const int32_t lane = static_cast<int32_t>(threadIdx.x);
+  const uint32_t lower = (1u << lane) - 1u;
+  for (int32_t base = 0; base < num_entries; base += 32) {
+    const int32_t i = base + lane;
+    const int64_t raw = i < num_entries ? static_cast<int64_t>(ids[i]) : -1;
+    const int32_t e = (raw >= 0 && raw < num_experts) ? static_cast<int32_t>(raw) : -1;
+    const uint32_t peers = __match_any_sync(0xffffffffu, e);
+    if (i < num_entries) {
+      if (e >= 0) {
+        const int32_t row = tally[e] + __popc(peers & lower);
+        gather_idx[row] = i / top_k;
+        slot_to_row[i] = row;
+      } else {
+        slot_to_row[i] = -1;
+      }
     }
+    __syncwarp();
+    if (e >= 0 && lane == __ffs(peers) - 1) tally[e] += __popc(peers);
+    __syncwarp();
   }
 }
 
