@@ -38,6 +38,18 @@ _SCALARS: dict[type, type] = {
 }
 
 
+def _Tensor() -> type:  # noqa: N802 - torch.Tensor, imported on first use
+    global _tensor_type
+    if _tensor_type is None:
+        import torch
+
+        _tensor_type = torch.Tensor
+    return _tensor_type
+
+
+_tensor_type: type | None = None
+
+
 class ByValue:
     """A by-value kernel argument given as raw bytes, e.g. a 128-byte ``CUtensorMap``.
 
@@ -210,8 +222,16 @@ class LoadedKernel:
         holders: list[Any] = []
         pointers = (ctypes.c_void_p * max(1, len(args)))()
         for i, arg in enumerate(args):
-            address = self._pack(i, arg, holders)
-            pointers[i] = address
+            kind = type(arg)
+            if kind in _SCALARS:  # the common cases first, by exact type
+                holder: Any = _SCALARS[kind](arg.item())
+            elif kind is _Tensor() and arg.get_device() == self.device_index:
+                holder = ctypes.c_void_p(arg.data_ptr())
+            else:
+                pointers[i] = self._pack(i, arg, holders)
+                continue
+            holders.append(holder)
+            pointers[i] = ctypes.addressof(holder)
         if stream is None:
             stream = torch_stream(self.device_index)
         _check(

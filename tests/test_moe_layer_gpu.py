@@ -74,3 +74,47 @@ def test_fused_moe_large_batch_both_gather_paths(pregather: bool, monkeypatch: p
     out = torch.full((t, h), float("nan"), device="cuda", dtype=bf)
     got = moe.fused_moe(x.to(bf), moe.pack_gate_up(w1.to(bf)), w2.to(bf), weights, ids, out=out, **kw)
     assert got is out and rel_err(got, ref) < 1e-2
+
+
+@pytest.mark.parametrize("t", [0, 1, 33])
+@pytest.mark.parametrize("k", [1, 2, 4, 6, 8])
+def test_fused_moe_edges_on_hopper(t: int, k: int) -> None:
+    """T = 0 / 1 / 33, top-k 1..8, uniform routing and every token on the same k experts."""
+    g = torch.Generator(device="cuda").manual_seed(t * 10 + k)
+    h, i, e = 256, 128, 16
+    x = torch.randn(t, h, device="cuda", generator=g)
+    w1 = torch.randn(e, 2 * i, h, device="cuda", generator=g) / h**0.5
+    w2 = torch.randn(e, h, i, device="cuda", generator=g) / i**0.5
+    weights, ids = moe.select_experts(torch.randn(t, e, device="cuda", generator=g), k)
+    one = torch.arange(k, device="cuda", dtype=torch.int32).expand(t, k).contiguous()  # all on experts 0..k-1
+    bf = torch.bfloat16
+    for route in (ids, one):
+        ref = moe.fused_moe(x, w1, w2, weights, route)  # float32: the torch reference path
+        out = torch.full((t, h), float("nan"), device="cuda", dtype=bf)
+        got = moe.fused_moe(x.to(bf), moe.pack_gate_up(w1.to(bf)), w2.to(bf), weights, route, out=out)
+        assert got.shape == (t, h)
+        if t:
+            assert rel_err(got, ref) < 1e-2
+
+
+def test_whole_model_logits_after_patch_on_hopper() -> None:
+    """A small Qwen2-MoE model in bf16, patched, against the float32 original: the patched model's
+    error is no larger than the unpatched bf16 model's own (plus a margin)."""
+    from transformers import Qwen2MoeConfig, Qwen2MoeForCausalLM
+
+    torch.manual_seed(0)
+    cfg = Qwen2MoeConfig(vocab_size=512, hidden_size=256, intermediate_size=256, moe_intermediate_size=128,
+                         shared_expert_intermediate_size=256, num_experts=16, num_experts_per_tok=4,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    ref_model = Qwen2MoeForCausalLM(cfg).eval().cuda()
+    tokens = torch.randint(0, 512, (2, 40), device="cuda")
+    with torch.no_grad():
+        ref = ref_model(tokens).logits.float()
+        bf_model = Qwen2MoeForCausalLM(cfg).eval().cuda()
+        bf_model.load_state_dict(ref_model.state_dict())
+        bf_model = bf_model.to(torch.bfloat16)
+        plain = bf_model(tokens).logits.float()
+        replaced = hf.patch(bf_model)
+        patched = bf_model(tokens).logits.float()
+    assert len(replaced) == 2
+    assert rel_err(patched, ref) < max(1.5 * rel_err(plain, ref), 1e-2)
