@@ -96,7 +96,37 @@ def layer_section() -> str | None:
         lines.append(f"| {r['model']} | {r['T']} | {m('ours_graph')} | {m('ours_eager')} | {m('gemms')} | "
                      f"{r['layer_over_gemms']:.2f} | {m('hf_eager')} | {m('gmm_graph')} | {m('gmm_eager')} | "
                      f"{r['speedup_vs_grouped_mm_graph']:.2f} | {r['rel_err_vs_hf']:.1e} |")
+    layer_plot(d)
+    lines += ["", "![layer speedups vs T](img/bench_moe_layer.png)"]
     return "\n".join(lines)
+
+
+def layer_plot(d: dict) -> None:
+    """Per model: our layer (CUDA graph) against the peers, as speedups over T."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(r["model"] for r in d["rows"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 3.6), sharey=True, squeeze=False)
+    for ax, model in zip(axes[0], models):
+        rs = [r for r in d["rows"] if r["model"] == model]
+        ts = [r["T"] for r in rs]
+        ours = [r["ours_graph"]["median_ms"] for r in rs]
+        ax.plot(ts, [r["gmm_graph"]["median_ms"] / o for r, o in zip(rs, ours)], "-o", label="over _grouped_mm layer (graph)")
+        ax.plot(ts, [r["hf_eager"]["median_ms"] / o for r, o in zip(rs, ours)], "--s", label="over transformers block (eager)")
+        ax.plot(ts, [r["gemms"]["median_ms"] / o for r, o in zip(rs, ours)], ":x", label="our two GEMMs / our layer")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.axhline(1.0, color="grey", lw=0.5)
+        ax.set_title(model)
+        ax.set_xlabel("tokens T")
+    axes[0][0].set_ylabel("ratio (higher: ours faster)")
+    axes[0][-1].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    IMG.mkdir(parents=True, exist_ok=True)
+    fig.savefig(IMG / "bench_moe_layer.png", dpi=110)
 
 
 def plot(d: dict, name: str) -> None:

@@ -28,7 +28,9 @@
 // tile index within a task is m-fastest, so the blocks working on neighbouring tile ids
 // share one weight tile through L2. The framework's `tile_offsets` is the exclusive prefix
 // sum of those counts; a persistent grid strides over tile ids and finds (task, index)
-// with BinarySearchMapper.
+// with WarpSearchMapper (a 32-ary warp-cooperative search: two dependent loads for up to
+// 1024 tasks where the binary search needs up to ten, which a decode step's single tile per
+// block pays before its first load). Every warp that maps tiles maps them with all 32 lanes.
 //
 // Block. One producer warp group and kNumConsumers consumer warp groups:
 //   producer: thread 0 loads the weight tile of each K step with TMA (expect_tx on the
@@ -459,11 +461,11 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     const int32_t row0 = t >> 3;                           // cp.async: rows row0, row0 + 16, ...
     // Who loads: every producer thread (cp.async gather), the first kGatherWarps warps (TMA
     // gather: thread i loads token rows i, i + 32 * kGatherWarps, ...; thread 0 also the
-    // weight), else thread 0 alone.
+    // weight), else thread 0 (its warp walks the tiles with it: the mapper is warp-wide).
     constexpr int kGatherThreads = 32 * Shape::kGatherWarps;
-    const bool loads = kCpAsyncGather ? true : (kRowTma ? t < kGatherThreads : t == 0);
+    const bool loads = kCpAsyncGather ? true : (kRowTma ? t < kGatherThreads : t < 32);
     if (loads) {
-      BinarySearchMapper mapper(tile_offsets, num_tasks);
+      WarpSearchMapper mapper(tile_offsets, num_tasks);
       uint32_t it = 0;  // running K step over all tiles of this block
       for (int32_t tile = static_cast<int32_t>(blockIdx.x); tile < total_tiles;
            tile += static_cast<int32_t>(gridDim.x)) {
@@ -540,7 +542,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     const uint32_t epi_base = ptx::smem_addr(ss.epi[cw]);
     auto* out = static_cast<typename Ops::elem*>(out_ptr);
     const int32_t n_out = kSiluMul ? n / 2 : n;
-    BinarySearchMapper mapper(tile_offsets, num_tasks);
+    WarpSearchMapper mapper(tile_offsets, num_tasks);
     // Ping-pong group g takes the block's tiles g, g + 2, ...; its K-step counter starts past
     // the other group's first tile when g = 1 and skips the other group's tile after each of its own.
     const int32_t tile_step = static_cast<int32_t>(gridDim.x) * (kPingpong ? 2 : 1);
