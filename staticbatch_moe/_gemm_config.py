@@ -31,7 +31,7 @@ Entry point of every generated translation unit (argument order and C types)::
 :func:`token_tma_descriptor` ``(a, cfg)``, a 2-D map over ``a`` [rows, K] with row stride
 ``lda`` (it holds ``a``'s address and row count, so rebuild it when ``a`` changes): without
 ``gather`` the kernel loads ``block_m`` token rows per TMA through it (box ``{64,
-block_m}``); with ``gather`` and ``gather_mode="tma"`` it loads each gathered row with its
+block_m}``; 64 rows per box for ``block_m=256``); with ``gather`` and ``gather_mode="tma"`` it loads each gathered row with its
 own TMA (box ``{64, 1}``, rows = T, the token count); with ``gather_mode="cp_async"`` (the
 default) it is never read and ``token_tma_descriptor`` returns 128 zero bytes. Both are
 64-byte aligned by-value parameters (``__grid_constant__``), packed exactly like ``w_map``.
@@ -117,8 +117,10 @@ class GemmConfig:
     Parameters
     ----------
     block_m : int
-        Token rows per tile. Normal mode: 64 or 128 (one wgmma warp group per 64 rows).
-        Swap mode: 8, 16, 32, 48 or 64 (wgmma's N side).
+        Token rows per tile. Normal mode: 64 or 128 (one wgmma warp group per 64 rows), or
+        256 ("tall tiles": two warp groups of 128 rows, each as two 64-row slices, a slice
+        without rows of the task skipped at run time; ``block_n`` 64, 96, 128 or 192, not
+        ping-pong). Swap mode: 8, 16, 32, 48 or 64 (wgmma's N side).
     block_n : int
         Weight rows per tile (output columns before the activation). Normal mode: a multiple
         of 16 up to 256 that wgmma supports (64, 96, 128, 192, 256). Swap mode: 64 or 128 (one
@@ -185,10 +187,13 @@ class GemmConfig:
             if self.block_n not in (64, 128):
                 raise InvalidArgumentError(f"`block_n` must be 64 or 128 in swap mode (got {self.block_n})")
         else:
-            if self.block_m not in (64, 128):
-                raise InvalidArgumentError(f"`block_m` must be 64 or 128 (got {self.block_m})")
+            if self.block_m not in (64, 128, 256):
+                raise InvalidArgumentError(f"`block_m` must be 64, 128 or 256 (got {self.block_m})")
             if self.block_n not in (64, 96, 128, 192, 256):
                 raise InvalidArgumentError(f"`block_n` must be 64, 96, 128, 192 or 256 (got {self.block_n})")
+            if self.block_m == 256 and self.block_n == 256:
+                # Two 64-row slices of 128 accumulators each would not fit a consumer's 232 registers.
+                raise InvalidArgumentError(f"`block_n` must be 64, 96, 128 or 192 with block_m=256 (got {self.block_n})")
         if self.pingpong and (self.swap_ab or self.block_m != 64):
             raise InvalidArgumentError(
                 f"`pingpong` needs normal mode and block_m=64 (got swap_ab={self.swap_ab}, block_m={self.block_m})"
@@ -208,9 +213,7 @@ class GemmConfig:
     @property
     def num_consumers(self) -> int:
         """Consumer (wgmma) warp groups per block."""
-        if self.pingpong:
-            return 2
-        return (self.block_n if self.swap_ab else self.block_m) // 64
+        return _num_consumers(self.block_m, self.block_n, self.swap_ab, self.pingpong)
 
     @property
     def kernel_name(self) -> str:
@@ -241,18 +244,32 @@ def shared_bytes(cfg: GemmConfig) -> int:
 
     Mirrors ``GemmShape::kSmemBytes`` (the generated source checks the two agree with a
     ``static_assert``): the stage ring, two epilogue staging buffers per consumer warp group
-    (64 rows, or ``block_m`` tokens in swap mode, of 128 bytes), the mbarriers padded to the
+    (64 rows, or ``block_m`` tokens in swap mode, of 128 bytes; a tall tile's group stores
+    its two slices one after the other through the same two), the mbarriers padded to the
     struct's 1024-byte alignment, and 1024 bytes of slack to align the base.
     """
     return _smem_bytes(cfg.block_m, cfg.block_n, cfg.stages, cfg.swap_ab, cfg.pingpong)
 
 
+def _num_consumers(block_m: int, block_n: int, swap_ab: bool, pingpong: bool) -> int:
+    """Consumer warp groups: one per 64 weight rows (swap), two (ping-pong or 256-row tall
+    tiles, 128 rows each), else one per 64 token rows."""
+    if pingpong:
+        return 2
+    return (block_n if swap_ab else min(block_m, 128)) // 64
+
+
 def _smem_bytes(block_m: int, block_n: int, stages: int, swap_ab: bool, pingpong: bool) -> int:
     ring = stages * (block_m + block_n) * _BLOCK_K * 2
-    consumers = 2 if pingpong else (block_n if swap_ab else block_m) // 64
+    consumers = _num_consumers(block_m, block_n, swap_ab, pingpong)
     epilogue = consumers * 2 * (block_m if swap_ab else 64) * 128
     barriers = 16 * stages
     return ring + epilogue + -(-barriers // 1024) * 1024 + 1024
+
+
+def _token_box_rows(cfg: GemmConfig) -> int:
+    """Token rows per TMA box without gather (``GemmShape::kXBoxRows``)."""
+    return 64 if cfg.block_m == 256 else cfg.block_m
 
 
 def tiles_per_task(rows: int, n: int, cfg: GemmConfig) -> int:
@@ -364,6 +381,15 @@ def _swap_config(block_m: int, block_n: int, activation, dtype, gather, split_k:
     )
 
 
+#: Let choose_config pick 256 x 128 tall tiles (two consumer warp groups of 128 token rows,
+#: each two 64-row slices skipped at run time when past the expert's rows) for experts of
+#: TALL_MIN_ROWS < mean rows <= TALL_MAX_ROWS, where 128-row tiles give 2..5 token blocks per
+#: expert whose blocks drift apart (each weight tile read from DRAM up to ~2x) and whose last
+#: block is often nearly empty. One switch to turn it off.
+USE_TALL_TILES = True
+TALL_MIN_ROWS = 128
+TALL_MAX_ROWS = 600
+
 #: Let choose_config pick split-K (swap mode, few tiles). Off: on the H200 (2026-11-28,
 #: benchmarks/dev_splitk_check.py, T=1 for the five model shapes) every split of every
 #: decode GEMM was slower than the unsplit tile (by 2-53 %), so split-K is only reachable
@@ -460,7 +486,9 @@ def choose_config(
     GemmConfig
         Assumes uniform routing: ``min(num_experts, total_rows)`` experts with about
         ``total_rows / active`` rows each. Small rows per expert use swap mode (weight
-        streaming: narrow weight tiles so every SM has work, deep rings); larger ones the normal 128-row tiles, 256 wide when
+        streaming: narrow weight tiles so every SM has work, deep rings); experts of
+        129..600 rows on average 256 x 128 tall tiles (``USE_TALL_TILES``); other sizes the
+        normal 128-row tiles, 256 wide when
         that still gives every SM a tile; 64-row tiles (experts of at most ~96 rows, or ~320
         with K <= 4096) run ping-pong. With ``USE_SPLIT_K`` (off by default: measured
         slower) swap mode with fewer weight tiles than a few waves of SMs would take split-K
@@ -480,6 +508,9 @@ def choose_config(
         if USE_SPLIT_K:
             block_n, split_k = _choose_split(m_tiles, n, k, block_m, block_n, num_sms)
         return _swap_config(block_m, block_n, activation, dtype, gather, split_k)
+    if USE_TALL_TILES and TALL_MIN_ROWS < avg_m <= TALL_MAX_ROWS:
+        # Each weight tile once per 256 rows of an expert, at most 63 rows of wasted compute.
+        return _normal_config(256, 128, False, activation, dtype, gather)
     # 64-row (ping-pong) tiles for small experts, and up to ~320 rows when K is short: the
     # last, partial token block of an expert wastes less, and the other group's main loop hides
     # each epilogue. Long K with few rows is weight-bandwidth bound: 128-row tiles read each
@@ -507,8 +538,8 @@ def candidate_configs(
     Same arguments as :func:`choose_config`; the first entry is always its choice, the rest
     are neighbours worth timing: in swap mode other split-K factors (none, half and double the
     chosen one, or 2 and 4 when it chose none, where K allows), the next token-block sizes and
-    the other weight width; in normal mode 128 x 256, 128 x 128, and 64-row tiles with and
-    without ping-pong. A pure function of its arguments; no duplicates.
+    the other weight width; in normal mode 256 x 128 (tall tiles), 128 x 256, 128 x 128, and
+    64-row tiles with and without ping-pong. A pure function of its arguments; no duplicates.
     """
     first = choose_config(total_rows, num_experts, n, k, dtype, activation, gather, num_sms)
     _, _, m_est = _rows_estimate(total_rows, num_experts)
@@ -533,6 +564,7 @@ def candidate_configs(
             cands.append(_normal_config(64, 256, True, **kw))
     else:
         cands += [
+            _normal_config(256, 128, False, **kw),
             _normal_config(128, 256, False, **kw),
             _normal_config(64, 256, True, **kw),
             _normal_config(128, 128, False, **kw),
@@ -659,7 +691,8 @@ def token_tma_descriptor(a: torch.Tensor, cfg: GemmConfig) -> bytes:
         ``gather_idx`` indexes; ignored with ``gather_mode="cp_async"``.
     cfg : GemmConfig
         Sets the box over the view ``{K, rows}``: ``{64, cfg.block_m}`` elements without
-        ``gather``, ``{64, 1}`` (one token row) with the TMA gather; 128-byte swizzle,
+        ``gather`` (``{64, 64}`` for ``block_m=256``: one box per 64-row slice that holds
+        rows of the task), ``{64, 1}`` (one token row) with the TMA gather; 128-byte swizzle,
         out-of-bounds rows and columns read as zero.
 
     Returns
@@ -686,5 +719,5 @@ def token_tma_descriptor(a: torch.Tensor, cfg: GemmConfig) -> bytes:
             f"`a` must have K % 8 == 0, a row stride that is a multiple of 8, a 16-byte aligned address and "
             f"1 <= rows < 2**31 (got shape {tuple(a.shape)}, stride {a.stride(0)})"
         )
-    box_rows = 1 if cfg.gather else cfg.block_m
+    box_rows = 1 if cfg.gather else _token_box_rows(cfg)
     return sb.tensor_map(a, [k, rows], [lda * 2], [_BLOCK_K, box_rows], name="a")

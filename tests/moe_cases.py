@@ -46,6 +46,26 @@ def split_k_configs() -> list:
     return found
 
 
+#: Per-expert row counts that give every slice-skip pattern of 256-row tall tiles (1..4 live
+#: 64-row slices in the last token block, several blocks per expert, an empty expert).
+TALL_COUNTS = [1, 63, 64, 65, 127, 128, 129, 191, 192, 193, 255, 256, 257, 300, 513, 0]
+
+
+def tall_configs() -> list:
+    """The 256-row tall-tile configurations the GPU tests force: 256 x 128 in both dtypes, with
+    and without silu_and_mul, every gather method; 256 x 64 / 96 / 192 in bf16."""
+    from staticbatch_moe._gemm_config import GemmConfig, _max_stages
+
+    found = []
+    for (bn, dtype), act, (gather, mode) in itertools.product(
+        ((128, "bf16"), (128, "fp16"), (64, "bf16"), (96, "bf16"), (192, "bf16")), (None, "silu_and_mul"),
+        ((True, "cp_async"), (True, "tma"), (False, "cp_async")),
+    ):
+        found.append(GemmConfig(block_m=256, block_n=bn, stages=_max_stages(256, bn, 6), dtype=dtype, activation=act,
+                                gather=gather, gather_mode=mode))
+    return found
+
+
 def reachable_configs() -> list:
     """Every configuration the GPU tests can reach (a superset), to compile them in parallel first."""
     import staticbatch_moe as moe
@@ -70,4 +90,5 @@ def reachable_configs() -> list:
     # The edge-count test runs every gather configuration with the TMA gather too.
     found |= {dataclasses.replace(c, gather_mode="tma") for c in found if c.gather and c.split_k == 1}
     found.update(split_k_configs())
+    found.update(tall_configs())
     return sorted(found, key=lambda c: c.kernel_name)

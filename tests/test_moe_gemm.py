@@ -256,3 +256,84 @@ def test_candidates_offer_split_variants() -> None:
     h, i, e, k = MODELS["DeepSeek-V3"]
     cands = cfgmod.candidate_configs(1 * k, e, 2 * i, h, "bf16", "silu_and_mul", True)
     assert cands[0].split_k == 1 and {2, 4} <= {c.split_k for c in cands}
+
+
+# ---------------------------------------------------------------------------------------------
+# Tall tiles (block_m = 256: two consumer warp groups of two 64-row slices each)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_tall_config_validation_and_launch_shape() -> None:
+    cfg = cfgmod.GemmConfig(block_m=256, block_n=128, stages=4, activation="silu_and_mul", gather=True)
+    assert cfg.kernel_name == "sb_grouped_gemm_bf16_bm256_bn128_s4_gcpa_silu"
+    assert cfg.num_consumers == 2 and cfgmod.threads(cfg) == 384
+    # Ring of 4 x (256 + 128) x 128 bytes, two 8 KB staging buffers per group, barriers, slack.
+    assert cfgmod.shared_bytes(cfg) == 4 * 384 * 128 + 2 * 2 * 8192 + 1024 + 1024 <= cfgmod.MAX_SHARED_BYTES
+    assert cfgmod._max_stages(256, 128, 6) == 4 and cfgmod._max_stages(256, 192, 6) == 3
+    assert cfgmod._token_box_rows(cfg) == 64 and cfgmod._token_box_rows(cfgmod.GemmConfig()) == 128
+    for bn in (64, 96, 192):
+        cfgmod.GemmConfig(block_m=256, block_n=bn, stages=3)
+    with pytest.raises(sb.InvalidArgumentError, match="block_m=256"):
+        cfgmod.GemmConfig(block_m=256, block_n=256, stages=2)
+    with pytest.raises(sb.InvalidArgumentError, match="pingpong"):
+        cfgmod.GemmConfig(block_m=256, block_n=128, pingpong=True)
+    with pytest.raises(sb.InvalidArgumentError, match="swap mode"):
+        cfgmod.GemmConfig(block_m=256, block_n=128, swap_ab=True)
+    with pytest.raises(sb.InvalidArgumentError, match="shared memory"):
+        cfgmod.GemmConfig(block_m=256, block_n=128, stages=5)
+    src = cfgmod.kernel_source(cfg)
+    assert "GemmShape<256, 128, 4, false, false>" in src and "__launch_bounds__(384, 1)" in src
+
+
+def test_tall_tiles_skip_empty_slices() -> None:
+    """Python twin of the tall tile's slice skipping: each expert's weight tile is read
+    ceil(m / 256) times and at most 63 rows of compute per expert are wasted."""
+    cfg = cfgmod.GemmConfig(block_m=256, block_n=128, stages=4)
+    for m in (1, 63, 64, 65, 127, 128, 129, 191, 192, 193, 255, 256, 257, 300, 513):
+        m_blocks = cfgmod.tiles_per_task(m, 128, cfg)
+        assert m_blocks == -(-m // 256)
+        computed = 0
+        for mb in range(m_blocks):
+            for group in range(2):
+                rows = m - mb * 256 - group * 128  # as the kernel computes it
+                live = 2 if rows > 64 else (1 if rows > 0 else 0)
+                computed += 64 * live
+        assert m <= computed < m + 64
+
+
+def test_heuristic_picks_tall_tiles_for_mid_sized_experts(monkeypatch: pytest.MonkeyPatch) -> None:
+    tall = {}
+    for rows_per_expert in (96, 128, 129, 200, 256, 400, 600, 601, 1024):
+        cfg = moe.choose_config(rows_per_expert * 64, 64, 3072, 4096, "bf16", "silu_and_mul", True)
+        tall[rows_per_expert] = cfg.block_m == 256
+        if cfg.block_m == 256:
+            assert (cfg.block_n, cfg.stages, cfg.pingpong, cfg.swap_ab) == (128, 4, False, False)
+    assert tall == {96: False, 128: False, 129: True, 200: True, 256: True, 400: True, 600: True, 601: False,
+                    1024: False}
+    h, i, e, k = MODELS["Qwen3-235B-A22B"]
+    args = (4096 * k, e, 2 * i, h, "bf16", "silu_and_mul", True)
+    assert moe.choose_config(*args).block_m == 256
+    assert cfgmod.GemmConfig(block_m=256, block_n=128, stages=4, activation="silu_and_mul", gather=True) in (
+        cfgmod.candidate_configs(*args))
+    # The switch restores the earlier choice.
+    monkeypatch.setattr(cfgmod, "USE_TALL_TILES", False)
+    cfgmod.choose_config.cache_clear()
+    try:
+        off = moe.choose_config(*args)
+        assert off.block_m in (64, 128) and off == cfgmod.choose_config(*args)
+    finally:
+        monkeypatch.undo()
+        cfgmod.choose_config.cache_clear()
+
+
+@pytest.mark.nvrtc
+def test_tall_tile_widths_compile_without_spills() -> None:
+    for bn, act, gather, mode in ((64, None, True, "tma"), (96, "silu_and_mul", False, "cp_async"),
+                                  (192, "silu_and_mul", True, "cp_async")):
+        cfg = cfgmod.GemmConfig(block_m=256, block_n=bn, stages=cfgmod._max_stages(256, bn, 6), activation=act,
+                                gather=gather, gather_mode=mode)
+        compiled = sb.compile_source(cfgmod.kernel_source(cfg), cfg.kernel_name, arch="sm_90a",
+                                     options=("--ptxas-options=-v",))
+        assert compiled.cubin[:4] == b"\x7fELF"
+        if compiled.log:
+            assert " 0 bytes spill stores" in compiled.log, (cfg.kernel_name, compiled.log)

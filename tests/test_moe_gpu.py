@@ -319,3 +319,49 @@ def test_split_k_cuda_graph_replay(warm_capture_stream: bool) -> None:
         graph.replay()  # same inputs again: bit-identical
         torch.cuda.synchronize()
         assert torch.equal(y, outs[-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Tall tiles (block_m = 256, 64-row slices skipped at run time): every skip pattern
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("silu", [False, True])
+@pytest.mark.parametrize("k", [200, 2880])
+def test_tall_tiles_every_slice_pattern(dtype: torch.dtype, silu: bool, k: int) -> None:
+    from moe_cases import TALL_COUNTS, tall_configs
+
+    ids = ids_with_counts(TALL_COUNTS, seed=k)
+    tag = "bf16" if dtype == torch.bfloat16 else "fp16"
+    act = "silu_and_mul" if silu else None
+    configs = [c for c in tall_configs() if c.dtype == tag and c.activation == act]
+    assert configs
+    for cfg in configs:
+        # N = 320: the last weight block is partial for every width.
+        err = _check(ids, len(TALL_COUNTS), 320, k, dtype=dtype, gather=cfg.gather, silu=silu, config=cfg, seed=k)
+        assert err < TOL, (cfg.kernel_name, k, err)
+
+
+def test_tall_tiles_bitwise_deterministic() -> None:
+    e, t, top_k, h, i = 16, 1000, 4, 1024, 512  # ~250 rows per expert: tall tiles
+    ids = uniform_ids(t, e, top_k)
+    p = moe.route_plan(ids, e)
+    a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+    w1 = moe.pack_gate_up(_weights(e, 2 * i, h, torch.bfloat16, seed=3))
+    w2 = _weights(e, h, i, torch.bfloat16, seed=4)
+    up = moe.choose_config(p.num_rows, e, 2 * i, h, "bf16", "silu_and_mul", True)
+    assert up.block_m == 256 or not moe._gemm_config.USE_TALL_TILES
+    up = dataclasses.replace(up, block_m=256, block_n=128, stages=4, pingpong=False)
+    down = moe.GemmConfig(block_m=256, block_n=128, stages=4)
+    runs = []
+    for _ in range(3):
+        x = torch.full((p.num_rows, i), float("nan"), dtype=torch.bfloat16, device="cuda")
+        moe.grouped_gemm(a, w1, p, activation="silu_and_mul", out=x, config=up)
+        y = torch.full((p.num_rows, h), float("nan"), dtype=torch.bfloat16, device="cuda")
+        runs.append((x, moe.grouped_gemm(x, w2, p, gather=False, out=y, config=down)))
+    for x, y in runs[1:]:
+        assert torch.equal(x, runs[0][0]) and torch.equal(y, runs[0][1])
+    x, y = runs[0]
+    assert rel_err(x, moe.grouped_gemm_reference(a, w1, p, activation="silu_and_mul")) < TOL
+    assert rel_err(y, moe.grouped_gemm_reference(x, w2, p, gather=False)) < TOL

@@ -35,7 +35,8 @@
 // Block. One producer warp group and kNumConsumers consumer warp groups:
 //   producer: thread 0 loads the weight tile of each K step with TMA (expect_tx on the
 //     stage's full barrier). Token rows: without kGather thread 0 also loads them with TMA
-//     (2-D map `a_map` over a [rows, K], box {64, BLOCK_M}, 128-byte swizzle; rows past the
+//     (2-D map `a_map` over a [rows, K], box {64, kXBoxRows = BLOCK_M, or 64 for tall tiles},
+//     128-byte swizzle; rows past the
 //     task's m are the next task's rows or, past the end of a, zeros: harmless, their output
 //     rows are masked at the store), full barrier count 1. With kGather, two methods:
 //     - kTmaGather (the default): one TMA per token row. `a_map` is a 2-D map over a [T, K]
@@ -62,6 +63,20 @@
 //     normal mode (kSwapAB = false): BLOCK_M = 64 * kNumConsumers token rows; consumer
 //       warp group g computes token rows [64g, 64g + 64) x all BLOCK_N weight rows
 //       (wgmma N = BLOCK_N).
+//     tall tiles (normal mode, BLOCK_M = 256, BLOCK_N <= 192; kSlices = 2): two consumer warp
+//       groups, g owning token rows [128g, 128g + 128) as two 64-row slices h = 0, 1 (rows
+//       [128g + 64h, +64)), each with its own BLOCK_N / 2 accumulators; per K16 step the group
+//       issues one wgmma per slice, all of a K step in one wgmma-group. A slice without rows
+//       of the task (128g + 64h >= m - 256 * m_block) gets no wgmma and no epilogue: the
+//       count of live slices is uniform over the warp group and picks one of three
+//       instantiations of the main loop (2, 1 or 0 slices) per tile. A group with no live
+//       slice still waits on each stage's full barrier before it arrives on the empty one (an
+//       arrival ahead of the stage's fill would count toward the phase in progress). So an
+//       expert of m rows reads each weight tile ceil(m / 256) times and computes at most 63
+//       rows past m. Without kGather the producer loads one {64, 64} TMA box per live slice
+//       (a_map's box is {64, 64}); the cp.async gather skips the rows of dead slices, each
+//       thread copying two chunks of 8 rows (kCopyChunks) so that the row indices fit its
+//       registers; the TMA gather loads rows < m only, as always.
 //     ping-pong (kPingpong, normal mode, BLOCK_M = 64): two consumer warp groups, each owning
 //       whole 64 x BLOCK_N tiles; the block's tiles alternate between them (g takes the
 //       block's tiles 2i + g). Named barriers order the main loops (g may start its main
@@ -79,7 +94,8 @@
 //   the next.
 //
 // Epilogue. Each consumer warp group owns two 8 KB (swap: BLOCK_M x 128 B) staging buffers
-// in shared memory, used alternately. Output columns go out in chunks of 64 (128 bytes per
+// in shared memory, used alternately (a tall tile's group stores its live slices one after
+// the other through them). Output columns go out in chunks of 64 (128 bytes per
 // row): the group writes its accumulators (activation applied, converted) into a buffer,
 // with the 16-byte chunks of each 128-byte row XOR-swizzled by row (chunk c of row r at
 // c ^ (r % 8): both the fragment writes and the row reads are bank-conflict free), syncs
@@ -138,15 +154,27 @@ constexpr uint32_t kOrderBarrier = 3;
 
 template <int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kPingpong = false>
 struct GemmShape {
-  static constexpr int kNumConsumers = kSwapAB ? BLOCK_N / 64 : (kPingpong ? 2 : BLOCK_M / 64);
+  // 64-row wgmma slices per consumer warp group: 2 for tall tiles (normal mode, BLOCK_M = 256:
+  // two consumers of 128 token rows each), else 1.
+  static constexpr int kSlices = (!kSwapAB && !kPingpong && BLOCK_M == 256) ? 2 : 1;
+  static constexpr int kNumConsumers = kSwapAB ? BLOCK_N / 64 : (kPingpong ? 2 : BLOCK_M / (64 * kSlices));
   static constexpr int kThreads = 128 * (1 + kNumConsumers);
   static constexpr int kWgmmaN = kSwapAB ? BLOCK_M : BLOCK_N;
-  static constexpr int kAccum = kWgmmaN / 2;  // f32 accumulators per consumer thread
+  static constexpr int kAccum = kWgmmaN / 2;  // f32 accumulators per consumer thread and slice
   static constexpr int kWRows = BLOCK_N;      // weight rows per stage
   static constexpr int kXRows = BLOCK_M;      // token rows per stage
   static constexpr uint32_t kWBytes = kWRows * BLOCK_K * 2;
   static constexpr uint32_t kXBytes = kXRows * BLOCK_K * 2;
-  static constexpr int kRowsPerProducerThread = (kXRows + 15) / 16;  // cp.async gather: 16 rows per pass
+  // Token rows per TMA box without kGather: the whole block, or (tall tiles) one 64-row slice,
+  // so that slices past the task's m are not loaded.
+  static constexpr int kXBoxRows = kSlices > 1 ? 64 : kXRows;
+  // cp.async gather: each producer thread copies kCopyChunks 16-byte chunks of a row (chunk c
+  // and c + kChunkStep) in rows r, r + kCopyRowStep, ...: one chunk of 8 rows (BLOCK_M = 128),
+  // two of 8 rows with tall tiles, so that the row indices stay in 8 of the producer's 40 registers.
+  static constexpr int kCopyChunks = kXRows > 128 ? 2 : 1;
+  static constexpr int kChunkStep = 8 / kCopyChunks;                  // threads per 128-byte row
+  static constexpr int kCopyRowStep = 128 / kChunkStep;              // rows per pass of the 128 threads
+  static constexpr int kRowsPerProducerThread = (kXRows + kCopyRowStep - 1) / kCopyRowStep;
   // TMA gather: warps that issue the row loads (32 rows each, at most the 4 producer warps)
   // and rows per thread (1 for BLOCK_M <= 128).
   static constexpr int kGatherWarps = kXRows >= 128 ? 4 : (kXRows + 31) / 32;
@@ -159,6 +187,7 @@ struct GemmShape {
 
   static_assert(kNumConsumers == 1 || kNumConsumers == 2, "one or two consumer warp groups");
   static_assert(kSwapAB ? (BLOCK_N % 64 == 0) : (BLOCK_M % 64 == 0), "wgmma M side is 64 rows per consumer");
+  static_assert(kSlices == 1 || BLOCK_N <= 192, "tall tiles: two slices of BLOCK_N / 2 accumulators must fit 232 registers");
   static_assert(!kPingpong || (!kSwapAB && BLOCK_M == 64), "ping-pong: normal mode, 64-row tiles");
   static_assert(BLOCK_M % 8 == 0 && BLOCK_N % 16 == 0, "tiles are whole 8-row swizzle atoms");
   static_assert(BLOCK_M <= 256 && BLOCK_N <= 256, "TMA box rows are at most 256");
@@ -202,6 +231,12 @@ struct ElemOps<false> {
 };
 
 SB_DEVICE float silu_mul(float gate, float up) { return gate / (1.0f + __expf(-gate)) * up; }
+
+// A compile-time int as a value (selects a main-loop instantiation at run time).
+template <int N>
+struct IntConst {
+  static constexpr int value = N;
+};
 
 // Where one tile lies: its task's rows, the (m, n) block within the task and its K steps.
 struct TileCoord {
@@ -457,8 +492,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     if constexpr (kNumConsumers == 2) ptx::setmaxnreg_dec<kProducerRegs>();
     const auto* a = static_cast<const uint16_t*>(a_ptr);
     const int32_t t = static_cast<int32_t>(threadIdx.x);  // 0..127
-    const int32_t chunk = t & 7;                           // cp.async: 16-byte chunk of the 128-byte row
-    const int32_t row0 = t >> 3;                           // cp.async: rows row0, row0 + 16, ...
+    const int32_t chunk = t & (Shape::kChunkStep - 1);     // cp.async: first 16-byte chunk of the 128-byte row
+    const int32_t row0 = t >> (Shape::kCopyChunks == 1 ? 3 : 2);  // cp.async: rows row0, row0 + kCopyRowStep, ...
     // Who loads: every producer thread (cp.async gather), the first kGatherWarps warps (TMA
     // gather: thread i loads token rows i, i + 32 * kGatherWarps, ...; thread 0 also the
     // weight), else thread 0 (its warp walks the tiles with it: the mapper is warp-wide).
@@ -474,13 +509,16 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         const int32_t tile_row0 = tc.m_block * BLOCK_M;  // first row of this token block within the task
         // Token rows of this tile that exist (the rest are past the task's m).
         const int32_t x_rows = tc.m - tile_row0 < kXRows ? tc.m - tile_row0 : kXRows;
+        // Token rows that some consumer reads: all, or (tall tiles) the 64-row slices that hold
+        // rows of the task; the other slices are skipped by the consumers and not loaded.
+        const int32_t x_live = Shape::kSlices > 1 ? (x_rows + 63) / 64 * 64 : kXRows;
         // Gather: source row in a of each token row this thread loads (-1 past the task's end).
         constexpr int kSrcRows = kRowTma ? Shape::kRowsPerGatherThread : (kGather ? Shape::kRowsPerProducerThread : 1);
         int32_t src_row[kSrcRows];
         if constexpr (kGather) {
 #pragma unroll
           for (int i = 0; i < kSrcRows; ++i) {
-            const int32_t r = kRowTma ? t + kGatherThreads * i : row0 + 16 * i;
+            const int32_t r = kRowTma ? t + kGatherThreads * i : row0 + Shape::kCopyRowStep * i;
             src_row[i] = r < x_rows ? __ldg(gather_idx + tc.start + tile_row0 + r) : -1;
           }
         }
@@ -488,8 +526,9 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         const int32_t x_row0 = static_cast<int32_t>(tc.start + tile_row0);
         const int32_t w_row0 = tc.n_block * BLOCK_N;
         // Bytes one stage of this tile receives by TMA (counted on its full barrier).
+        const uint32_t x_box_bytes = Shape::kXBoxRows == kXRows ? Shape::kXBytes : static_cast<uint32_t>(x_live) * 128u;
         const uint32_t stage_bytes =
-            Shape::kWBytes + (!kGather ? Shape::kXBytes : (kRowTma ? static_cast<uint32_t>(x_rows) * 128u : 0u));
+            Shape::kWBytes + (!kGather ? x_box_bytes : (kRowTma ? static_cast<uint32_t>(x_rows) * 128u : 0u));
         for (int32_t kb = tc.k_block0; kb < tc.k_block0 + tc.k_blocks; ++kb, ++it) {
           const uint32_t s = it % kStages;
           const uint32_t phase = (it / kStages) & 1u;
@@ -497,8 +536,16 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
           if (t == 0) {
             ptx::mbarrier_arrive_expect_tx(&ss.full[s], stage_bytes);
             ptx::tma_load_3d(ptx::smem_addr(ss.w[s]), &w_map, &ss.full[s], kb * BLOCK_K, w_row0, tc.expert);
-            if constexpr (!kGather) {
+            if constexpr (!kGather && Shape::kXBoxRows == kXRows) {
               ptx::tma_load_2d(ptx::smem_addr(ss.x[s]), &a_map, &ss.full[s], kb * BLOCK_K, x_row0);
+            } else if constexpr (!kGather) {  // tall tiles: one box per live 64-row slice
+#pragma unroll
+              for (int j = 0; j < kXRows / Shape::kXBoxRows; ++j) {
+                if (j * Shape::kXBoxRows < x_live) {
+                  ptx::tma_load_2d(ptx::smem_addr(ss.x[s]) + j * Shape::kXBoxRows * 128u, &a_map, &ss.full[s],
+                                   kb * BLOCK_K, x_row0 + j * Shape::kXBoxRows);
+                }
+              }
             }
           }
           if constexpr (kRowTma) {
@@ -517,12 +564,17 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
             const uint32_t x_base = ptx::smem_addr(ss.x[s]);
 #pragma unroll
             for (int i = 0; i < kSrcRows; ++i) {
-              const int32_t r = row0 + 16 * i;
-              if (r < kXRows) {
-                const bool valid = src_row[i] >= 0 && k_elem < k;  // K % 8 == 0: a chunk is all in or all out
-                const uint16_t* src = valid ? a + static_cast<int64_t>(src_row[i]) * lda + k_elem : a;
-                const uint32_t dst = x_base + static_cast<uint32_t>(r * 128 + ((chunk ^ (r & 7)) << 4));
-                ptx::cp_async_16(dst, src, valid ? 16u : 0u);
+              const int32_t r = row0 + Shape::kCopyRowStep * i;
+              if (r < kXRows && (Shape::kSlices == 1 || r < x_live)) {
+#pragma unroll
+                for (int j = 0; j < Shape::kCopyChunks; ++j) {
+                  const int32_t c = chunk + Shape::kChunkStep * j;
+                  const int32_t kc = k_elem + Shape::kChunkStep * 8 * j;
+                  const bool valid = src_row[i] >= 0 && kc < k;  // K % 8 == 0: a chunk is all in or all out
+                  const uint16_t* src = valid ? a + static_cast<int64_t>(src_row[i]) * lda + kc : a;
+                  const uint32_t dst = x_base + static_cast<uint32_t>(r * 128 + ((c ^ (r & 7)) << 4));
+                  ptx::cp_async_16(dst, src, valid ? 16u : 0u);
+                }
               }
             }
             ptx::cp_async_mbarrier_arrive_noinc(&ss.full[s]);
@@ -548,9 +600,13 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     const int32_t tile_step = static_cast<int32_t>(gridDim.x) * (kPingpong ? 2 : 1);
     uint32_t it = kPingpong ? static_cast<uint32_t>(cw * num_k_blocks) : 0u;
     uint32_t chunk_count = 0;  // epilogue chunks stored so far (picks the staging buffer)
-    float acc[Shape::kAccum];
+    constexpr int kSlices = Shape::kSlices;
+    float acc[kSlices][Shape::kAccum];  // one accumulator array per 64-row slice
 #pragma unroll
-    for (int i = 0; i < Shape::kAccum; ++i) acc[i] = 0.0f;
+    for (int h = 0; h < kSlices; ++h) {
+#pragma unroll
+      for (int i = 0; i < Shape::kAccum; ++i) acc[h][i] = 0.0f;
+    }
 
     for (int32_t tile = static_cast<int32_t>(blockIdx.x) + (kPingpong ? cw * static_cast<int32_t>(gridDim.x) : 0);
          tile < total_tiles; tile += tile_step) {
@@ -564,36 +620,95 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       // Main loop: one wgmma-group per K step; the stage of step kb - 1 is released once
       // at most one group (step kb's) is still in flight.
       uint32_t prev_stage = 0;
-      for (int32_t kb = 0; kb < tc.k_blocks; ++kb, ++it) {
-        const uint32_t s = it % kStages;
-        const uint32_t phase = (it / kStages) & 1u;
-        ptx::mbarrier_wait(&ss.full[s], phase);
-        // cp.async writes (generic proxy) -> wgmma reads (async proxy). CUTLASS's cp.async
-        // warp-specialised GMMA mainloop does without this fence; it is kept as cheap insurance.
-        // (TMA writes are async proxy already.)
-        if constexpr (kCpAsyncGather) ptx::fence_proxy_async_shared();
-        const uint32_t w_base = ptx::smem_addr(ss.w[s]);
-        const uint32_t x_base = ptx::smem_addr(ss.x[s]);
-        // 64-row slices are whole swizzle atoms (64 * 128 = 8192 bytes), so 1024-aligned.
-        const uint32_t a_addr = kSwapAB ? w_base + cw * 64 * 128 : (kPingpong ? x_base : x_base + cw * 64 * 128);
-        const uint32_t b_addr = kSwapAB ? x_base : w_base;
-        const uint64_t desc_a = ptx::make_smem_desc_k_sw128(a_addr);
-        const uint64_t desc_b = ptx::make_smem_desc_k_sw128(b_addr);
+      int32_t live = kSlices;  // tall tiles: this group's 64-row slices that hold rows of the task
+      if constexpr (kSlices == 1) {
+        for (int32_t kb = 0; kb < tc.k_blocks; ++kb, ++it) {
+          const uint32_t s = it % kStages;
+          const uint32_t phase = (it / kStages) & 1u;
+          ptx::mbarrier_wait(&ss.full[s], phase);
+          // cp.async writes (generic proxy) -> wgmma reads (async proxy). CUTLASS's cp.async
+          // warp-specialised GMMA mainloop does without this fence; it is kept as cheap insurance.
+          // (TMA writes are async proxy already.)
+          if constexpr (kCpAsyncGather) ptx::fence_proxy_async_shared();
+          const uint32_t w_base = ptx::smem_addr(ss.w[s]);
+          const uint32_t x_base = ptx::smem_addr(ss.x[s]);
+          // 64-row slices are whole swizzle atoms (64 * 128 = 8192 bytes), so 1024-aligned.
+          const uint32_t a_addr = kSwapAB ? w_base + cw * 64 * 128 : (kPingpong ? x_base : x_base + cw * 64 * 128);
+          const uint32_t b_addr = kSwapAB ? x_base : w_base;
+          const uint64_t desc_a = ptx::make_smem_desc_k_sw128(a_addr);
+          const uint64_t desc_b = ptx::make_smem_desc_k_sw128(b_addr);
 #pragma unroll
-        for (int i = 0; i < Shape::kAccum; ++i) ptx::fence_operand(acc[i]);
-        ptx::wgmma_fence();
+          for (int i = 0; i < Shape::kAccum; ++i) ptx::fence_operand(acc[0][i]);
+          ptx::wgmma_fence();
 #pragma unroll
-        for (int kk = 0; kk < BLOCK_K / 16; ++kk) {
-          // +32 bytes per k16 step = +2 in the descriptor's 16-byte units.
-          ptx::wgmma_m64k16<Shape::kWgmmaN, kBf16>(acc, desc_a + 2 * kk, desc_b + 2 * kk,
-                                                   (kb > 0 || kk > 0) ? 1 : 0);
+          for (int kk = 0; kk < BLOCK_K / 16; ++kk) {
+            // +32 bytes per k16 step = +2 in the descriptor's 16-byte units.
+            ptx::wgmma_m64k16<Shape::kWgmmaN, kBf16>(acc[0], desc_a + 2 * kk, desc_b + 2 * kk,
+                                                     (kb > 0 || kk > 0) ? 1 : 0);
+          }
+          ptx::wgmma_commit_group();
+#pragma unroll
+          for (int i = 0; i < Shape::kAccum; ++i) ptx::fence_operand(acc[0][i]);
+          ptx::wgmma_wait_group<1>();
+          if (kb > 0 && lane == 0) ptx::mbarrier_arrive(&ss.empty[prev_stage]);
+          prev_stage = s;
         }
-        ptx::wgmma_commit_group();
+      } else {
+        // Tall tiles (normal mode): the loop above for the first kLive 64-row slices of this
+        // group, those that hold rows of the task (the same count for the whole warp group),
+        // one wgmma chain per slice and K16 step, all of a K step in one wgmma-group. kLive =
+        // 0: the group has no rows in this tile; it still waits on each stage before it
+        // releases it (an early arrival would count toward the stage's current phase).
+        // Returns the stage of the last K step, not yet released.
+        static_assert(kSlices == 2 && !kSwapAB && !kPingpong, "tall tiles: two slices per consumer, normal mode");
+        auto main_loop = [&](auto live_c) -> uint32_t {
+          constexpr int kLive = decltype(live_c)::value;
+          uint32_t last_stage = 0;
+          for (int32_t kb = 0; kb < tc.k_blocks; ++kb, ++it) {
+            const uint32_t s = it % kStages;
+            const uint32_t phase = (it / kStages) & 1u;
+            ptx::mbarrier_wait(&ss.full[s], phase);
+            if constexpr (kLive > 0) {
+              if constexpr (kCpAsyncGather) ptx::fence_proxy_async_shared();
+              // Slice h of group cw: token rows [64 (kSlices cw + h), +64), 8192 bytes each.
+              const uint64_t desc_a = ptx::make_smem_desc_k_sw128(ptx::smem_addr(ss.x[s]) + cw * kSlices * 64 * 128);
+              const uint64_t desc_b = ptx::make_smem_desc_k_sw128(ptx::smem_addr(ss.w[s]));
 #pragma unroll
-        for (int i = 0; i < Shape::kAccum; ++i) ptx::fence_operand(acc[i]);
-        ptx::wgmma_wait_group<1>();
-        if (kb > 0 && lane == 0) ptx::mbarrier_arrive(&ss.empty[prev_stage]);
-        prev_stage = s;
+              for (int h = 0; h < kLive; ++h) {
+#pragma unroll
+                for (int i = 0; i < Shape::kAccum; ++i) ptx::fence_operand(acc[h][i]);
+              }
+              ptx::wgmma_fence();
+#pragma unroll
+              for (int kk = 0; kk < BLOCK_K / 16; ++kk) {
+#pragma unroll
+                for (int h = 0; h < kLive; ++h) {  // +8192 bytes per slice = +512 descriptor units
+                  ptx::wgmma_m64k16<Shape::kWgmmaN, kBf16>(acc[h], desc_a + (512 * h + 2 * kk), desc_b + 2 * kk,
+                                                           (kb > 0 || kk > 0) ? 1 : 0);
+                }
+              }
+              ptx::wgmma_commit_group();
+#pragma unroll
+              for (int h = 0; h < kLive; ++h) {
+#pragma unroll
+                for (int i = 0; i < Shape::kAccum; ++i) ptx::fence_operand(acc[h][i]);
+              }
+              ptx::wgmma_wait_group<1>();
+            }
+            if (kb > 0 && lane == 0) ptx::mbarrier_arrive(&ss.empty[last_stage]);
+            last_stage = s;
+          }
+          return last_stage;
+        };
+        const int32_t rows = tc.m - tc.m_block * BLOCK_M - cw * kSlices * 64;  // this group's rows, if > 0
+        live = rows > 64 ? 2 : (rows > 0 ? 1 : 0);
+        if (live == 2) {
+          prev_stage = main_loop(IntConst<2>{});
+        } else if (live == 1) {
+          prev_stage = main_loop(IntConst<1>{});
+        } else {
+          prev_stage = main_loop(IntConst<0>{});
+        }
       }
       if constexpr (kPingpong) {
         // Every full barrier of this tile has been waited on: hand the tensor cores to the
@@ -605,21 +720,30 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       }
       ptx::wgmma_wait_group<0>();
 #pragma unroll
-      for (int i = 0; i < Shape::kAccum; ++i) ptx::fence_operand(acc[i]);
+      for (int h = 0; h < kSlices; ++h) {
+#pragma unroll
+        for (int i = 0; i < Shape::kAccum; ++i) ptx::fence_operand(acc[h][i]);
+      }
       if (lane == 0) ptx::mbarrier_arrive(&ss.empty[prev_stage]);
 
-      // Epilogue through this group's staging buffers.
+      // Epilogue through this group's staging buffers (one pass per live slice).
       if constexpr (!kSwapAB) {
-        const int32_t row0 = tc.m_block * BLOCK_M + (kPingpong ? 0 : cw * 64);
-        epilogue_normal<Ops, BLOCK_N, kSiluMul>(acc, epi_base, chunk_count, bar_id, tc, row0, n_out, out,
-                                                warp_in_group, lane, tid);
+        const int32_t row0 = tc.m_block * BLOCK_M + (kPingpong ? 0 : cw * kSlices * 64);
+#pragma unroll
+        for (int h = 0; h < kSlices; ++h) {
+          if (kSlices == 1 || h < live) {
+            epilogue_normal<Ops, BLOCK_N, kSiluMul>(acc[h], epi_base, chunk_count, bar_id, tc, row0 + 64 * h, n_out,
+                                                    out, warp_in_group, lane, tid);
+          }
+        }
       } else {
         if constexpr (kSplitK > 1) {  // only the last slice to arrive stores the summed tile
-          if (!splitk_reduce<kSplitK, kNumConsumers>(acc, splitk_workspace, splitk_counters, tile, cw, bar_id, tid)) {
+          if (!splitk_reduce<kSplitK, kNumConsumers>(acc[0], splitk_workspace, splitk_counters, tile, cw, bar_id,
+                                                     tid)) {
             continue;
           }
         }
-        epilogue_swap<Ops, BLOCK_M, BLOCK_N, kSiluMul>(acc, epi_base, chunk_count, bar_id, tc, cw, n_out, out,
+        epilogue_swap<Ops, BLOCK_M, BLOCK_N, kSiluMul>(acc[0], epi_base, chunk_count, bar_id, tc, cw, n_out, out,
                                                        warp_in_group, lane, tid);
       }
     }
