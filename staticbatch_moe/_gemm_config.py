@@ -383,10 +383,12 @@ def _swap_config(block_m: int, block_n: int, activation, dtype, gather, split_k:
 
 #: Let choose_config pick 256 x 128 tall tiles (two consumer warp groups of 128 token rows,
 #: each two 64-row slices skipped at run time when past the expert's rows) for experts of
-#: TALL_MIN_ROWS < mean rows <= TALL_MAX_ROWS, where 128-row tiles give 2..5 token blocks per
-#: expert whose blocks drift apart (each weight tile read from DRAM up to ~2x) and whose last
-#: block is often nearly empty. One switch to turn it off.
-USE_TALL_TILES = True
+#: TALL_MIN_ROWS < mean rows <= TALL_MAX_ROWS, meant to read each weight tile once per 256 rows
+#: and waste at most 63 rows per expert. Off: on the H200 (2026-11-28,
+#: benchmarks/dev_tall_check.py, T = 1024-16384 for the five model shapes) it was slower than
+#: the better of 128 x 256 and ping-pong 64 x 256 at 25 of 30 GEMMs (gate/up up to 2.2x slower:
+#: the 128-wide wgmma reads the weight operand twice per K step); reachable through ``config=``.
+USE_TALL_TILES = False
 TALL_MIN_ROWS = 128
 TALL_MAX_ROWS = 600
 
@@ -486,9 +488,7 @@ def choose_config(
     GemmConfig
         Assumes uniform routing: ``min(num_experts, total_rows)`` experts with about
         ``total_rows / active`` rows each. Small rows per expert use swap mode (weight
-        streaming: narrow weight tiles so every SM has work, deep rings); experts of
-        129..600 rows on average 256 x 128 tall tiles (``USE_TALL_TILES``); other sizes the
-        normal 128-row tiles, 256 wide when
+        streaming: narrow weight tiles so every SM has work, deep rings); larger ones the normal 128-row tiles, 256 wide when
         that still gives every SM a tile; 64-row tiles (experts of at most ~96 rows, or ~320
         with K <= 4096) run ping-pong. With ``USE_SPLIT_K`` (off by default: measured
         slower) swap mode with fewer weight tiles than a few waves of SMs would take split-K
