@@ -144,8 +144,11 @@ namespace staticbatch {
 namespace moe {
 
 constexpr int BLOCK_K = 64;            // one 128-byte swizzled row per K step
-constexpr int kProducerRegs = 40;      // setmaxnreg budgets with two consumer warp groups:
-constexpr int kConsumerRegs = 232;     // 128 * 40 + 256 * 232 = 64512 <= 65536
+// setmaxnreg budgets with two consumer warp groups: 128 * 56 + 256 * 224 = 64512 <= 65536.
+// At 40 the cp.async gather producer ran out of registers and re-read threadIdx.x (S2R) for
+// every row of every K step; that measured 7-12 % slower on the gate/up GEMM (H200, 2026-11-28).
+constexpr int kProducerRegs = 56;
+constexpr int kConsumerRegs = 224;
 constexpr int kEpiCols = 64;           // output columns per epilogue chunk (128-byte rows)
 // Hardware barrier ids (0 is __syncthreads): consumer g's epilogue barrier is
 // kEpilogueBarrier + g, the barrier ping-pong group g waits on for its turn kOrderBarrier + g.
