@@ -214,3 +214,23 @@ def test_demo_runs_on_the_cpu_path() -> None:
                          env={**__import__("os").environ, "PYTHONPATH": str(root), "CUDA_VISIBLE_DEVICES": ""})
     assert out.returncode == 0, out.stdout + out.stderr
     assert "need a Hopper GPU" in out.stdout and "patched 1 MoE blocks" in out.stdout
+
+
+def test_combine_and_route_plan_argument_errors() -> None:
+    ids = torch.tensor([[0, 1], [1, -1]], dtype=torch.int32)
+    plan = moe.route_plan(ids, 2)
+    y = torch.randn(4, 8)
+    w = torch.rand(2, 2)
+    with pytest.raises(sb.InvalidArgumentError, match="given together"):
+        moe.combine(y, plan.slot_to_row, w, bias=torch.zeros(2, 8))
+    with pytest.raises(sb.InvalidArgumentError, match=r"`out` must be \[2, 8\]"):
+        moe.combine(y, plan.slot_to_row, w, out=torch.empty(3, 8))
+    with pytest.raises(sb.InvalidArgumentError, match="at most two"):
+        moe.route_plan(ids, 2, tilings=[(64, 64, 64)] * 3)
+    # The bias path adds each slot's expert bias before weighting; skipped slots add nothing.
+    bias = torch.randn(2, 8)
+    got = moe.combine(y, plan.slot_to_row, w, bias=bias, topk_ids=ids)
+    rows = plan.slot_to_row.long()
+    ref = torch.stack([sum(w[t, j] * (y[rows[t, j]] + bias[ids[t, j]]) for j in range(2) if rows[t, j] >= 0)
+                       for t in range(2)])
+    assert torch.allclose(got, ref, atol=1e-6)
