@@ -39,7 +39,7 @@
 //     128-byte swizzle; rows past the
 //     task's m are the next task's rows or, past the end of a, zeros: harmless, their output
 //     rows are masked at the store), full barrier count 1. With kGather, two methods:
-//     - kTmaGather (the default): one TMA per token row. `a_map` is a 2-D map over a [T, K]
+//     - kTmaGather (host: gather_mode="tma"; measured slower, off by default): one TMA per token row. `a_map` is a 2-D map over a [T, K]
 //       with box {64, 1}; producer thread i (of the first kGatherWarps = min(4, ceil(BLOCK_M /
 //       32)) warps) reads the gather_idx entry of token row i once per tile and, each
 //       K step, loads that row's 128 bytes (coordinates (kb * 64, gather_idx[row])) to
@@ -55,7 +55,7 @@
 //       stale bytes whose output rows are masked at the store. TMA zero-fills the columns
 //       past K and counts the whole box. Full barrier count 1 (only thread 0 arrives; the
 //       other threads' copies may complete before its expect_tx: tx-count may go negative).
-//     - cp.async: all 128 producer threads gather the token rows with 16-byte cp.async,
+//     - cp.async (the default): all 128 producer threads gather the token rows with 16-byte cp.async,
 //       writing the 128-byte swizzle by hand (chunk c of row r goes to chunk c ^ (r % 8)),
 //       rows past m zero-filled, and arrive on the same full barrier with
 //       cp.async.mbarrier.arrive.noinc: count 128 + 1.
