@@ -24,8 +24,10 @@ Entry point of every generated translation unit (argument order and C types)::
         int num_tasks,
         int n,                         // rows of the weight per expert (2I with silu_and_mul)
         int k,                         // reduction size (K)
-        float* splitk_workspace,       // split_k > 1: fp32 partials (splitk_workspace_floats), else nullptr
-        unsigned* splitk_counters);    // split_k > 1: zeroed counters (splitk_counter_count), else nullptr
+        void* workspace,               // split_k > 1: fp32 partials (splitk_workspace_floats);
+                                       // gather_mode="staged": the grouped rows [M_total, K]; else nullptr
+        unsigned* counters);           // split_k > 1: zeroed counters (splitk_counter_count);
+                                       // "staged": 2 words, the first zero (grid barrier); else nullptr
 
 ``w_map`` is :func:`weight_tma_descriptor` ``(w, cfg)``. ``a_map`` is
 :func:`token_tma_descriptor` ``(a, cfg)``, a 2-D map over ``a`` [rows, K] with row stride
@@ -33,9 +35,20 @@ Entry point of every generated translation unit (argument order and C types)::
 ``gather`` the kernel loads ``block_m`` token rows per TMA through it (box ``{64,
 block_m}``; 64 rows per box for ``block_m=256``); with ``gather`` and ``gather_mode="tma"`` it loads each gathered row with its
 own TMA (box ``{64, 1}``, rows = T, the token count); with ``gather_mode="cp_async"`` (the
-default) it is never read and ``token_tma_descriptor`` returns 128 zero bytes. Both are
+default) it is never read and ``token_tma_descriptor`` returns 128 zero bytes; with
+``gather_mode="staged"`` it is the map without gather over the workspace the kernel first
+fills with the gathered rows (``a`` is then the [T, K] source). Both are
 64-byte aligned by-value parameters (``__grid_constant__``), packed exactly like ``w_map``.
-(Before the TMA token path the entry point had no ``a_map``; before split-K it ended at ``k``.)
+(Before the TMA token path the entry point had no ``a_map``; before split-K it ended at ``k``;
+the last two parameters were ``splitk_workspace`` and ``splitk_counters`` before the staged
+gather shared them.)
+
+Staged gather (``gather_mode="staged"``, normal mode, no split-K): the kernel first copies
+the grouped rows ``workspace[r] = a[gather_idx[r]]`` (all blocks), meets at a grid barrier
+on ``counters`` (word 0 must be zero at launch and is zero again after it; word 1 is a
+generation number), then runs without gather, its ``a_map`` over the workspace
+(``[plan rows, K]``, same dtype, contiguous). All blocks must be resident at once: launch at
+most one block per SM (the default grid).
 
 Tiles: task ``t`` has ``ceil(m_t / block_m) * ceil(n / block_n) * split_k`` tiles (see
 :func:`tiles_per_task`; ``RoutePlan.tile_offsets(block_m, block_n, n, split_k)`` builds the
@@ -63,6 +76,7 @@ Weight layout for ``activation="silu_and_mul"``: gate and up rows interleaved in
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -107,7 +121,7 @@ MAX_SPLIT_K = 16
 _BLOCK_K = 64
 _ACTIVATIONS = (None, "silu_and_mul")
 _DTYPES = ("bf16", "fp16")
-_GATHER_MODES = ("cp_async", "tma")  # the first is the default
+_GATHER_MODES = ("cp_async", "tma", "staged")  # the first is the default
 
 
 @dataclass(frozen=True)
@@ -144,7 +158,10 @@ class GemmConfig:
         threads, swizzled by hand; ``"tma"`` one TMA load of 128 bytes per token row and K
         step, one row per producer thread (up to the 4 producer warps). Measured on the H200
         (2026-11-28) the TMA gather was slower at every shape tried (up to 2x at 128 rows per
-        expert), so it is kept only for experiments.
+        expert), so it is kept only for experiments. ``"staged"`` (normal mode, no split-K):
+        the kernel's first phase copies all gathered rows to a workspace, the grid meets at
+        a barrier, and the GEMM then reads them by TMA like ``gather=False``; the
+        heuristic's choice in normal mode, where it measured 4-26 % faster than cp.async.
     pingpong : bool
         Normal mode with ``block_m == 64`` only: two consumer warp groups that each own whole
         64 x ``block_n`` tiles and take the block's tiles in turn, so that one group's
@@ -176,6 +193,11 @@ class GemmConfig:
             raise InvalidArgumentError(f"`activation` must be one of {_ACTIVATIONS} (got {self.activation!r})")
         if self.gather_mode not in _GATHER_MODES:
             raise InvalidArgumentError(f"`gather_mode` must be one of {_GATHER_MODES} (got {self.gather_mode!r})")
+        if self.gather_mode == "staged" and (self.swap_ab or self.split_k > 1):
+            raise InvalidArgumentError(
+                f"`gather_mode='staged'` needs normal mode without split-K "
+                f"(got swap_ab={self.swap_ab}, split_k={self.split_k})"
+            )
         if not self.gather and self.gather_mode != _GATHER_MODES[0]:
             raise InvalidArgumentError(
                 f"`gather_mode` applies only with gather=True; leave it at {_GATHER_MODES[0]!r} "
@@ -218,7 +240,7 @@ class GemmConfig:
     @property
     def kernel_name(self) -> str:
         """Name of the ``extern "C"`` entry point, e.g. ``sb_grouped_gemm_bf16_bm128_bn256_s4_gcpa_silu``
-        (``_gcpa``: cp.async gather, ``_gtma``: TMA gather, nothing: no gather; ``..._swap_sk4_...``
+        (``_gcpa``: cp.async gather, ``_gtma``: TMA gather, ``_gstg``: staged gather, nothing: no gather; ``..._swap_sk4_...``
         with ``split_k=4``)."""
         name = f"sb_grouped_gemm_{self.dtype}_bm{self.block_m}_bn{self.block_n}_s{self.stages}"
         if self.swap_ab:
@@ -228,7 +250,7 @@ class GemmConfig:
         if self.pingpong:
             name += "_pp"
         if self.gather:
-            name += "_gtma" if self.gather_mode == "tma" else "_gcpa"
+            name += {"tma": "_gtma", "staged": "_gstg"}.get(self.gather_mode, "_gcpa")
         if self.activation == "silu_and_mul":
             name += "_silu"
         return name
@@ -317,10 +339,12 @@ def kernel_source(cfg: GemmConfig) -> str:
     """
     b = "true" if cfg.dtype == "bf16" else "false"
     swap = "true" if cfg.swap_ab else "false"
-    gather = "true" if cfg.gather else "false"
+    staged = cfg.gather and cfg.gather_mode == "staged"
+    gather = "true" if cfg.gather and not staged else "false"
     silu = "true" if cfg.activation == "silu_and_mul" else "false"
     pp = "true" if cfg.pingpong else "false"
     tma_gather = "true" if cfg.gather and cfg.gather_mode == "tma" else "false"
+    stg = "true" if staged else "false"
     sk = cfg.split_k
     return f"""// Generated by staticbatch_moe._gemm_config.kernel_source for {cfg!r}
 #include <staticbatch/moe/grouped_gemm.cuh>
@@ -333,12 +357,12 @@ extern "C" __global__ void __launch_bounds__({threads(cfg)}, 1) {cfg.kernel_name
     const __grid_constant__ staticbatch::ptx::TmaDescriptor w_map,
     const __grid_constant__ staticbatch::ptx::TmaDescriptor a_map, const void* a, long long lda, void* out,
     const int* gather_idx, const int* tile_offsets, const int* task_rows, const long long* task_starts,
-    const int* task_expert, int num_tasks, int n, int k, float* splitk_workspace, unsigned* splitk_counters) {{
+    const int* task_expert, int num_tasks, int n, int k, void* workspace, unsigned* counters) {{
   staticbatch::moe::grouped_gemm<{b}, {cfg.block_m}, {cfg.block_n}, {cfg.stages}, {swap}, {gather}, {silu}, {pp},
-                                 {tma_gather}, {sk}>(
+                                 {tma_gather}, {sk}, {stg}>(
       w_map, a_map, a, static_cast<staticbatch::int64_t>(lda), out, gather_idx, tile_offsets, task_rows,
-      reinterpret_cast<const staticbatch::int64_t*>(task_starts), task_expert, num_tasks, n, k, splitk_workspace,
-      reinterpret_cast<staticbatch::uint32_t*>(splitk_counters));
+      reinterpret_cast<const staticbatch::int64_t*>(task_starts), task_expert, num_tasks, n, k, workspace,
+      reinterpret_cast<staticbatch::uint32_t*>(counters));
 }}
 """
 
@@ -391,6 +415,15 @@ def _swap_config(block_m: int, block_n: int, activation, dtype, gather, split_k:
 USE_TALL_TILES = False
 TALL_MIN_ROWS = 128
 TALL_MAX_ROWS = 600
+
+#: Let choose_config stage the gather (gather_mode="staged": the rows copied to a workspace in
+#: the kernel's first phase, then read by TMA) for every gathered problem in normal mode. On the
+#: H200 (2026-11-28, gate/up of the five model shapes at T = 1024-16384) it beat the cp.async
+#: gather of the same tiles at all 13 normal-mode points, by 4-26 % (Mixtral T=1024 1.06 ->
+#: 0.85 ms, GPT-OSS T=4096 1.81 -> 1.35 ms), within 5 % of the same kernel on pre-grouped rows
+#: except Qwen3-30B (H=2048: the copy is a larger share). Swap mode (few rows per expert) keeps
+#: the cp.async gather, which there costs nothing measurable.
+USE_STAGED_GATHER = True
 
 #: Let choose_config pick split-K (swap mode, few tiles). Off: on the H200 (2026-11-28,
 #: benchmarks/dev_splitk_check.py, T=1 for the five model shapes) every split of every
@@ -490,7 +523,8 @@ def choose_config(
         ``total_rows / active`` rows each. Small rows per expert use swap mode (weight
         streaming: narrow weight tiles so every SM has work, deep rings); larger ones the normal 128-row tiles, 256 wide when
         that still gives every SM a tile; 64-row tiles (experts of at most ~96 rows, or ~320
-        with K <= 4096) run ping-pong. With ``USE_SPLIT_K`` (off by default: measured
+        with K <= 4096) run ping-pong. A gathered normal-mode problem stages the gather
+        (``gather_mode="staged"``, ``USE_STAGED_GATHER``). With ``USE_SPLIT_K`` (off by default: measured
         slower) swap mode with fewer weight tiles than a few waves of SMs would take split-K
         when a simple model of the busiest SM's weight bytes (:func:`_swap_cost`) predicts at
         least a 10 % gain, each slice keeping at least 4 K steps of 64.
@@ -520,7 +554,10 @@ def choose_config(
     e256 = _wave_efficiency(m_tiles * math.ceil(n / 256), num_sms)
     e128 = _wave_efficiency(m_tiles * math.ceil(n / 128), num_sms)
     block_n = 256 if e256 >= e128 - 0.05 else 128
-    return _normal_config(block_m, block_n, USE_PINGPONG and block_m == 64, activation, dtype, gather)
+    cfg = _normal_config(block_m, block_n, USE_PINGPONG and block_m == 64, activation, dtype, gather)
+    if gather and USE_STAGED_GATHER:
+        cfg = dataclasses.replace(cfg, gather_mode="staged")
+    return cfg
 
 
 def candidate_configs(
@@ -536,7 +573,8 @@ def candidate_configs(
     """A short list (at most 8) of sensible configurations for a shape, for sweeps.
 
     Same arguments as :func:`choose_config`; the first entry is always its choice, the rest
-    are neighbours worth timing: in swap mode other split-K factors (none, half and double the
+    are neighbours worth timing: with gather in normal mode the other of the cp.async and
+    staged gathers for the same tiles; in swap mode other split-K factors (none, half and double the
     chosen one, or 2 and 4 when it chose none, where K allows), the next token-block sizes and
     the other weight width; in normal mode 256 x 128 (tall tiles), 128 x 256, 128 x 128, and
     64-row tiles with and without ping-pong. A pure function of its arguments; no duplicates.
@@ -563,6 +601,9 @@ def candidate_configs(
             cands.append(_normal_config(64, 128, True, **kw))
             cands.append(_normal_config(64, 256, True, **kw))
     else:
+        if gather:  # the other gather method of the same tiles
+            other = "cp_async" if first.gather_mode == "staged" else "staged"
+            cands.append(dataclasses.replace(first, gather_mode=other))
         cands += [
             _normal_config(256, 128, False, **kw),
             _normal_config(128, 256, False, **kw),
@@ -688,11 +729,13 @@ def token_tma_descriptor(a: torch.Tensor, cfg: GemmConfig) -> bytes:
         ``[rows, K]`` bf16 or fp16 (matching ``cfg.dtype``), cuda, unit stride along K, row
         stride ``lda = a.stride(0)`` a multiple of 8, 16-byte aligned address, fewer than
         2**31 rows, ``K % 8 == 0``. With ``gather`` the rows are the T tokens that
-        ``gather_idx`` indexes; ignored with ``gather_mode="cp_async"``.
+        ``gather_idx`` indexes (``gather_mode="tma"``), the staged workspace of grouped rows
+        (``"staged"``); ignored with ``"cp_async"``.
     cfg : GemmConfig
         Sets the box over the view ``{K, rows}``: ``{64, cfg.block_m}`` elements without
         ``gather`` (``{64, 64}`` for ``block_m=256``: one box per 64-row slice that holds
-        rows of the task), ``{64, 1}`` (one token row) with the TMA gather; 128-byte swizzle,
+        rows of the task; also the staged gather's workspace), ``{64, 1}`` (one token row) with
+        the TMA gather; 128-byte swizzle,
         out-of-bounds rows and columns read as zero.
 
     Returns
@@ -719,5 +762,5 @@ def token_tma_descriptor(a: torch.Tensor, cfg: GemmConfig) -> bytes:
             f"`a` must have K % 8 == 0, a row stride that is a multiple of 8, a 16-byte aligned address and "
             f"1 <= rows < 2**31 (got shape {tuple(a.shape)}, stride {a.stride(0)})"
         )
-    box_rows = 1 if cfg.gather else _token_box_rows(cfg)
+    box_rows = 1 if cfg.gather and cfg.gather_mode == "tma" else _token_box_rows(cfg)
     return sb.tensor_map(a, [k, rows], [lda * 2], [_BLOCK_K, box_rows], name="a")

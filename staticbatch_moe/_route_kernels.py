@@ -218,28 +218,6 @@ def plan(ids: Any, num_experts: int, tilings: list[tuple[int, int]]) -> dict[str
     return out
 
 
-_GATHER_SOURCE = _HEADER + """extern "C" __global__ void __launch_bounds__(256) sb_moe_gather_rows(
-    const uint16_t* x, int64_t ldx, const int32_t* gather_idx, const int64_t* valid_rows, int32_t h, uint16_t* out) {
-  moe::gather_rows(x, ldx, gather_idx, valid_rows, h, out);
-}
-"""
-
-
-def gather_rows(x: Any, gather_idx: Any, expert_starts: Any, num_rows: int) -> Any:
-    """[num_rows, H] grouped copy of ``x`` [T, H] (bf16/fp16, H % 8 == 0, rows 16-byte
-    aligned): row r < M is ``x[gather_idx[r]]``, M = ``expert_starts[-1]`` read on the device."""
-    import torch
-
-    t, h = x.shape
-    out = torch.empty(num_rows, h, dtype=x.dtype, device=x.device)
-    if num_rows == 0 or t == 0:
-        return out
-    kernel = _kernel(_GATHER_SOURCE, "sb_moe_gather_rows", _device_index(x))
-    threads = min(256, max(32, math.ceil(h / 8 / 32) * 32))
-    kernel.launch(num_rows, threads, 0, [x, np.int64(x.stride(0)), gather_idx, expert_starts[-1:], np.int32(h), out])
-    return out
-
-
 @functools.cache
 def combine_source(elem_dtype: str, out_dtype: str, bias: bool) -> tuple[str, str]:
     elem, outc = _CTYPES[elem_dtype], _CTYPES[out_dtype]
@@ -281,6 +259,5 @@ def all_sources() -> list[tuple[str, str]]:
         for out in (elem, "torch.float32"):
             for bias in (False, True):
                 found.append(combine_source(elem, out, bias))
-    found.append((_GATHER_SOURCE, "sb_moe_gather_rows"))
     unique = {name: (src, name) for src, name in found}
     return list(unique.values())

@@ -29,11 +29,12 @@ _descriptor_cache: dict[tuple, sb.ByValue] = {}
 _token_cache: dict[tuple, sb.ByValue] = {}
 _kernels: dict[tuple, tuple[Any, int]] = {}
 _warned_fallback: set[str] = set()
-# Split-K arrival counters: one zeroed int32 buffer per (device, stream), grown on demand. A
-# kernel that runs to the end leaves its counters zero, so the buffer is zeroed only once.
-# Buffers that were outgrown are kept alive (a captured CUDA graph may still use them).
-_splitk_counters: dict[tuple[int, int], Any] = {}
-_splitk_retired: list[Any] = []
+# Counters that kernels leave as they found them: split-K arrival counters (all zero) and the
+# staged gather's grid barrier (word 0 zero, word 1 a generation number). One int32 buffer per
+# (use, device, stream), zeroed once and grown on demand. Buffers that were outgrown are kept
+# alive (a captured CUDA graph may still use them).
+_stream_counters: dict[tuple[str, int, int], Any] = {}
+_retired_counters: list[Any] = []
 
 
 @dataclass(frozen=True, eq=False)
@@ -220,32 +221,30 @@ def _kernel_for(config: GemmConfig, device_index: int) -> tuple[Any, int]:
     return hit
 
 
-def _splitk_buffers(count: int, floats: int, device: Any) -> tuple[Any, Any]:
-    """(workspace, counters) for a split-K launch on torch's current stream.
+def _counters(use: str, count: int, device: Any) -> Any:
+    """At least ``count`` int32 counters for a launch on torch's current stream that leaves
+    them as it found them (``use``: ``"splitk"`` or ``"barrier"``, never shared).
 
-    The workspace (float32 partials, fully written before it is read) is a fresh
-    ``torch.empty`` from the caching allocator, so launches never share one. The counters must
-    be zero at launch; each launch leaves them zero. They are cached per (device, stream):
-    launches on one stream run one after the other, so they can share a buffer. While a CUDA
-    graph is being captured on a stream that has no cached buffer yet (or too small a one),
-    a fresh ``torch.zeros`` is used instead (its memset is captured and replayed with the
-    graph); a graph that took a stream's cached buffer must not be replayed concurrently with
-    other split-K launches on that stream.
+    They must be zero at the first launch. They are cached per (use, device, stream): launches
+    on one stream run one after the other, so they can share a buffer. While a CUDA graph is
+    being captured on a stream that has no cached buffer yet (or too small a one), a fresh
+    ``torch.zeros`` is used instead (its memset is captured and replayed with the graph); a
+    graph that took a stream's cached buffer must not be replayed concurrently with other
+    launches of the same use on that stream.
     """
     import torch
 
-    workspace = torch.empty(floats, dtype=torch.float32, device=device)
     stream = torch.cuda.current_stream(device)
-    key = (device.index if device.index is not None else torch.cuda.current_device(), stream.cuda_stream)
-    counters = _splitk_counters.get(key)
+    key = (use, device.index if device.index is not None else torch.cuda.current_device(), stream.cuda_stream)
+    counters = _stream_counters.get(key)
     if counters is None or counters.numel() < count:
         if torch.cuda.is_current_stream_capturing():
-            return workspace, torch.zeros(count, dtype=torch.int32, device=device)
+            return torch.zeros(count, dtype=torch.int32, device=device)
         if counters is not None:
-            _splitk_retired.append(counters)
-        counters = torch.zeros(max(count, 4096), dtype=torch.int32, device=device)
-        _splitk_counters[key] = counters
-    return workspace, counters
+            _retired_counters.append(counters)
+        counters = torch.zeros(max(count, 4096 if use == "splitk" else 2), dtype=torch.int32, device=device)
+        _stream_counters[key] = counters
+    return counters
 
 
 def grouped_gemm(
@@ -296,7 +295,9 @@ def grouped_gemm(
     aligned base pointers. Deterministic: the same inputs give bit-identical outputs (also
     with split-K, whose partial sums are added in a fixed order). No host synchronisation, so
     it can be captured in a CUDA graph. A split-K configuration uses a per-call float32
-    workspace and a zeroed counter buffer cached per stream (see ``_splitk_buffers``).
+    workspace and a zeroed counter buffer cached per stream (see ``_counters``); the staged
+    gather (``gather_mode="staged"``, chosen for compute-bound gathered problems) a per-call
+    ``[rows, K]`` workspace for the gathered rows and a cached two-word barrier.
     """
     import torch
 
@@ -333,12 +334,16 @@ def grouped_gemm(
     kernel, sms = _kernel_for(config, device_index)
     tile_offsets = plan.tile_offsets(config.block_m, config.block_n, n, config.split_k)
     workspace = counters = None
+    token_rows = a
     if config.split_k > 1:
-        workspace, counters = _splitk_buffers(
-            cfgmod.splitk_counter_count(plan.num_rows, plan.num_experts, n, config),
-            cfgmod.splitk_workspace_floats(plan.num_rows, plan.num_experts, n, config),
-            a.device,
-        )
+        floats = cfgmod.splitk_workspace_floats(plan.num_rows, plan.num_experts, n, config)
+        # Fully written before it is read; a fresh one per call, so launches never share one.
+        workspace = torch.empty(floats, dtype=torch.float32, device=a.device)
+        counters = _counters("splitk", cfgmod.splitk_counter_count(plan.num_rows, plan.num_experts, n, config), a.device)
+    elif config.gather and config.gather_mode == "staged":
+        # The kernel's first phase fills it with the gathered rows; its TMA map is the token map.
+        workspace = token_rows = torch.empty(plan.num_rows, k, dtype=a.dtype, device=a.device)
+        counters = _counters("barrier", 2, a.device)
     kernel.launch(
         sms,
         cfgmod.threads(config),
@@ -346,7 +351,7 @@ def grouped_gemm(
         [
             _weight_descriptor(weight, config),
             # Holds a's address and row count (a graph capture keeps the bytes it was given).
-            _token_descriptor(a, config),
+            _token_descriptor(token_rows, config),
             a,
             np.int64(lda),
             out,

@@ -223,30 +223,14 @@ def combine(y: torch.Tensor, slot_to_row: torch.Tensor, topk_weights: torch.Tens
     return out
 
 
-#: The layer gathers the token rows with one grouped copy (instead of inside the gate/up GEMM)
-#: from this many (token, slot) rows when the hidden size is at least PREGATHER_MIN_HIDDEN.
-#: Measured on the H200 (benchmarks/dev_gather_check.py, 2026-11-28): the GEMM's in-kernel
-#: cp.async gather costs 10-35 % of the gate/up GEMM at large row counts and hidden sizes, the
-#: copy (2 * rows * H * 2 bytes) a few percent.
-PREGATHER_MIN_ROWS = 8192
-PREGATHER_MIN_HIDDEN = 4096
-
-
-def _pregather(x: torch.Tensor, rows: int) -> bool:
-    return (rows >= PREGATHER_MIN_ROWS and x.shape[1] >= PREGATHER_MIN_HIDDEN and x.shape[1] % 8 == 0
-            and x.dtype in (torch.bfloat16, torch.float16) and x.stride(1) == 1 and x.stride(0) % 8 == 0
-            and x.data_ptr() % 16 == 0 and rk.available(x))
-
-
-def _layer_tilings(x: torch.Tensor, ids: torch.Tensor, e: int, two_i: int, h: int, fused: bool,
-                   pregather: bool = False) -> list:
+def _layer_tilings(x: torch.Tensor, ids: torch.Tensor, e: int, two_i: int, h: int, fused: bool) -> list:
     """The (block_m, block_n, n, split_k) of the layer's two GEMMs, so the routing pass builds their tile
     prefix sums; none off the kernel path."""
     if x.dtype not in (torch.bfloat16, torch.float16) or not rk.available(x):
         return []
     dtype = "bf16" if x.dtype == torch.bfloat16 else "fp16"
     rows = ids.numel()
-    up = choose_config(rows, e, two_i, h, dtype, "silu_and_mul" if fused else None, not pregather)
+    up = choose_config(rows, e, two_i, h, dtype, "silu_and_mul" if fused else None, True)
     down = choose_config(rows, e, h, two_i // 2, dtype, None, False)
     return [(up.block_m, up.block_n, two_i, up.split_k), (down.block_m, down.block_n, h, down.split_k)]
 
@@ -348,15 +332,12 @@ def fused_moe(
         mapped = expert_map.to(ids.device).long()[ids.long().clamp(0, global_num_experts - 1)]
         ids = torch.where(ids >= 0, mapped, torch.full_like(mapped, -1))
     fused = isinstance(w1, GateUpWeight) and w1_bias is None
-    pregather = _pregather(hidden_states, ids.numel())
-    plan = route_plan(ids, e, tilings=_layer_tilings(hidden_states, ids, e, two_i, h, fused, pregather))
+    plan = route_plan(ids, e, tilings=_layer_tilings(hidden_states, ids, e, two_i, h, fused))
     x = hidden_states
-    if pregather:  # one grouped copy, then the gate/up GEMM reads its rows by TMA
-        x = rk.gather_rows(hidden_states, plan.gather_idx, plan.expert_starts, plan.num_rows)
     if fused:
-        mid = grouped_gemm(x, w1, plan, gather=not pregather, activation="silu_and_mul")
+        mid = grouped_gemm(x, w1, plan, activation="silu_and_mul")
     else:
-        g = grouped_gemm(x, weight1, plan, gather=not pregather)
+        g = grouped_gemm(x, weight1, plan)
         if isinstance(w1, GateUpWeight):  # packed but with a bias: undo the interleave on the output
             g = g.view(g.shape[0], -1, 2, 8).transpose(1, 2).reshape(g.shape[0], -1)
         if w1_bias is not None:

@@ -53,13 +53,13 @@ TALL_COUNTS = [1, 63, 64, 65, 127, 128, 129, 191, 192, 193, 255, 256, 257, 300, 
 
 def tall_configs() -> list:
     """The 256-row tall-tile configurations the GPU tests force: 256 x 128 in both dtypes, with
-    and without silu_and_mul, every gather method; 256 x 64 / 96 / 192 in bf16."""
+    and without silu_and_mul, every gather method (cp.async, TMA, staged); 256 x 64 / 96 / 192 in bf16."""
     from staticbatch_moe._gemm_config import GemmConfig, _max_stages
 
     found = []
     for (bn, dtype), act, (gather, mode) in itertools.product(
         ((128, "bf16"), (128, "fp16"), (64, "bf16"), (96, "bf16"), (192, "bf16")), (None, "silu_and_mul"),
-        ((True, "cp_async"), (True, "tma"), (False, "cp_async")),
+        ((True, "cp_async"), (True, "tma"), (True, "staged"), (False, "cp_async")),
     ):
         found.append(GemmConfig(block_m=256, block_n=bn, stages=_max_stages(256, bn, 6), dtype=dtype, activation=act,
                                 gather=gather, gather_mode=mode))
@@ -89,6 +89,7 @@ def reachable_configs() -> list:
                 found.update(cands(t, 22, 320, 200, dtype, act, True))
     # The edge-count test runs every gather configuration with the TMA gather too.
     found |= {dataclasses.replace(c, gather_mode="tma") for c in found if c.gather and c.split_k == 1}
+    found |= {dataclasses.replace(c, gather_mode="staged") for c in found if c.gather and c.split_k == 1 and not c.swap_ab}
     found.update(split_k_configs())
     found.update(tall_configs())
     return sorted(found, key=lambda c: c.kernel_name)

@@ -130,17 +130,30 @@ def test_every_shipped_config_compiles() -> None:
 
 
 def test_gather_mode() -> None:
-    """cp.async is the default gather; both methods get their own kernel name; a mode without gather is an error."""
+    """cp.async is the default gather, staged the heuristic's pick for large experts; every
+    method gets its own kernel name and template arguments; misuse is an error."""
     cpa = cfgmod.GemmConfig(gather=True)
     tma = cfgmod.GemmConfig(gather=True, gather_mode="tma")
-    assert cpa.gather_mode == "cp_async" and moe.choose_config(4096, 8, 512, 256, gather=True).gather_mode == "cp_async"
-    assert len({tma.kernel_name, cpa.kernel_name, cfgmod.GemmConfig().kernel_name}) == 3
+    stg = cfgmod.GemmConfig(gather=True, gather_mode="staged")
+    assert cpa.gather_mode == "cp_async"
+    assert moe.choose_config(512, 8, 512, 256, gather=True).gather_mode == "cp_async"  # 64 rows per expert
+    assert moe.choose_config(4096, 8, 512, 256, gather=True).gather_mode == "staged"  # 512 rows per expert
+    assert moe.choose_config(4096, 8, 512, 256, gather=False).gather_mode == "cp_async"  # (unused without gather)
+    assert len({tma.kernel_name, cpa.kernel_name, stg.kernel_name, cfgmod.GemmConfig().kernel_name}) == 4
     squash = lambda c: "".join(cfgmod.kernel_source(c).split())  # noqa: E731
-    assert "false,true,1>(" in squash(tma) and "false,false,1>(" in squash(cpa)  # ..., kPingpong, kTmaGather, kSplitK
+    # ..., kGather, kSiluMul, kPingpong, kTmaGather, kSplitK, kStaged
+    assert "true,false,false,true,1,false>(" in squash(tma)
+    assert "true,false,false,false,1,false>(" in squash(cpa)
+    assert "false,false,false,false,1,true>(" in squash(stg)  # the staged kernel runs without gather
     with pytest.raises(sb.InvalidArgumentError, match="gather_mode"):
         cfgmod.GemmConfig(gather_mode="dma")
     with pytest.raises(sb.InvalidArgumentError, match="only with gather=True"):
         cfgmod.GemmConfig(gather_mode="tma")
+    with pytest.raises(sb.InvalidArgumentError, match="staged.*normal mode"):
+        cfgmod.GemmConfig(block_m=16, block_n=128, stages=4, swap_ab=True, gather=True, gather_mode="staged")
+    with pytest.raises(sb.InvalidArgumentError, match="staged.*split-K"):
+        cfgmod.GemmConfig(block_m=16, block_n=128, stages=4, swap_ab=True, gather=True, gather_mode="staged",
+                          split_k=2)
 
 
 # ---------------------------------------------------------------------------------------------

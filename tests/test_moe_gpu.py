@@ -82,8 +82,9 @@ def test_edge_counts_every_config(dtype: torch.dtype, silu: bool) -> None:
     if candidates is not None:
         for t in (16, 256, 4096):
             configs.update(candidates(t, len(EDGE), 320, 200, tag, act, True))
-    # Both gather methods (the heuristic picks cp.async).
+    # Every gather method of each configuration (TMA: any unsplit tile; staged: normal mode).
     configs |= {dataclasses.replace(c, gather_mode="tma") for c in configs if c.split_k == 1}
+    configs |= {dataclasses.replace(c, gather_mode="staged") for c in configs if c.split_k == 1 and not c.swap_ab}
     for cfg in sorted(configs, key=lambda c: c.kernel_name):
         err = _check(ids, len(EDGE), 320, 200, dtype=dtype, silu=silu, config=cfg)
         assert err < TOL, (cfg.kernel_name, err)
@@ -264,8 +265,9 @@ def test_split_k_bitwise_deterministic_and_counters_left_zero() -> None:
         assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0], runs[2])
         assert rel_err(runs[0], moe.grouped_gemm_reference(a, w, p, activation="silu_and_mul")) < TOL
     torch.cuda.synchronize()
-    for buf in gemm_mod._splitk_counters.values():
-        assert int(buf.abs().sum()) == 0
+    for (use, _, _), buf in gemm_mod._stream_counters.items():
+        if use == "splitk":
+            assert int(buf.abs().sum()) == 0
 
 
 def test_split_k_refuses_more_splits_than_k_steps() -> None:
@@ -365,3 +367,98 @@ def test_tall_tiles_bitwise_deterministic() -> None:
     x, y = runs[0]
     assert rel_err(x, moe.grouped_gemm_reference(a, w1, p, activation="silu_and_mul")) < TOL
     assert rel_err(y, moe.grouped_gemm_reference(x, w2, p, gather=False)) < TOL
+
+
+# ---------------------------------------------------------------------------------------------
+# Staged gather (gather_mode="staged": rows copied to a workspace, grid barrier, then TMA)
+# ---------------------------------------------------------------------------------------------
+
+
+def _staged(block_m: int = 128, block_n: int = 256, silu: bool = True, pingpong: bool = False) -> moe.GemmConfig:
+    from staticbatch_moe._gemm_config import _max_stages
+
+    return moe.GemmConfig(block_m=block_m, block_n=block_n, stages=_max_stages(block_m, block_n, 6, pingpong=pingpong),
+                          activation="silu_and_mul" if silu else None, gather=True, gather_mode="staged",
+                          pingpong=pingpong)
+
+
+def test_staged_gather_is_chosen_for_large_experts() -> None:
+    cfg = moe.choose_config(16384 * 8, 128, 1536, 2048, "bf16", "silu_and_mul", True)
+    assert cfg.gather_mode == "staged" and not cfg.swap_ab
+    assert moe.choose_config(16 * 8, 128, 1536, 2048, "bf16", "silu_and_mul", True).gather_mode == "cp_async"
+
+
+@pytest.mark.parametrize("silu", [False, True])
+@pytest.mark.parametrize("tiles", [(128, 256, False), (64, 256, True), (64, 128, False), (128, 128, False)])
+def test_staged_gather_edge_counts(silu: bool, tiles: tuple[int, int, bool]) -> None:
+    cfg = _staged(*tiles[:2], silu=silu, pingpong=tiles[2])
+    for k in (200, 2880):
+        err = _check(ids_with_counts(EDGE, seed=k), len(EDGE), 320, k, silu=silu, config=cfg, seed=k)
+        assert err < TOL, (cfg.kernel_name, k, err)
+
+
+def test_staged_gather_bitwise_repeatable_and_barrier_left_zero() -> None:
+    from staticbatch_moe import gemm as gemm_mod
+
+    e, t, k, h, i = 16, 3000, 4, 1024, 512
+    ids = uniform_ids(t, e, k)
+    p = moe.route_plan(ids, e)
+    a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+    w = moe.pack_gate_up(_weights(e, 2 * i, h, torch.bfloat16, seed=5))
+    runs = [moe.grouped_gemm(a, w, p, activation="silu_and_mul", config=_staged()) for _ in range(4)]
+    assert all(torch.equal(runs[0], r) for r in runs[1:])
+    assert rel_err(runs[0], moe.grouped_gemm_reference(a, w, p, activation="silu_and_mul")) < TOL
+    torch.cuda.synchronize()
+    barriers = [b for (use, _, _), b in gemm_mod._stream_counters.items() if use == "barrier"]
+    assert barriers and all(int(b[0]) == 0 for b in barriers)
+    assert any(int(b[1]) >= 4 for b in barriers)  # the generation moved once per launch
+
+
+def test_staged_gather_cuda_graph_replay() -> None:
+    e, t, k, h, i = 8, 2048, 2, 512, 256
+    ids = uniform_ids(t, e, k)
+    a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+    w1 = moe.pack_gate_up(_weights(e, 2 * i, h, torch.bfloat16, seed=6))
+    w2 = _weights(e, h, i, torch.bfloat16, seed=7)
+
+    def layer() -> torch.Tensor:
+        p = moe.route_plan(ids, e)
+        x = moe.grouped_gemm(a, w1, p, activation="silu_and_mul", config=_staged())
+        return moe.grouped_gemm(x, w2, p, gather=False)
+
+    layer()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        y = layer()
+    for seed in range(3):
+        ids.copy_(uniform_ids(t, e, k, generator=torch.Generator(device="cuda").manual_seed(seed)))
+        a.normal_()
+        y.fill_(float("nan"))
+        graph.replay()
+        graph.replay()  # a second replay: the barrier's generation moves on, the result does not
+        torch.cuda.synchronize()
+        fresh = moe.route_plan(ids, e)
+        ref = moe.grouped_gemm_reference(moe.grouped_gemm_reference(a, w1, fresh, activation="silu_and_mul"),
+                                         w2, fresh, gather=False)
+        assert rel_err(y, ref) < TOL
+
+
+@pytest.mark.slow
+def test_staged_gather_offsets_past_int32() -> None:
+    # The workspace holds T * k * H > 2^31 elements: 64-bit row offsets in the copy and the TMA map.
+    t, k, e, h, i = 40_000, 8, 8, 7168, 64
+    ids = uniform_ids(t, e, k)
+    p = moe.route_plan(ids, e)
+    assert p.num_rows * h > 2**31
+    a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(e, 2 * i, h, device="cuda", dtype=torch.bfloat16) / h**0.5
+    cfg = moe.GemmConfig(block_m=128, block_n=128, stages=6, gather=True, gather_mode="staged")
+    out = moe.grouped_gemm(a, w, p, config=cfg)
+    src = p.gather_idx.long()
+    for lo in (0, p.num_rows - 2000):
+        e_of = torch.searchsorted(p.expert_starts, torch.arange(lo, lo + 2000, device="cuda"), right=True) - 1
+        ref = torch.einsum("rk,rnk->rn", a[src[lo:lo + 2000]].float(), w[e_of].float())
+        assert rel_err(out[lo:lo + 2000], ref) < TOL
+    del out
+    torch.cuda.empty_cache()

@@ -225,6 +225,36 @@ SB_DEVICE void st_relaxed_gpu_u32(uint32_t* ptr, uint32_t v) {
   asm volatile("st.relaxed.gpu.global.u32 [%0], %1;\n" : : "l"(ptr), "r"(v) : "memory");
 }
 
+// Acquire GPU-scope 32-bit load (a flag another block releases).
+SB_DEVICE uint32_t ld_acquire_gpu_u32(const uint32_t* ptr) {
+  uint32_t v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(ptr) : "memory");
+  return v;
+}
+
+// Release GPU-scope 32-bit store (publishes this thread's earlier writes with the value).
+SB_DEVICE void st_release_gpu_u32(uint32_t* ptr, uint32_t v) {
+  asm volatile("st.release.gpu.global.u32 [%0], %1;\n" : : "l"(ptr), "r"(v) : "memory");
+}
+
+// Orders this thread's generic-proxy global accesses (including writes it has acquired from
+// other threads) before its later async-proxy ones (TMA loads).
+SB_DEVICE void fence_proxy_async_global() {
+  asm volatile("fence.proxy.async.global;\n" : : : "memory");
+}
+
+// 16-byte read-only global load that does not allocate in L1 (a streaming copy).
+SB_DEVICE uint4 ld_global_nc_v4(const void* ptr) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(ptr));
+  return v;
+}
+
+// Waits about `ns` nanoseconds (a polite spin).
+SB_DEVICE void nanosleep(uint32_t ns) { asm volatile("nanosleep.u32 %0;\n" : : "r"(ns)); }
+
 // 16-byte global store of four floats (ptr 16-byte aligned).
 SB_DEVICE void st_global_v4_f32(float* ptr, float a, float b, float c, float d) {
   asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};\n" : : "l"(ptr), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");

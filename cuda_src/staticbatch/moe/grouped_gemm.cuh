@@ -130,6 +130,21 @@
 //      slice came last, and stores the tile through epilogue_swap (activation included).
 // No float atomics. The counters must be zero at launch; every launch that runs to the end
 // leaves them zero again (the host keeps one zeroed buffer per stream, see gemm.py).
+//
+// Staged gather (kStaged; host: gather_mode="staged", for compute-bound gate/up GEMMs). The
+// cp.async gather above streams token rows into every stage of every tile, and each token
+// block is read again for each of the task's N blocks; on the H200 that ran 15-50 % slower
+// than the same tiles fed by TMA from grouped rows (2026-11-28). So the kernel runs in two
+// phases. Phase 1: all threads of all blocks copy the grouped rows, workspace[r] =
+// a[gather_idx[r]] for r < task_starts[num_tasks], one warp per row in 16-byte pieces
+// (stage_rows); then the grid meets at a barrier (grid_barrier: one arrival counter that the
+// last arrival resets to zero, and a generation word it then advances; thread 0 of each
+// block waits for the generation to move, then issues fence.proxy.async.global so that its
+// TMA loads see the other blocks' generic-proxy stores). Phase 2 is the kernel without
+// gather, its a_map a TMA map over the workspace. Every block must be resident at once: the
+// grid is at most one block per SM and a block takes most of an SM's shared memory. The
+// counter must be zero at launch (a zeroed buffer per stream, like split-K's); a launch that
+// runs to the end leaves it zero.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -441,6 +456,54 @@ SB_DEVICE bool splitk_reduce(float (&acc)[kAccum], float* workspace, uint32_t* c
   return true;
 }
 
+// Phase 1 of the staged gather: workspace[r] = a[gather_idx[r]] for the grouped rows r < rows
+// (K elements each, K % 8 == 0, rows 16-byte aligned), one warp per row, eight 16-byte pieces
+// per lane in flight. Every thread of the grid calls it.
+SB_DEVICE void stage_rows(const uint16_t* a, int64_t lda, const int32_t* gather_idx, int64_t rows, int32_t k,
+                          uint16_t* workspace) {
+  constexpr int kUnroll = 8;
+  const int32_t lane = static_cast<int32_t>(threadIdx.x & 31);
+  const int64_t warps_per_block = blockDim.x / 32;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * warps_per_block;
+  const int32_t pieces = k / 8;
+  for (int64_t r = blockIdx.x * warps_per_block + threadIdx.x / 32; r < rows; r += stride) {
+    const uint4* src = reinterpret_cast<const uint4*>(a + static_cast<int64_t>(__ldg(gather_idx + r)) * lda);
+    uint4* dst = reinterpret_cast<uint4*>(workspace + r * static_cast<int64_t>(k));
+    for (int32_t p0 = lane; p0 < pieces; p0 += 32 * kUnroll) {
+      uint4 v[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (p0 + 32 * u < pieces) v[u] = ptx::ld_global_nc_v4(src + p0 + 32 * u);
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (p0 + 32 * u < pieces) ptx::st_global_v4(dst + p0 + 32 * u, v[u]);
+      }
+    }
+  }
+}
+
+// Every block of the grid waits here until all have arrived (all must be resident).
+// counters[0] counts this launch's arrivals and is zero between launches; counters[1] is a
+// generation word the last arrival advances. Afterwards thread 0 of each block may read what
+// any block wrote before the barrier, also through TMA (its proxy fence).
+SB_DEVICE void grid_barrier(uint32_t* counters) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const uint32_t gen = ptx::ld_acquire_gpu_u32(counters + 1);
+    // The block's writes (ordered before this thread by __syncthreads) go out with the arrival.
+    ptx::fence_acq_rel_gpu();
+    if (ptx::atomic_add_acq_rel_gpu(counters, 1u) == gridDim.x - 1) {
+      ptx::st_relaxed_gpu_u32(counters, 0u);  // ready for the next launch
+      ptx::st_release_gpu_u32(counters + 1, gen + 1u);
+    } else {
+      while (ptx::ld_acquire_gpu_u32(counters + 1) == gen) ptx::nanosleep(64);
+    }
+    ptx::fence_proxy_async_global();
+  }
+  __syncthreads();
+}
+
 // The kernel body. All threads of the block call it; the block has Shape::kThreads threads
 // and Shape::kSmemBytes bytes of dynamic shared memory. `a_map` is read without kGather (box
 // {64, BLOCK_M}) and with kTmaGather (box {64, 1}); it may be all zeros for the cp.async
@@ -448,13 +511,16 @@ SB_DEVICE bool splitk_reduce(float (&acc)[kAccum], float* workspace, uint32_t* c
 // kSplitK > 1 (swap mode only) `splitk_workspace` and `splitk_counters` are the split-K
 // workspace and counters (see the header); else unused.
 template <bool kBf16, int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kGather, bool kSiluMul,
-          bool kPingpong = false, bool kTmaGather = false, int kSplitK = 1>
+          bool kPingpong = false, bool kTmaGather = false, int kSplitK = 1, bool kStaged = false>
 SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescriptor& a_map, const void* a_ptr,
                             int64_t lda, void* out_ptr, const int32_t* gather_idx, const int32_t* tile_offsets,
                             const int32_t* task_rows, const int64_t* task_starts, const int32_t* task_expert,
-                            int32_t num_tasks, int32_t n, int32_t k, float* splitk_workspace = nullptr,
-                            uint32_t* splitk_counters = nullptr) {
+                            int32_t num_tasks, int32_t n, int32_t k, void* workspace = nullptr,
+                            uint32_t* counters = nullptr) {
   static_assert(kSplitK >= 1 && (kSplitK == 1 || kSwapAB), "split-K is for swap mode");
+  static_assert(!kStaged || (!kGather && kSplitK == 1), "the staged gather runs the kernel without gather, unsplit");
+  float* const splitk_workspace = static_cast<float*>(workspace);
+  uint32_t* const splitk_counters = counters;
   using Shape = GemmShape<BLOCK_M, BLOCK_N, kStages, kSwapAB, kPingpong>;
   using Storage = typename Shape::SharedStorage;
   using Ops = ElemOps<kBf16>;
@@ -486,6 +552,12 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     if constexpr (!kCpAsyncGather) ptx::tma_prefetch_descriptor(&a_map);
   }
   __syncthreads();
+
+  if constexpr (kStaged) {  // phase 1 of the staged gather (see the header)
+    stage_rows(static_cast<const uint16_t*>(a_ptr), lda, gather_idx, __ldg(task_starts + num_tasks), k,
+               static_cast<uint16_t*>(workspace));
+    grid_barrier(counters);
+  }
 
   const int32_t total_tiles = __ldg(tile_offsets + num_tasks);
   const int32_t num_k_blocks = ceil_div<int32_t>(k, BLOCK_K);

@@ -439,20 +439,6 @@ SB_DEVICE void route_scatter(const Id* ids, int64_t num_entries, int64_t chunk, 
   }
 }
 
-// ---------------------------------------------------------------------------- gather
-// out[r] = x[gather_idx[r]] for grouped rows r < M = expert_starts[E] (rows past M, skipped
-// slots, are left as they are). One block per row, 16 bytes per thread; h % 8 == 0.
-SB_DEVICE void gather_rows(const uint16_t* x, int64_t ldx, const int32_t* gather_idx, const int64_t* valid_rows,
-                           int32_t h, uint16_t* out) {
-  const int64_t r = blockIdx.x;
-  if (r >= __ldg(valid_rows)) return;
-  const uint16_t* src = x + static_cast<int64_t>(__ldg(gather_idx + r)) * ldx;
-  uint16_t* dst = out + r * h;
-  for (int32_t c = static_cast<int32_t>(threadIdx.x) * 8; c < h; c += static_cast<int32_t>(blockDim.x) * 8) {
-    *reinterpret_cast<uint4*>(dst + c) = __ldg(reinterpret_cast<const uint4*>(src + c));
-  }
-}
-
 // ---------------------------------------------------------------------------- combine
 
 template <typename T>
