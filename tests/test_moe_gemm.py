@@ -136,8 +136,8 @@ def test_gather_mode() -> None:
     tma = cfgmod.GemmConfig(gather=True, gather_mode="tma")
     stg = cfgmod.GemmConfig(gather=True, gather_mode="staged")
     assert cpa.gather_mode == "cp_async"
-    assert moe.choose_config(512, 8, 512, 256, gather=True).gather_mode == "cp_async"  # 64 rows per expert
-    assert moe.choose_config(4096, 8, 512, 256, gather=True).gather_mode == "staged"  # 512 rows per expert
+    assert moe.choose_config(64, 8, 512, 256, gather=True).gather_mode == "cp_async"  # swap mode (8 rows per expert)
+    assert moe.choose_config(512, 8, 512, 256, gather=True).gather_mode == "staged"  # normal mode (64 rows)
     assert moe.choose_config(4096, 8, 512, 256, gather=False).gather_mode == "cp_async"  # (unused without gather)
     assert len({tma.kernel_name, cpa.kernel_name, stg.kernel_name, cfgmod.GemmConfig().kernel_name}) == 4
     squash = lambda c: "".join(cfgmod.kernel_source(c).split())  # noqa: E731
