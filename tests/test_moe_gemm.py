@@ -178,7 +178,9 @@ def test_split_k_config_validation_and_name() -> None:
 def test_split_k_source_passes_the_factor() -> None:
     cfg = cfgmod.GemmConfig(block_m=16, block_n=64, stages=12, swap_ab=True, split_k=3)
     src = cfgmod.kernel_source(cfg)
-    assert "false, false, false, false, 3>(" in "".join(src.split()).replace(",", ", ") and "splitk_workspace" in src and "splitk_counters" in src
+    # ..., kSiluMul, kPingpong, kTmaGather, kSplitK, kStaged; the workspace and counters are passed on
+    assert "false, false, false, 3, false>(" in "".join(src.split()).replace(",", ", ")
+    assert "void* workspace" in src and "unsigned* counters" in src
 
 
 def _kernel_tiles(counts: list[int], n: int, k: int, cfg: cfgmod.GemmConfig) -> list[tuple[int, int, int, int, int]]:
