@@ -523,7 +523,7 @@ def choose_config(
         ``total_rows / active`` rows each. Small rows per expert use swap mode (weight
         streaming: narrow weight tiles so every SM has work, deep rings); larger ones the normal 128-row tiles, 256 wide when
         that still gives every SM a tile; 64-row tiles (experts of at most ~96 rows, or ~320
-        with K <= 4096) run ping-pong. A gathered normal-mode problem stages the gather
+        with K <= 4096 or a staged gather) run ping-pong. A gathered normal-mode problem stages the gather
         (``gather_mode="staged"``, ``USE_STAGED_GATHER``). With ``USE_SPLIT_K`` (off by default: measured
         slower) swap mode with fewer weight tiles than a few waves of SMs would take split-K
         when a simple model of the busiest SM's weight bytes (:func:`_swap_cost`) predicts at
@@ -545,11 +545,15 @@ def choose_config(
     if USE_TALL_TILES and TALL_MIN_ROWS < avg_m <= TALL_MAX_ROWS:
         # Each weight tile once per 256 rows of an expert, at most 63 rows of wasted compute.
         return _normal_config(256, 128, False, activation, dtype, gather)
-    # 64-row (ping-pong) tiles for small experts, and up to ~320 rows when K is short: the
+    # 64-row (ping-pong) tiles for small experts, and up to ~320 rows when K is short (or the
+    # gather is staged): the
     # last, partial token block of an expert wastes less, and the other group's main loop hides
     # each epilogue. Long K with few rows is weight-bandwidth bound: 128-row tiles read each
     # weight tile fewer times (sweep of 2026-11-28, benchmarks/results/gemm_sweep_2026-11-28.log).
-    block_m = 64 if (avg_m <= 96 or (avg_m <= 320 and k <= 4096)) else 128
+    # With the staged gather, 64-row tiles also won at K > 4096 (DeepSeek-V3 gate/up at T = 4096,
+    # 128 rows per expert: 4.74 against 5.36 ms for 128 x 256, H200 2026-11-28).
+    short_k = k <= 4096 or (gather and USE_STAGED_GATHER)
+    block_m = 64 if (avg_m <= 96 or (avg_m <= 320 and short_k)) else 128
     m_tiles = active * math.ceil(avg_m / block_m)
     e256 = _wave_efficiency(m_tiles * math.ceil(n / 256), num_sms)
     e128 = _wave_efficiency(m_tiles * math.ceil(n / 128), num_sms)
