@@ -551,7 +551,8 @@ def choose_config(
     # each epilogue. Long K with few rows is weight-bandwidth bound: 128-row tiles read each
     # weight tile fewer times (sweep of 2026-11-28, benchmarks/results/gemm_sweep_2026-11-28.log).
     # With the staged gather, 64-row tiles also won at K > 4096 (DeepSeek-V3 gate/up at T = 4096,
-    # 128 rows per expert: 4.74 against 5.36 ms for 128 x 256, H200 2026-11-28).
+    # 128 rows per expert: 4.74 against 5.36 ms for 128 x 256, H200 2026-11-28,
+    # benchmarks/results/dev_staged_tiles_check.json).
     short_k = k <= 4096 or (gather and USE_STAGED_GATHER)
     block_m = 64 if (avg_m <= 96 or (avg_m <= 320 and short_k)) else 128
     m_tiles = active * math.ceil(avg_m / block_m)
