@@ -22,12 +22,18 @@ MEMORY_CEILING_TBPS = 4.5
 
 
 def time_cuda(fn: Callable[[], Any], *, reps: int = 50, warmup: int = 5, graph: bool = True,
-              flush_l2: bool = False) -> dict[str, float]:
+              flush_l2: bool = False, warmup_ms: float = 60.0) -> dict[str, float]:
     """Median, p20 and p80 of one call of ``fn`` in milliseconds.
 
     With ``graph`` the call is captured once in a CUDA graph and its replays are timed (no
     launch gaps, no Python overhead); each replay is timed alone with CUDA events. With
     ``flush_l2`` a 256 MB buffer is written between replays (outside the timed region).
+
+    Before timing, the call runs (with the flush) for at least ``warmup_ms`` of GPU time. On the
+    H200 the first ~20 ms of replays after heavy, differently shaped work (building the inputs,
+    the float32 reference, another peer) ran up to 10 % slower than later ones
+    (DeepSeek-V3 T = 16: 2.25 against 2.04 ms, 2026-11-28), which made the result depend on
+    which candidate was timed first.
     """
     import torch
 
@@ -48,6 +54,17 @@ def time_cuda(fn: Callable[[], Any], *, reps: int = 50, warmup: int = 5, graph: 
         run = g.replay
         run()
     flush = torch.empty(256 * 2**20, dtype=torch.uint8, device="cuda") if flush_l2 else None
+    # Warm up by GPU time: one timed call sizes the loop.
+    probe = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
+    probe[0].record()
+    run()
+    probe[1].record()
+    torch.cuda.synchronize()
+    once_ms = max(probe[0].elapsed_time(probe[1]), 1e-3)
+    for i in range(min(2000, max(warmup, int(warmup_ms / once_ms) + 1))):
+        if flush is not None:
+            flush.fill_(i & 0xFF)
+        run()
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     stops = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     torch.cuda.synchronize()
