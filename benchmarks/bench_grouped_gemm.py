@@ -117,7 +117,7 @@ def main() -> int:
 
                 def ours() -> None:
                     moe.grouped_gemm(x, w1p, plan, activation="silu_and_mul", out=mid)
-                    moe.grouped_gemm(mid, w2, plan, gather=False, out=y)
+                    moe.grouped_gemm(mid, w2, plan, gather=False, out=y, programmatic_launch=True)  # as the layer does
 
                 mid.fill_(float("nan"))
                 y.fill_(float("nan"))

@@ -205,13 +205,20 @@ class LoadedKernel:
             self._occupancy[key] = int(n)
         return self._occupancy[key]
 
-    def launch(self, grid: int, block: int, smem: int, args: list[Any] | tuple[Any, ...], stream: Any = None) -> None:
+    def launch(self, grid: int, block: int, smem: int, args: list[Any] | tuple[Any, ...], stream: Any = None,
+               programmatic: bool = False) -> None:
         """Launch on ``stream`` (default: torch's current stream on this device).
 
         ``args`` hold, in the kernel's parameter order: torch tensors (passed as their data
         pointer), ``None`` (a null pointer), numpy scalars (``np.int32``, ``np.int64``,
         ``np.float32``, ...: a bare Python number is refused because its width would be a
         guess) and :class:`ByValue` structs.
+
+        ``programmatic=True`` launches the kernel as a programmatic dependent of the kernel
+        before it on the stream (``cuLaunchKernelEx`` with programmatic stream serialization,
+        sm_90): it may start once that kernel's blocks have all issued
+        ``griddepcontrol.launch_dependents`` or exited, and must itself execute
+        ``griddepcontrol.wait`` before it touches anything that kernel writes.
         """
         from cuda.bindings import driver
 
@@ -234,6 +241,22 @@ class LoadedKernel:
             pointers[i] = ctypes.addressof(holder)
         if stream is None:
             stream = torch_stream(self.device_index)
+        if programmatic:
+            config = driver.CUlaunchConfig()
+            config.gridDimX, config.gridDimY, config.gridDimZ = grid, 1, 1
+            config.blockDimX, config.blockDimY, config.blockDimZ = block, 1, 1
+            config.sharedMemBytes = smem
+            config.hStream = stream
+            attr = driver.CUlaunchAttribute()
+            attr.id = driver.CUlaunchAttributeID.CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+            attr.value.programmaticStreamSerializationAllowed = 1
+            config.attrs = [attr]
+            config.numAttrs = 1
+            _check(
+                driver.cuLaunchKernelEx(config, self.function, ctypes.addressof(pointers), 0),
+                f"launching {self.compiled.name} (programmatic dependent)",
+            )
+            return
         _check(
             driver.cuLaunchKernel(
                 self.function, grid, 1, 1, block, 1, 1, smem, stream, ctypes.addressof(pointers), 0

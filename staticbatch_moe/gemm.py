@@ -256,6 +256,7 @@ def grouped_gemm(
     activation: str | None = None,
     out: Any = None,
     config: GemmConfig | None = None,
+    programmatic_launch: bool = False,
 ) -> Any:
     """Every expert's GEMM in one statically batched kernel.
 
@@ -283,6 +284,13 @@ def grouped_gemm(
         as they are.
     config : GemmConfig, optional
         Override the heuristic's tile configuration (for experiments).
+    programmatic_launch : bool
+        Launch as a programmatic dependent of the kernel before it on the stream (PDL, Hopper):
+        this kernel's blocks may start while that kernel finishes, and without gather they load
+        their first weight stages before waiting for it; no token row is read and no output
+        written before it has completed. Only if that kernel writes neither ``w`` nor the
+        plan's arrays (the MoE layer uses it for the down GEMM, which follows the gate/up GEMM).
+        Ignored on the reference path.
 
     Returns
     -------
@@ -366,5 +374,6 @@ def grouped_gemm(
             workspace,
             counters,
         ],
+        programmatic=programmatic_launch,
     )
     return out

@@ -347,7 +347,9 @@ def fused_moe(
             mid = (torch.nn.functional.silu(g[:, :half].float()) * g[:, half:].float()).to(g.dtype)
         else:
             mid = _swigluoai(g.float(), swiglu_alpha, swiglu_limit).to(g.dtype)
-    y = grouped_gemm(mid, w2, plan, gather=False)
+    # A programmatic dependent of the kernel before it (which writes only `mid`): its first weight
+    # stages load while that kernel finishes.
+    y = grouped_gemm(mid, w2, plan, gather=False, programmatic_launch=True)
     if w2_bias is None:
         return combine(y, plan.slot_to_row, topk_weights, out=out)
     return combine(y, plan.slot_to_row, topk_weights, out=out, bias=w2_bias.to(y.dtype), topk_ids=ids)

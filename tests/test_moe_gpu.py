@@ -462,3 +462,49 @@ def test_staged_gather_offsets_past_int32() -> None:
         assert rel_err(out[lo:lo + 2000], ref) < TOL
     del out
     torch.cuda.empty_cache()
+
+
+# ---------------------------------------------------------------------------------------------
+# Programmatic dependent launch of the down GEMM (programmatic_launch=True)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "down",
+    [None, moe.GemmConfig(block_m=8, block_n=128, stages=12, swap_ab=True),
+     moe.GemmConfig(block_m=64, block_n=256, stages=4, pingpong=True), moe.GemmConfig(block_m=128, block_n=256, stages=4),
+     moe.GemmConfig(block_m=256, block_n=128, stages=4),
+     moe.GemmConfig(block_m=8, block_n=64, stages=12, swap_ab=True, split_k=2)],
+    ids=["heuristic", "swap", "pingpong", "128x256", "tall", "split-k"],
+)
+@pytest.mark.parametrize("graph", [False, True])
+def test_programmatic_down_after_gate_up(down: moe.GemmConfig | None, graph: bool) -> None:
+    """The down GEMM launched as a programmatic dependent reads the gate/up GEMM's output only
+    once that has completed (a large gate/up, so an early read would see the NaN poison)."""
+    e, t, k, h, i = 16, 1500, 4, 2048, 512
+    ids = uniform_ids(t, e, k)
+    p = moe.route_plan(ids, e)
+    a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+    w1 = moe.pack_gate_up(_weights(e, 2 * i, h, torch.bfloat16, seed=8))
+    w2 = _weights(e, h, i, torch.bfloat16, seed=9)
+    mid = torch.empty(p.num_rows, i, device="cuda", dtype=torch.bfloat16)
+    y = torch.empty(p.num_rows, h, device="cuda", dtype=torch.bfloat16)
+
+    def layer() -> None:
+        mid.fill_(float("nan"))
+        moe.grouped_gemm(a, w1, p, activation="silu_and_mul", out=mid)
+        moe.grouped_gemm(mid, w2, p, gather=False, out=y, config=down, programmatic_launch=True)
+
+    ref = moe.grouped_gemm_reference(moe.grouped_gemm_reference(a, w1, p, activation="silu_and_mul"), w2, p,
+                                     gather=False)
+    layer()
+    torch.cuda.synchronize()
+    if graph:
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            layer()
+        y.fill_(float("nan"))
+        g.replay()
+        torch.cuda.synchronize()
+    assert not torch.isnan(y).any()
+    assert rel_err(y, ref) < TOL

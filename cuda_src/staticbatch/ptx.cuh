@@ -252,6 +252,15 @@ SB_DEVICE uint4 ld_global_nc_v4(const void* ptr) {
   return v;
 }
 
+// Programmatic dependent launch (sm_90). Lets the next kernel on the stream, if it was launched
+// as a programmatic dependent, be scheduled once every block of this grid has issued this (or
+// exited). A no-op otherwise.
+SB_DEVICE void griddep_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;\n" : : : "memory"); }
+
+// Waits until the grid this kernel programmatically depends on has completed and its memory
+// operations are visible. Returns at once when the kernel was launched normally.
+SB_DEVICE void griddep_wait() { asm volatile("griddepcontrol.wait;\n" : : : "memory"); }
+
 // Waits about `ns` nanoseconds (a polite spin).
 SB_DEVICE void nanosleep(uint32_t ns) { asm volatile("nanosleep.u32 %0;\n" : : "r"(ns)); }
 

@@ -131,6 +131,16 @@
 // No float atomics. The counters must be zero at launch; every launch that runs to the end
 // leaves them zero again (the host keeps one zeroed buffer per stream, see gemm.py).
 //
+// Programmatic dependent launch. Every block first issues griddepcontrol.launch_dependents, so a
+// kernel launched after this one as a programmatic dependent may be scheduled as blocks exit.
+// Launched that way itself (host: programmatic_launch=True), the kernel runs ahead of the kernel
+// before it only as far as the weight and the plan allow, which that kernel must not write:
+// without gather, warp 0 of the producer maps its first tiles and issues the weight TMA loads of
+// the first kStages stages (each stage's expect_tx counts weight and token bytes, so the stage
+// completes only when both have landed), then waits (griddepcontrol.wait) before any token-row
+// load; every other thread waits at the start, so no token row is read and no output written
+// before the previous kernel has completed. Launched normally, the wait returns at once.
+//
 // Staged gather (kStaged; host: gather_mode="staged", for compute-bound gate/up GEMMs). The
 // cp.async gather above streams token rows into every stage of every tile, and each token
 // block is read again for each of the task's N blocks; on the H200 that ran 15-50 % slower
@@ -551,7 +561,13 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     ptx::tma_prefetch_descriptor(&w_map);
     if constexpr (!kCpAsyncGather) ptx::tma_prefetch_descriptor(&a_map);
   }
+  ptx::griddep_launch_dependents();
   __syncthreads();
+
+  // Programmatic dependent launch (see the header): without gather, the producer's warp 0 loads
+  // the first weight stages before it waits for the previous kernel; everyone else waits now.
+  constexpr bool kWeightsFirst = !kGather && !kStaged;
+  if (!kWeightsFirst || warp_group != 0) ptx::griddep_wait();
 
   if constexpr (kStaged) {  // phase 1 of the staged gather (see the header)
     stage_rows(static_cast<const uint16_t*>(a_ptr), lda, gather_idx, __ldg(task_starts + num_tasks), k,
@@ -576,6 +592,33 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     const bool loads = kCpAsyncGather ? true : (kRowTma ? t < kGatherThreads : t < 32);
     if (loads) {
       WarpSearchMapper mapper(tile_offsets, num_tasks);
+      // Bytes one stage of a tile receives by TMA (counted on its full barrier): the weight tile,
+      // plus without gather the token box (or, tall tiles, its live 64-row slices), plus with the
+      // TMA gather 128 bytes per token row that exists.
+      auto stage_bytes_of = [&](const TileCoord& tc) -> uint32_t {
+        const int32_t rows = tc.m - tc.m_block * BLOCK_M < kXRows ? tc.m - tc.m_block * BLOCK_M : kXRows;
+        const uint32_t live = Shape::kSlices > 1 ? static_cast<uint32_t>((rows + 63) / 64 * 64) : kXRows;
+        const uint32_t x_box_bytes = Shape::kXBoxRows == kXRows ? Shape::kXBytes : live * 128u;
+        return Shape::kWBytes + (!kGather ? x_box_bytes : (kRowTma ? static_cast<uint32_t>(rows) * 128u : 0u));
+      };
+      // Steps [0, early) had their weight tile loaded (and expect_tx set) before the wait.
+      uint32_t early = 0;
+      if constexpr (kWeightsFirst) {
+        constexpr uint32_t kEarlyMax = static_cast<uint32_t>(kStages);
+        for (int32_t tile = static_cast<int32_t>(blockIdx.x); tile < total_tiles && early < kEarlyMax;
+             tile += static_cast<int32_t>(gridDim.x)) {
+          const TileCoord tc =
+              locate_tile<BLOCK_M, kSplitK>(mapper.map(tile), task_rows, task_starts, task_expert, num_k_blocks);
+          for (int32_t kb = tc.k_block0; kb < tc.k_block0 + tc.k_blocks && early < kEarlyMax; ++kb, ++early) {
+            if (t == 0) {  // stage `early` is fresh: nothing to wait for
+              ptx::mbarrier_arrive_expect_tx(&ss.full[early], stage_bytes_of(tc));
+              ptx::tma_load_3d(ptx::smem_addr(ss.w[early]), &w_map, &ss.full[early], kb * BLOCK_K, tc.n_block * BLOCK_N,
+                               tc.expert);
+            }
+          }
+        }
+        ptx::griddep_wait();
+      }
       uint32_t it = 0;  // running K step over all tiles of this block
       for (int32_t tile = static_cast<int32_t>(blockIdx.x); tile < total_tiles;
            tile += static_cast<int32_t>(gridDim.x)) {
@@ -600,17 +643,16 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         // Without kGather: first row of a of this token block (rows < 2^31, see the header).
         const int32_t x_row0 = static_cast<int32_t>(tc.start + tile_row0);
         const int32_t w_row0 = tc.n_block * BLOCK_N;
-        // Bytes one stage of this tile receives by TMA (counted on its full barrier).
-        const uint32_t x_box_bytes = Shape::kXBoxRows == kXRows ? Shape::kXBytes : static_cast<uint32_t>(x_live) * 128u;
-        const uint32_t stage_bytes =
-            Shape::kWBytes + (!kGather ? x_box_bytes : (kRowTma ? static_cast<uint32_t>(x_rows) * 128u : 0u));
+        const uint32_t stage_bytes = stage_bytes_of(tc);
         for (int32_t kb = tc.k_block0; kb < tc.k_block0 + tc.k_blocks; ++kb, ++it) {
           const uint32_t s = it % kStages;
           const uint32_t phase = (it / kStages) & 1u;
           ptx::mbarrier_wait(&ss.empty[s], phase ^ 1u);
           if (t == 0) {
-            ptx::mbarrier_arrive_expect_tx(&ss.full[s], stage_bytes);
-            ptx::tma_load_3d(ptx::smem_addr(ss.w[s]), &w_map, &ss.full[s], kb * BLOCK_K, w_row0, tc.expert);
+            if (it >= early) {  // else loaded before the wait
+              ptx::mbarrier_arrive_expect_tx(&ss.full[s], stage_bytes);
+              ptx::tma_load_3d(ptx::smem_addr(ss.w[s]), &w_map, &ss.full[s], kb * BLOCK_K, w_row0, tc.expert);
+            }
             if constexpr (!kGather && Shape::kXBoxRows == kXRows) {
               ptx::tma_load_2d(ptx::smem_addr(ss.x[s]), &a_map, &ss.full[s], kb * BLOCK_K, x_row0);
             } else if constexpr (!kGather) {  // tall tiles: one box per live 64-row slice
