@@ -25,6 +25,9 @@ __all__ = ["GateUpWeight", "GemmConfig", "grouped_gemm", "grouped_gemm_reference
 logger = logging.getLogger("staticbatch.moe")
 
 _ACTIVATIONS = (None, "silu_and_mul")
+#: Dynamic shared memory a launch requests at the least: more than half of an sm_90 SM's 228 KB,
+#: so that blocks of the persistent kernel never share an SM.
+ONE_BLOCK_SMEM = 120 * 1024
 _descriptor_cache: dict[tuple, sb.ByValue] = {}
 _token_cache: dict[tuple, sb.ByValue] = {}
 _kernels: dict[tuple, tuple[Any, int]] = {}
@@ -355,7 +358,9 @@ def grouped_gemm(
     kernel.launch(
         sms,
         cfgmod.threads(config),
-        cfgmod.shared_bytes(config),
+        # At least ONE_BLOCK_SMEM: one block per SM even while a programmatic dependent's blocks
+        # are placed as the previous kernel's blocks exit (two 112 KB blocks could share an SM).
+        max(cfgmod.shared_bytes(config), ONE_BLOCK_SMEM),
         [
             _weight_descriptor(weight, config),
             # Holds a's address and row count (a graph capture keeps the bytes it was given).
