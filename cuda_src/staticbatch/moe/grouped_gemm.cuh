@@ -604,11 +604,13 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       // Steps [0, early) had their weight tile loaded (and expect_tx set) before the wait.
       uint32_t early = 0;
       if constexpr (kWeightsFirst) {
+        // Its own mapper: a mapper only walks forward, and the loop below starts over.
+        WarpSearchMapper early_mapper(tile_offsets, num_tasks);
         constexpr uint32_t kEarlyMax = static_cast<uint32_t>(kStages);
         for (int32_t tile = static_cast<int32_t>(blockIdx.x); tile < total_tiles && early < kEarlyMax;
              tile += static_cast<int32_t>(gridDim.x)) {
-          const TileCoord tc =
-              locate_tile<BLOCK_M, kSplitK>(mapper.map(tile), task_rows, task_starts, task_expert, num_k_blocks);
+          const TileCoord tc = locate_tile<BLOCK_M, kSplitK>(early_mapper.map(tile), task_rows, task_starts,
+                                                             task_expert, num_k_blocks);
           for (int32_t kb = tc.k_block0; kb < tc.k_block0 + tc.k_blocks && early < kEarlyMax; ++kb, ++early) {
             if (t == 0) {  // stage `early` is fresh: nothing to wait for
               ptx::mbarrier_arrive_expect_tx(&ss.full[early], stage_bytes_of(tc));
