@@ -6,8 +6,10 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -134,3 +136,23 @@ def save(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = N
     if out:
         Path(out, f"{name}.json").write_text(text)
     return path
+
+
+def compile_configs(configs: list[Any]) -> dict[str, str]:
+    """Compile grouped-GEMM configurations in parallel (NVRTC, ptxas report on) and return
+    ``{kernel name: "N regs, spill S/L B"}`` (or a note when the cubin came from the cache)."""
+    import staticbatch as sb
+    from staticbatch_moe import _gemm_config as cfgmod
+
+    t = time.time()
+    compiled = sb.compile_many([(cfgmod.kernel_source(c), c.kernel_name) for c in configs],
+                               options=("--ptxas-options=-v",))
+    print(f"compiled {len(configs)} configurations in {time.time() - t:.1f}s", flush=True)
+    report = {}
+    for c, comp in zip(configs, compiled):
+        text = comp.log or ""
+        regs = re.search(r"Used (\d+) registers", text)
+        spill = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", text)
+        report[c.kernel_name] = (f"{regs.group(1)} regs, spill {spill.group(1)}/{spill.group(2)} B"
+                                 if regs and spill else "from the cache (no ptxas report)")
+    return report

@@ -28,14 +28,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import sys
 import time
 import traceback
 
-from common import save, time_cuda
+from common import compile_configs, save, time_cuda
 
-import staticbatch as sb
 import staticbatch_moe as moe
 from staticbatch_moe import _gemm_config as cfgmod
 
@@ -101,17 +99,7 @@ def timed_configs() -> list[cfgmod.GemmConfig]:
 
 def precompile() -> dict[str, str]:
     cfgs = list(dict.fromkeys(check_configs() + timed_configs() + [c for _, _, c in small_t_configs()]))
-    t = time.time()
-    compiled = sb.compile_many([(cfgmod.kernel_source(c), c.kernel_name) for c in cfgs],
-                               options=("--ptxas-options=-v",))
-    log(f"compiled {len(cfgs)} configurations in {time.time() - t:.1f}s")
-    report = {}
-    for c, comp in zip(cfgs, compiled):
-        text = comp.log or ""
-        regs = re.search(r"Used (\d+) registers", text)
-        spill = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", text)
-        report[c.kernel_name] = (f"{regs.group(1)} regs, spill {spill.group(1)}/{spill.group(2)} B"
-                                 if regs and spill else "from the cache (no ptxas report)")
+    report = compile_configs(cfgs)
     for c in timed_configs():
         log(f"  {c.kernel_name:<52} {report[c.kernel_name]}")
     return report

@@ -146,12 +146,6 @@ SB_DEVICE void tma_prefetch_descriptor(const TmaDescriptor* map) {
   asm volatile("prefetch.tensormap [%0];\n" : : "l"(reinterpret_cast<uint64_t>(map)) : "memory");
 }
 
-// Orders this thread's generic-proxy shared-memory accesses (including cp.async writes it
-// has observed) before its later async-proxy accesses (wgmma, TMA).
-SB_DEVICE void fence_proxy_async_shared() {
-  asm volatile("fence.proxy.async.shared::cta;\n" : : : "memory");
-}
-
 // ---------------------------------------------------------------------------------------
 // Named barriers, shared and global memory
 // ---------------------------------------------------------------------------------------

@@ -198,7 +198,7 @@ struct GemmShape {
   static constexpr int kXBoxRows = kSlices > 1 ? 64 : kXRows;
   // cp.async gather: each producer thread copies kCopyChunks 16-byte chunks of a row (chunk c
   // and c + kChunkStep) in rows r, r + kCopyRowStep, ...: one chunk of 8 rows (BLOCK_M = 128),
-  // two of 8 rows with tall tiles, so that the row indices stay in 8 of the producer's 40 registers.
+  // two of 8 rows with tall tiles, so that the row indices stay in 8 of the producer's kProducerRegs registers.
   static constexpr int kCopyChunks = kXRows > 128 ? 2 : 1;
   static constexpr int kChunkStep = 8 / kCopyChunks;                  // threads per 128-byte row
   static constexpr int kCopyRowStep = 128 / kChunkStep;              // rows per pass of the 128 threads
