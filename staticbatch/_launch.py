@@ -205,6 +205,28 @@ class LoadedKernel:
             self._occupancy[key] = int(n)
         return self._occupancy[key]
 
+    def max_active_clusters(self, cluster: int, block: int, smem: int) -> int:
+        """How many clusters of ``cluster`` blocks (the kernel's compile-time ``__cluster_dims__``)
+        can be resident on the device at once (``cuOccupancyMaxActiveClusters``)."""
+        from cuda.bindings import driver
+
+        key = (-cluster, block, smem)
+        if key not in self._occupancy:
+            self._ensure_smem(smem)
+            _make_current(self.device_index)
+            config = driver.CUlaunchConfig()
+            config.gridDimX, config.gridDimY, config.gridDimZ = cluster, 1, 1
+            config.blockDimX, config.blockDimY, config.blockDimZ = block, 1, 1
+            config.sharedMemBytes = smem
+            n = _check(driver.cuOccupancyMaxActiveClusters(self.function, config), "cuOccupancyMaxActiveClusters")
+            if int(n) < 1:
+                raise LaunchError(
+                    f"kernel {self.compiled.name} cannot run clusters of {cluster} blocks of {block} threads and "
+                    f"{smem} bytes of shared memory"
+                )
+            self._occupancy[key] = int(n)
+        return self._occupancy[key]
+
     def launch(self, grid: int, block: int, smem: int, args: list[Any] | tuple[Any, ...], stream: Any = None,
                programmatic: bool = False) -> None:
         """Launch on ``stream`` (default: torch's current stream on this device).

@@ -190,7 +190,7 @@ def _kernel_path_problem(a: Any) -> str | None:
 
 
 def _weight_descriptor(weight: Any, cfg: GemmConfig) -> sb.ByValue:
-    key = (weight.data_ptr(), tuple(weight.shape), weight.dtype, cfg.block_n, cfg.swap_ab, cfg.pingpong, cfg.dtype)
+    key = (weight.data_ptr(), tuple(weight.shape), weight.dtype, cfg.block_n // cfg.cluster, cfg.dtype)
     desc = _descriptor_cache.get(key)
     if desc is None:
         desc = sb.ByValue(cfgmod.weight_tma_descriptor(weight, cfg), align=64)
@@ -355,12 +355,17 @@ def grouped_gemm(
         # The kernel's first phase fills it with the gathered rows; its TMA map is the token map.
         workspace = token_rows = torch.empty(plan.num_rows, k, dtype=a.dtype, device=a.device)
         counters = _counters("barrier", 2, a.device)
+    # At least ONE_BLOCK_SMEM: one block per SM even while a programmatic dependent's blocks
+    # are placed as the previous kernel's blocks exit (two 112 KB blocks could share an SM).
+    smem = max(cfgmod.shared_bytes(config), ONE_BLOCK_SMEM)
+    grid = sms
+    if config.cluster > 1:  # whole clusters, all resident at once (the staged gather's grid barrier)
+        grid = config.cluster * min(sms // config.cluster,
+                                    kernel.max_active_clusters(config.cluster, cfgmod.threads(config), smem))
     kernel.launch(
-        sms,
+        grid,
         cfgmod.threads(config),
-        # At least ONE_BLOCK_SMEM: one block per SM even while a programmatic dependent's blocks
-        # are placed as the previous kernel's blocks exit (two 112 KB blocks could share an SM).
-        max(cfgmod.shared_bytes(config), ONE_BLOCK_SMEM),
+        smem,
         [
             _weight_descriptor(weight, config),
             # Holds a's address and row count (a graph capture keeps the bytes it was given).

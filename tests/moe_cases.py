@@ -66,6 +66,17 @@ def tall_configs() -> list:
     return found
 
 
+def cluster_config(block_m: int, block_n: int, pingpong: bool, *, silu: bool, cluster: int = 2):  # type: ignore[no-untyped-def]
+    """A normal-mode tile with ``cluster`` CTAs: gate/up with the staged gather (``silu``) or
+    down without gather."""
+    from staticbatch_moe._gemm_config import _normal_config
+
+    cfg = _normal_config(block_m, block_n, pingpong, "silu_and_mul" if silu else None, "bf16", silu)
+    if silu:
+        cfg = dataclasses.replace(cfg, gather_mode="staged")
+    return dataclasses.replace(cfg, cluster=cluster)
+
+
 def reachable_configs() -> list:
     """Every configuration the GPU tests can reach (a superset), to compile them in parallel first."""
     import staticbatch_moe as moe
@@ -92,4 +103,7 @@ def reachable_configs() -> list:
     found |= {dataclasses.replace(c, gather_mode="staged") for c in found if c.gather and c.split_k == 1 and not c.swap_ab}
     found.update(split_k_configs())
     found.update(tall_configs())
+    found.update(cluster_config(bm, bn, pp, silu=silu, cluster=c) for bm, bn, pp in
+                 ((128, 256, False), (64, 256, True), (128, 128, False), (64, 128, True))
+                 for silu in (False, True) for c in (1, 2))
     return sorted(found, key=lambda c: c.kernel_name)

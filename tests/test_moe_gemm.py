@@ -141,10 +141,10 @@ def test_gather_mode() -> None:
     assert moe.choose_config(4096, 8, 512, 256, gather=False).gather_mode == "cp_async"  # (unused without gather)
     assert len({tma.kernel_name, cpa.kernel_name, stg.kernel_name, cfgmod.GemmConfig().kernel_name}) == 4
     squash = lambda c: "".join(cfgmod.kernel_source(c).split())  # noqa: E731
-    # ..., kGather, kSiluMul, kPingpong, kTmaGather, kSplitK, kStaged
-    assert "true,false,false,true,1,false>(" in squash(tma)
-    assert "true,false,false,false,1,false>(" in squash(cpa)
-    assert "false,false,false,false,1,true>(" in squash(stg)  # the staged kernel runs without gather
+    # ..., kGather, kSiluMul, kPingpong, kTmaGather, kSplitK, kStaged, kCluster
+    assert "true,false,false,true,1,false,1>(" in squash(tma)
+    assert "true,false,false,false,1,false,1>(" in squash(cpa)
+    assert "false,false,false,false,1,true,1>(" in squash(stg)  # the staged kernel runs without gather
     with pytest.raises(sb.InvalidArgumentError, match="gather_mode"):
         cfgmod.GemmConfig(gather_mode="dma")
     with pytest.raises(sb.InvalidArgumentError, match="only with gather=True"):
@@ -154,6 +154,25 @@ def test_gather_mode() -> None:
     with pytest.raises(sb.InvalidArgumentError, match="staged.*split-K"):
         cfgmod.GemmConfig(block_m=16, block_n=128, stages=4, swap_ab=True, gather=True, gather_mode="staged",
                           split_k=2)
+
+
+def test_cluster_config() -> None:
+    """cluster=2: its own kernel name, the compile-time cluster shape, the template argument;
+    what it cannot combine with is an error that names the argument."""
+    c2 = cfgmod.GemmConfig(block_m=128, block_n=256, stages=4, cluster=2)
+    assert c2.kernel_name == cfgmod.GemmConfig(block_m=128, block_n=256, stages=4).kernel_name + "_c2"
+    src = cfgmod.kernel_source(c2)
+    assert "__cluster_dims__(2, 1, 1)" in src and "__cluster_dims__" not in cfgmod.kernel_source(cfgmod.GemmConfig())
+    assert "false,false,false,false,1,false,2>(" in "".join(src.split())
+    staged = cfgmod.GemmConfig(block_m=64, block_n=256, pingpong=True, gather=True, gather_mode="staged", cluster=2)
+    assert staged.kernel_name.endswith("_pp_gstg_c2")
+    for bad in (dict(cluster=3), dict(cluster=0), dict(cluster=True)):
+        with pytest.raises(sb.InvalidArgumentError, match="`cluster` must be 1 or 2"):
+            cfgmod.GemmConfig(**bad)
+    for bad in (dict(block_m=16, block_n=128, swap_ab=True), dict(block_m=256, block_n=128),
+                dict(gather=True), dict(gather=True, gather_mode="tma")):
+        with pytest.raises(sb.InvalidArgumentError, match="`cluster=2` needs normal mode"):
+            cfgmod.GemmConfig(stages=4, cluster=2, **bad)
 
 
 # ---------------------------------------------------------------------------------------------

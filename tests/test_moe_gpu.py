@@ -465,6 +465,66 @@ def test_staged_gather_offsets_past_int32() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# 2-CTA clusters (cluster=2: neighbouring tiles side by side, the shared weight tile multicast)
+# ---------------------------------------------------------------------------------------------
+
+CLUSTER_TILES = [(128, 256, False), (64, 256, True), (128, 128, False), (64, 128, True)]
+# Odd and even tile totals, fewer tiles than blocks, pairs that straddle two tasks or two n-blocks.
+CLUSTER_COUNTS = {"edge": EDGE, "one-row": [1], "one-expert": [300], "odd": [129, 0, 5], "skew": [3000, 1, 1, 0, 40]}
+
+
+@pytest.mark.parametrize("silu", [False, True], ids=["down", "gate-up-staged"])
+@pytest.mark.parametrize("tiles", CLUSTER_TILES, ids=["128x256", "pp64x256", "128x128", "pp64x128"])
+def test_cluster_matches_reference_and_unclustered_bitwise(silu: bool, tiles: tuple[int, int, bool]) -> None:
+    """Every tile is computed exactly as without a cluster (the multicast only moves bytes)."""
+    from moe_cases import cluster_config
+
+    for k in (200, 2880):
+        for case, counts in CLUSTER_COUNTS.items():
+            ids = ids_with_counts(counts, seed=k)
+            e, n = len(counts), 320
+            p = moe.route_plan(ids, e)
+            g = torch.Generator(device="cuda").manual_seed(k)
+            a = torch.randn(ids.shape[0] if silu else p.num_rows, k, device="cuda", generator=g).to(torch.bfloat16)
+            w = _weights(e, n, k, torch.bfloat16, seed=k)
+            wt = moe.pack_gate_up(w) if silu else w
+            act = "silu_and_mul" if silu else None
+            outs = []
+            for cluster in (2, 1):
+                out = torch.full((p.num_rows, n // 2 if silu else n), float("nan"), dtype=torch.bfloat16, device="cuda")
+                moe.grouped_gemm(a, wt, p, gather=silu, activation=act, out=out,
+                                 config=cluster_config(*tiles, silu=silu, cluster=cluster))
+                outs.append(out)
+            ref = moe.grouped_gemm_reference(a, wt, p, gather=silu, activation=act)
+            assert not torch.isnan(outs[0]).any(), (case, k)
+            assert rel_err(outs[0], ref) < TOL, (case, k)
+            assert torch.equal(outs[0], outs[1]), (case, k)
+
+
+def test_cluster_cuda_graph_replay() -> None:
+    from moe_cases import cluster_config
+
+    e, t, k, h, i = 8, 2048, 2, 512, 256
+    ids = uniform_ids(t, e, k)
+    a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+    w1 = moe.pack_gate_up(_weights(e, 2 * i, h, torch.bfloat16, seed=10))
+    w2 = _weights(e, h, i, torch.bfloat16, seed=11)
+
+    def layer() -> torch.Tensor:
+        p = moe.route_plan(ids, e)
+        x = moe.grouped_gemm(a, w1, p, activation="silu_and_mul", config=cluster_config(128, 256, False, silu=True))
+        return moe.grouped_gemm(x, w2, p, gather=False, config=cluster_config(64, 256, True, silu=False),
+                                programmatic_launch=True)
+
+    layer()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        y = layer()
+    _replay_with_new_routing(graph, y, ids, a, w1, w2, e, replays=2)
+
+
+# ---------------------------------------------------------------------------------------------
 # Programmatic dependent launch of the down GEMM (programmatic_launch=True)
 # ---------------------------------------------------------------------------------------------
 
@@ -474,8 +534,9 @@ def test_staged_gather_offsets_past_int32() -> None:
     [None, moe.GemmConfig(block_m=8, block_n=128, stages=12, swap_ab=True),
      moe.GemmConfig(block_m=64, block_n=256, stages=4, pingpong=True), moe.GemmConfig(block_m=128, block_n=256, stages=4),
      moe.GemmConfig(block_m=256, block_n=128, stages=4),
-     moe.GemmConfig(block_m=8, block_n=64, stages=12, swap_ab=True, split_k=2)],
-    ids=["heuristic", "swap", "pingpong", "128x256", "tall", "split-k"],
+     moe.GemmConfig(block_m=8, block_n=64, stages=12, swap_ab=True, split_k=2),
+     moe.GemmConfig(block_m=128, block_n=256, stages=4, cluster=2)],
+    ids=["heuristic", "swap", "pingpong", "128x256", "tall", "split-k", "cluster"],
 )
 @pytest.mark.parametrize("graph", [False, True])
 def test_programmatic_down_after_gate_up(down: moe.GemmConfig | None, graph: bool) -> None:

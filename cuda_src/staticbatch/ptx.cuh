@@ -72,6 +72,17 @@ SB_DEVICE void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
                : "memory");
 }
 
+// Arrives `count` times on the barrier at once (sm_90).
+SB_DEVICE void mbarrier_arrive_count(uint64_t* bar, uint32_t count) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0], %1;\n" : : "r"(smem_addr(bar)), "r"(count) : "memory");
+}
+
+// Arrives (release, cluster scope) on a barrier of another CTA of the cluster; `cluster_addr`
+// comes from mapa_shared.
+SB_DEVICE void mbarrier_arrive_cluster(uint32_t cluster_addr) {
+  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" : : "r"(cluster_addr) : "memory");
+}
+
 // One probe: true when the phase with parity `parity` has completed.
 SB_DEVICE bool mbarrier_try_wait(uint64_t* bar, uint32_t parity) {
   uint32_t done;
@@ -129,6 +140,20 @@ SB_DEVICE void tma_load_3d(uint32_t dst, const TmaDescriptor* map, uint64_t* bar
       : "memory");
 }
 
+// tma_load_3d into every CTA of the cluster named in `cta_mask` (bit i: rank i): the box lands
+// at offset `dst` of each one's shared memory and its bytes are counted on the barrier at
+// `bar`'s offset in each of them.
+SB_DEVICE void tma_load_3d_multicast(uint32_t dst, const TmaDescriptor* map, uint64_t* bar, int32_t c0, int32_t c1,
+                                     int32_t c2, uint16_t cta_mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster"
+      " [%0], [%1, {%3, %4, %5}], [%2], %6;\n"
+      :
+      : "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_addr(bar)), "r"(c0), "r"(c1), "r"(c2),
+        "h"(cta_mask)
+      : "memory");
+}
+
 // Loads the 2-D box at coordinates (c0 innermost, c1) of the tensor map into shared memory
 // at `dst`; the bytes (the whole box, out-of-bounds elements zero-filled) are counted on
 // `bar`'s transaction count.
@@ -144,6 +169,29 @@ SB_DEVICE void tma_load_2d(uint32_t dst, const TmaDescriptor* map, uint64_t* bar
 // Brings the tensor map into the cache ahead of first use.
 SB_DEVICE void tma_prefetch_descriptor(const TmaDescriptor* map) {
   asm volatile("prefetch.tensormap [%0];\n" : : "l"(reinterpret_cast<uint64_t>(map)) : "memory");
+}
+
+// ---------------------------------------------------------------------------------------
+// Thread block clusters
+// ---------------------------------------------------------------------------------------
+
+// This CTA's rank in its cluster.
+SB_DEVICE uint32_t cluster_ctarank() {
+  uint32_t r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+  return r;
+}
+
+// Every thread of every CTA of the cluster: arrive (release) and wait (acquire).
+SB_DEVICE void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" : : : "memory");
+}
+
+// The address in CTA `cta` of the cluster of what lies at `addr` in this CTA's shared memory.
+SB_DEVICE uint32_t mapa_shared(uint32_t addr, uint32_t cta) {
+  uint32_t r;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(addr), "r"(cta));
+  return r;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -521,7 +521,7 @@ SB_DEVICE void grid_barrier(uint32_t* counters) {
 // kSplitK > 1 (swap mode only) `splitk_workspace` and `splitk_counters` are the split-K
 // workspace and counters (see the header); else unused.
 template <bool kBf16, int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kGather, bool kSiluMul,
-          bool kPingpong = false, bool kTmaGather = false, int kSplitK = 1, bool kStaged = false>
+          bool kPingpong = false, bool kTmaGather = false, int kSplitK = 1, bool kStaged = false, int kCluster = 1>
 SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescriptor& a_map, const void* a_ptr,
                             int64_t lda, void* out_ptr, const int32_t* gather_idx, const int32_t* tile_offsets,
                             const int32_t* task_rows, const int64_t* task_starts, const int32_t* task_expert,
@@ -529,6 +529,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
                             uint32_t* counters = nullptr) {
   static_assert(kSplitK >= 1 && (kSplitK == 1 || kSwapAB), "split-K is for swap mode");
   static_assert(!kStaged || (!kGather && kSplitK == 1), "the staged gather runs the kernel without gather, unsplit");
+  static_assert(kCluster == 1 || (kCluster == 2 && !kSwapAB && !kGather && kSplitK == 1 && !(BLOCK_M == 256)),
+                "2-CTA clusters: normal mode, no in-loop gather, no split-K, no tall tiles");
   float* const splitk_workspace = static_cast<float*>(workspace);
   uint32_t* const splitk_counters = counters;
   using Shape = GemmShape<BLOCK_M, BLOCK_N, kStages, kSwapAB, kPingpong>;
@@ -553,7 +555,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     for (int s = 0; s < kStages; ++s) {
       // cp.async gather: 128 cp.async arrivals + thread 0's expect_tx; otherwise only the latter.
       ptx::mbarrier_init(&ss.full[s], kCpAsyncGather ? 128 + 1 : 1);
-      ptx::mbarrier_init(&ss.empty[s], Shape::kStageConsumerWarps);  // one arrival per consumer warp
+      // One arrival per consumer warp (of both CTAs of a 2-CTA cluster).
+      ptx::mbarrier_init(&ss.empty[s], Shape::kStageConsumerWarps * kCluster);
     }
     ptx::fence_barrier_init();
   }
@@ -563,10 +566,13 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   }
   ptx::griddep_launch_dependents();
   __syncthreads();
+  // Clusters: the other CTA's barriers are initialised before anyone signals them.
+  if constexpr (kCluster > 1) ptx::cluster_sync();
+  const uint32_t cta_rank = kCluster > 1 ? ptx::cluster_ctarank() : 0u;
 
   // Programmatic dependent launch (see the header): without gather, the producer's warp 0 loads
   // the first weight stages before it waits for the previous kernel; everyone else waits now.
-  constexpr bool kWeightsFirst = !kGather && !kStaged;
+  constexpr bool kWeightsFirst = !kGather && !kStaged && kCluster == 1;
   if (!kWeightsFirst || warp_group != 0) ptx::griddep_wait();
 
   if constexpr (kStaged) {  // phase 1 of the staged gather (see the header)
@@ -577,6 +583,11 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
 
   const int32_t total_tiles = __ldg(tile_offsets + num_tasks);
   const int32_t num_k_blocks = ceil_div<int32_t>(k, BLOCK_K);
+  const int32_t n_blocks = ceil_div<int32_t>(n, BLOCK_N);
+  constexpr uint32_t kHalfWBytes = (BLOCK_N / 2) * 128u;  // half a weight stage (clusters)
+  // 2-CTA clusters (see "Clusters" in the header): tile `tile` of this CTA runs beside tile
+  // `tile ^ 1` of the other one; `mate_live` says that tile exists.
+  auto mate_live_of = [&](int32_t tile) { return kCluster > 1 && (tile ^ 1) < total_tiles; };
 
   if (warp_group == 0) {
     // ------------------------------------------------------------------ producer
@@ -624,8 +635,18 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       uint32_t it = 0;  // running K step over all tiles of this block
       for (int32_t tile = static_cast<int32_t>(blockIdx.x); tile < total_tiles;
            tile += static_cast<int32_t>(gridDim.x)) {
-        const TileCoord tc =
-            locate_tile<BLOCK_M, kSplitK>(mapper.map(tile), task_rows, task_starts, task_expert, num_k_blocks);
+        const TaskTile tt = mapper.map(tile);
+        const TileCoord tc = locate_tile<BLOCK_M, kSplitK>(tt, task_rows, task_starts, task_expert, num_k_blocks);
+        // Clusters: the two tiles share the weight tile when they are neighbours in one task
+        // with the same n-block (tile ids are m-fastest within a task); then each CTA loads
+        // half of it into both.
+        bool share_w = false;
+        if constexpr (kCluster > 1) {
+          const int32_t mate_index = tt.index + ((tile ^ 1) - tile);
+          const int32_t m_blocks = ceil_div<int32_t>(tc.m, BLOCK_M);
+          share_w = mate_live_of(tile) && mate_index >= 0 && mate_index < m_blocks * n_blocks &&
+                    mate_index / m_blocks == tc.n_block;
+        }
         const int32_t tile_row0 = tc.m_block * BLOCK_M;  // first row of this token block within the task
         // Token rows of this tile that exist (the rest are past the task's m).
         const int32_t x_rows = tc.m - tile_row0 < kXRows ? tc.m - tile_row0 : kXRows;
@@ -653,7 +674,19 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
           if (t == 0) {
             if (it >= early) {  // else loaded before the wait
               ptx::mbarrier_arrive_expect_tx(&ss.full[s], stage_bytes);
-              ptx::tma_load_3d(ptx::smem_addr(ss.w[s]), &w_map, &ss.full[s], kb * BLOCK_K, w_row0, tc.expert);
+              if constexpr (kCluster == 1) {
+                ptx::tma_load_3d(ptx::smem_addr(ss.w[s]), &w_map, &ss.full[s], kb * BLOCK_K, w_row0, tc.expert);
+              } else if (share_w) {  // this CTA's half, into both CTAs
+                ptx::tma_load_3d_multicast(ptx::smem_addr(ss.w[s]) + cta_rank * kHalfWBytes, &w_map, &ss.full[s],
+                                           kb * BLOCK_K, w_row0 + static_cast<int32_t>(cta_rank) * (BLOCK_N / 2),
+                                           tc.expert, 0x3);
+              } else {  // both halves, into this CTA only
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                  ptx::tma_load_3d(ptx::smem_addr(ss.w[s]) + h * kHalfWBytes, &w_map, &ss.full[s], kb * BLOCK_K,
+                                   w_row0 + h * (BLOCK_N / 2), tc.expert);
+                }
+              }
             }
             if constexpr (!kGather && Shape::kXBoxRows == kXRows) {
               ptx::tma_load_2d(ptx::smem_addr(ss.x[s]), &a_map, &ss.full[s], kb * BLOCK_K, x_row0);
@@ -700,6 +733,15 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
           }
         }
       }
+      if constexpr (kCluster > 1) {
+        // Clusters: do not exit while the other CTA may still arrive on this CTA's empty
+        // barriers: wait until every stage has been released (by both CTAs) once more.
+        if (t == 0) {
+          for (uint32_t i = 0; i < static_cast<uint32_t>(kStages); ++i, ++it) {
+            ptx::mbarrier_wait(&ss.empty[it % kStages], ((it / kStages) & 1u) ^ 1u);
+          }
+        }
+      }
     }
     // Do not leave copies (and their barrier arrivals) in flight behind an exited thread.
     if constexpr (kCpAsyncGather) ptx::cp_async_wait_all();
@@ -719,6 +761,21 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     const int32_t tile_step = static_cast<int32_t>(gridDim.x) * (kPingpong ? 2 : 1);
     uint32_t it = kPingpong ? static_cast<uint32_t>(cw * num_k_blocks) : 0u;
     uint32_t chunk_count = 0;  // epilogue chunks stored so far (picks the staging buffer)
+    // Releases a stage: one arrival per warp on this CTA's empty barrier, and in a cluster one on
+    // the other CTA's too while it runs the mate tile (its producer may have loaded into this
+    // CTA, and this CTA's into it); without a mate tile, two arrivals here.
+    auto release = [&](uint32_t stage, bool mate_live) {
+      if (lane == 0) {
+        if constexpr (kCluster == 1) {
+          ptx::mbarrier_arrive(&ss.empty[stage]);
+        } else if (mate_live) {
+          ptx::mbarrier_arrive(&ss.empty[stage]);
+          ptx::mbarrier_arrive_cluster(ptx::mapa_shared(ptx::smem_addr(&ss.empty[stage]), cta_rank ^ 1u));
+        } else {
+          ptx::mbarrier_arrive_count(&ss.empty[stage], 2);
+        }
+      }
+    };
     constexpr int kSlices = Shape::kSlices;
     float acc[kSlices][Shape::kAccum];  // one accumulator array per 64-row slice
 #pragma unroll
@@ -731,6 +788,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
          tile < total_tiles; tile += tile_step) {
       const TileCoord tc =
           locate_tile<BLOCK_M, kSplitK>(mapper.map(tile), task_rows, task_starts, task_expert, num_k_blocks);
+      const bool mate_live = mate_live_of(tile);
       // Ping-pong: wait for the other group to have issued its previous tile's main loop.
       if constexpr (kPingpong) {
         if (tile != static_cast<int32_t>(blockIdx.x)) ptx::named_barrier_sync(kOrderBarrier + cw, 256);
@@ -769,7 +827,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
 #pragma unroll
           for (int i = 0; i < Shape::kAccum; ++i) ptx::fence_operand(acc[0][i]);
           ptx::wgmma_wait_group<1>();
-          if (kb > 0 && lane == 0) ptx::mbarrier_arrive(&ss.empty[prev_stage]);
+          if (kb > 0) release(prev_stage, mate_live);
           prev_stage = s;
         }
       } else {
@@ -813,7 +871,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
               }
               ptx::wgmma_wait_group<1>();
             }
-            if (kb > 0 && lane == 0) ptx::mbarrier_arrive(&ss.empty[last_stage]);
+            if (kb > 0) release(last_stage, mate_live);
             last_stage = s;
           }
           return last_stage;
@@ -842,7 +900,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
 #pragma unroll
         for (int i = 0; i < Shape::kAccum; ++i) ptx::fence_operand(acc[h][i]);
       }
-      if (lane == 0) ptx::mbarrier_arrive(&ss.empty[prev_stage]);
+      release(prev_stage, mate_live);
 
       // Epilogue through this group's staging buffers (one pass per live slice).
       if constexpr (!kSwapAB) {
