@@ -95,12 +95,15 @@ def variants(model: str, t: int) -> dict[str, tuple[moe.GemmConfig, moe.GemmConf
     if up0.swap_ab or dn0.swap_ab:
         return {}
 
-    def other(c: moe.GemmConfig) -> moe.GemmConfig:
-        bm, bn, pp = (64, 256, True) if c.block_m == 128 else (128, 256, False)
-        return dataclasses.replace(_normal_config(bm, bn, pp, c.activation, "bf16", c.gather), gather_mode=c.gather_mode)
+    def tile(c: moe.GemmConfig, bm: int, bn: int, pp: bool, cluster: int) -> moe.GemmConfig:
+        return dataclasses.replace(_normal_config(bm, bn, pp, c.activation, "bf16", c.gather),
+                                   gather_mode=c.gather_mode, cluster=cluster)
 
-    c2 = lambda c: dataclasses.replace(c, cluster=2)  # noqa: E731
-    return {"chosen": (up0, dn0), "chosen_c2": (c2(up0), c2(dn0)), "other_c2": (c2(other(up0)), c2(other(dn0)))}
+    out = {"chosen": (up0, dn0)}
+    for name, (bm, bn, pp) in (("128x256", (128, 256, False)), ("pp64x256", (64, 256, True))):
+        for cl in (1, 2):
+            out[f"{name}_c{cl}"] = (tile(up0, bm, bn, pp, cl), tile(dn0, bm, bn, pp, cl))
+    return out
 
 
 def bench() -> list[dict]:
@@ -140,6 +143,6 @@ if __name__ == "__main__":
     print(report, flush=True)
     checks = check()
     timings = bench() if "--no-bench" not in sys.argv else []
-    save("dev_cluster_check", timings, {"note": "ms, median of 10, L2 flushed; 'chosen' is the heuristic without "
-                                                "clusters; 'other' the other of 128x256 and ping-pong 64x256",
+    save("dev_cluster_check", timings, {"note": "ms, median of 10, L2 flushed; 'chosen' is the heuristic of the "
+                                                "commit; the others are the two tiles with and without a cluster",
                                         "ptxas": report, "checks": checks})
