@@ -445,6 +445,15 @@ TALL_MAX_ROWS = 600
 #: the cp.async gather, which there costs nothing measurable.
 USE_STAGED_GATHER = True
 
+#: Let choose_config run 128-row tiles (experts of more than ~320 rows) in 2-CTA clusters that
+#: share each weight tile by TMA multicast (GemmConfig.cluster=2). On the H200 (2026-11-28,
+#: benchmarks/results/dev_cluster_check.json, the 20 GEMMs of the five models at T = 4096 and
+#: 16384) the clustered 128 x 256 tile was faster than the same tile without at 18 of 20, by up to
+#: 11 % (DeepSeek-V3 down at T = 4096: 2.589 against 2.907 ms; Mixtral-8x7B down: 1.479 against
+#: 1.599 ms), and at most 1 % slower at the other two. With 64-row ping-pong tiles it was mostly
+#: slower (the two CTAs' groups wait on each other), so those run without.
+USE_CLUSTERS = True
+
 #: Let choose_config pick split-K (swap mode, few tiles). Off: on the H200 (2026-11-28,
 #: benchmarks/dev_splitk_check.py, T=1 for the five model shapes) every split of every
 #: decode GEMM was slower than the unsplit tile (by 2-53 %), so split-K is only reachable
@@ -542,8 +551,8 @@ def choose_config(
         Assumes uniform routing: ``min(num_experts, total_rows)`` experts with about
         ``total_rows / active`` rows each. Small rows per expert use swap mode (weight
         streaming: narrow weight tiles so every SM has work, deep rings); larger ones the normal 128-row tiles, 256 wide when
-        that still gives every SM a tile; 64-row tiles (experts of at most ~96 rows, or ~320
-        with K <= 4096 or a staged gather) run ping-pong. A gathered normal-mode problem stages the gather
+        that still gives every SM a tile, in 2-CTA clusters sharing the weight tile
+        (``USE_CLUSTERS``); 64-row tiles (experts of at most ~320 rows) run ping-pong. A gathered normal-mode problem stages the gather
         (``gather_mode="staged"``, ``USE_STAGED_GATHER``). With ``USE_SPLIT_K`` (off by default: measured
         slower) swap mode with fewer weight tiles than a few waves of SMs would take split-K
         when a simple model of the busiest SM's weight bytes (:func:`_swap_cost`) predicts at
@@ -565,16 +574,13 @@ def choose_config(
     if USE_TALL_TILES and TALL_MIN_ROWS < avg_m <= TALL_MAX_ROWS:
         # Each weight tile once per 256 rows of an expert, at most 63 rows of wasted compute.
         return _normal_config(256, 128, False, activation, dtype, gather)
-    # 64-row (ping-pong) tiles for small experts, and up to ~320 rows when K is short (or the
-    # gather is staged): the
-    # last, partial token block of an expert wastes less, and the other group's main loop hides
-    # each epilogue. Long K with few rows is weight-bandwidth bound: 128-row tiles read each
-    # weight tile fewer times (sweep of 2026-11-28, benchmarks/results/gemm_sweep_2026-11-28.log).
-    # With the staged gather, 64-row tiles also won at K > 4096 (DeepSeek-V3 gate/up at T = 4096,
-    # 128 rows per expert: 4.74 against 5.36 ms for 128 x 256, H200 2026-11-28,
-    # benchmarks/results/dev_staged_tiles_check.json).
-    short_k = k <= 4096 or (gather and USE_STAGED_GATHER)
-    block_m = 64 if (avg_m <= 96 or (avg_m <= 320 and short_k)) else 128
+    # 64-row (ping-pong) tiles up to ~320 rows per expert: the last, partial token block of an
+    # expert wastes less, and the other group's main loop hides each epilogue. They won at every
+    # K measured on the H200 (2026-11-28): DeepSeek-V3 gate/up at T = 4096, 128 rows per expert,
+    # 4.74 against 5.36 ms for 128 x 256 (benchmarks/results/dev_staged_tiles_check.json), and
+    # Mixtral-8x7B's down GEMM (K = 14336) at T = 1024, 256 rows per expert, 0.445 against 0.488 ms
+    # (dev_cluster_check.json; 0.425 against 0.457 in dev_staged_tiles_check.json).
+    block_m = 64 if avg_m <= 320 else 128
     m_tiles = active * math.ceil(avg_m / block_m)
     e256 = _wave_efficiency(m_tiles * math.ceil(n / 256), num_sms)
     e128 = _wave_efficiency(m_tiles * math.ceil(n / 128), num_sms)
@@ -582,6 +588,8 @@ def choose_config(
     cfg = _normal_config(block_m, block_n, USE_PINGPONG and block_m == 64, activation, dtype, gather)
     if gather and USE_STAGED_GATHER:
         cfg = dataclasses.replace(cfg, gather_mode="staged")
+    if block_m == 128 and USE_CLUSTERS:
+        cfg = dataclasses.replace(cfg, cluster=2)
     return cfg
 
 

@@ -197,8 +197,8 @@ def test_split_k_config_validation_and_name() -> None:
 def test_split_k_source_passes_the_factor() -> None:
     cfg = cfgmod.GemmConfig(block_m=16, block_n=64, stages=12, swap_ab=True, split_k=3)
     src = cfgmod.kernel_source(cfg)
-    # ..., kSiluMul, kPingpong, kTmaGather, kSplitK, kStaged; the workspace and counters are passed on
-    assert "false, false, false, 3, false>(" in "".join(src.split()).replace(",", ", ")
+    # ..., kSiluMul, kPingpong, kTmaGather, kSplitK, kStaged, kCluster; the workspace and counters are passed on
+    assert "false, false, false, 3, false, 1>(" in "".join(src.split()).replace(",", ", ")
     assert "void* workspace" in src and "unsigned* counters" in src
 
 
