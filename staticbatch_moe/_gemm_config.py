@@ -606,8 +606,8 @@ def candidate_configs(
     """A short list (at most 8) of sensible configurations for a shape, for sweeps.
 
     Same arguments as :func:`choose_config`; the first entry is always its choice, the rest
-    are neighbours worth timing: with gather in normal mode the other of the cp.async and
-    staged gathers for the same tiles; in swap mode other split-K factors (none, half and double the
+    are neighbours worth timing: in normal mode the same tiles with and without a 2-CTA
+    cluster and, with gather, the other of the cp.async and staged gathers; in swap mode other split-K factors (none, half and double the
     chosen one, or 2 and 4 when it chose none, where K allows), the next token-block sizes and
     the other weight width; in normal mode 256 x 128 (tall tiles), 128 x 256, 128 x 128, and
     64-row tiles with and without ping-pong. A pure function of its arguments; no duplicates.
@@ -634,9 +634,11 @@ def candidate_configs(
             cands.append(_normal_config(64, 128, True, **kw))
             cands.append(_normal_config(64, 256, True, **kw))
     else:
-        if gather:  # the other gather method of the same tiles
+        if first.block_m != 256 and (not gather or first.gather_mode == "staged"):  # with and without a cluster
+            cands.append(dataclasses.replace(first, cluster=3 - first.cluster))
+        if gather:  # the other gather method of the same tiles (the cp.async gather runs without a cluster)
             other = "cp_async" if first.gather_mode == "staged" else "staged"
-            cands.append(dataclasses.replace(first, gather_mode=other))
+            cands.append(dataclasses.replace(first, gather_mode=other, cluster=first.cluster if other == "staged" else 1))
         cands += [
             _normal_config(256, 128, False, **kw),
             _normal_config(128, 256, False, **kw),

@@ -111,7 +111,7 @@ def _shipped_configs() -> list[cfgmod.GemmConfig]:
             cfg = moe.choose_config(t * k, e, n, kk, dtype, act, gather)
             found.add(cfg)
             if gather:  # the cp.async gather stays selectable
-                found.add(dataclasses.replace(cfg, gather_mode="cp_async"))
+                found.add(dataclasses.replace(cfg, gather_mode="cp_async", cluster=1))
             if candidates is not None and dtype == "bf16":
                 found.update(candidates(t * k, e, n, kk, dtype, act, gather))
     return sorted(found, key=lambda c: c.kernel_name)
