@@ -85,7 +85,8 @@ def small_t_configs() -> list[tuple[str, int, cfgmod.GemmConfig]]:
         for t in SMALL_TS:
             cfg = moe.choose_config(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True)
             for mode in MODES:
-                out.append((model, t, dataclasses.replace(cfg, gather_mode=mode)))
+                out.append((model, t, dataclasses.replace(cfg, gather_mode=mode,
+                                                          cluster=cfg.cluster if mode == "staged" else 1)))
     return out
 
 
