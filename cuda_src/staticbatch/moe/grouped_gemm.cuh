@@ -131,6 +131,25 @@
 // No float atomics. The counters must be zero at launch; every launch that runs to the end
 // leaves them zero again (the host keeps one zeroed buffer per stream, see gemm.py).
 //
+// Clusters (kCluster = 2; host: GemmConfig.cluster=2, normal mode, no in-loop gather, no split-K,
+// no tall tiles). The kernel is compiled with __cluster_dims__(2, 1, 1) and launched with a grid
+// of whole clusters that are all resident at once. Cluster rank r = blockIdx.x % 2 runs tiles t
+// = blockIdx.x + i * gridDim.x (gridDim.x even), so its mate runs t ^ 1 at the same position:
+// both walk the same K-step sequence, stage by stage. When the two tiles share a weight tile
+// (same task and n-block; tile ids are m-fastest within a task) the producer of rank r loads
+// weight rows [r * BLOCK_N / 2, +BLOCK_N / 2) of each stage with one TMA multicast into both
+// blocks (same shared-memory offset, complete_tx on the same barrier offset in each); otherwise
+// it loads both halves into its own block (w_map's box is {64, BLOCK_N / 2, 1}). Either way a
+// stage's full barrier expects the whole weight tile. Because the mate's producer may write into
+// this block's stages, a stage is refilled only when both blocks' consumers have released it:
+// the empty barriers expect twice the consumer warps, and each consumer warp arrives on its own
+// block's barrier and, with mapa, on the mate's (plain mbarrier.arrive, release at CTA scope,
+// as CUTLASS does: wgmma.wait_group has already completed the reads, and .release.cluster, which
+// orders the epilogue's global stores too, measured 17-90 % slower). At a position where the
+// mate has no tile (t ^ 1 >= total tiles) there is no multicast and the warp arrives twice on
+// its own barrier. Before exiting, the producer waits for every stage to be released once more,
+// so no remote arrival can target a block that has exited. A cluster syncs once after the
+// barriers are initialised.
 // Programmatic dependent launch. Every block first issues griddepcontrol.launch_dependents, so a
 // kernel launched after this one as a programmatic dependent may be scheduled as blocks exit.
 // Launched that way itself (host: programmatic_launch=True), the kernel runs ahead of the kernel
