@@ -491,27 +491,40 @@ SB_DEVICE bool splitk_reduce(float (&acc)[kAccum], float* workspace, uint32_t* c
 }
 
 // Phase 1 of the staged gather: workspace[r] = a[gather_idx[r]] for the grouped rows r < rows
-// (K elements each, K % 8 == 0, rows 16-byte aligned), one warp per row, eight 16-byte pieces
-// per lane in flight. Every thread of the grid calls it.
+// (K elements each, K % 8 == 0, rows 16-byte aligned). Each warp copies groups of consecutive
+// rows, as many as keep kStageUnroll 16-byte pieces per lane in flight (kStageUnroll * 32 / (K / 8)
+// rows, at least one), the groups strided over the grid's warps. Every thread of the grid calls it.
+#ifndef SB_STAGE_UNROLL
+#define SB_STAGE_UNROLL 16
+#endif
+constexpr int kStageUnroll = SB_STAGE_UNROLL;
 SB_DEVICE void stage_rows(const uint16_t* a, int64_t lda, const int32_t* gather_idx, int64_t rows, int32_t k,
                           uint16_t* workspace) {
-  constexpr int kUnroll = 8;
   const int32_t lane = static_cast<int32_t>(threadIdx.x & 31);
   const int64_t warps_per_block = blockDim.x / 32;
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * warps_per_block;
-  const int32_t pieces = k / 8;
-  for (int64_t r = blockIdx.x * warps_per_block + threadIdx.x / 32; r < rows; r += stride) {
-    const uint4* src = reinterpret_cast<const uint4*>(a + static_cast<int64_t>(__ldg(gather_idx + r)) * lda);
-    uint4* dst = reinterpret_cast<uint4*>(workspace + r * static_cast<int64_t>(k));
-    for (int32_t p0 = lane; p0 < pieces; p0 += 32 * kUnroll) {
-      uint4 v[kUnroll];
+  const int32_t pieces = k / 8;  // 16-byte pieces per row
+  const int32_t group = pieces >= 32 * kStageUnroll ? 1 : 32 * kStageUnroll / pieces;  // rows per warp at once
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * warps_per_block * group;
+  for (int64_t r0 = (blockIdx.x * warps_per_block + threadIdx.x / 32) * group; r0 < rows; r0 += stride) {
+    const int32_t total = static_cast<int32_t>(rows - r0 < group ? rows - r0 : group) * pieces;
+    for (int32_t p0 = lane; p0 < total; p0 += 32 * kStageUnroll) {
+      uint4 v[kStageUnroll];
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        if (p0 + 32 * u < pieces) v[u] = ptx::ld_global_nc_v4(src + p0 + 32 * u);
+      for (int u = 0; u < kStageUnroll; ++u) {
+        const int32_t p = p0 + 32 * u;
+        if (p < total) {
+          const int32_t r = p / pieces;
+          const uint4* src = reinterpret_cast<const uint4*>(a + static_cast<int64_t>(__ldg(gather_idx + r0 + r)) * lda);
+          v[u] = ptx::ld_global_nc_v4(src + (p - r * pieces));
+        }
       }
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        if (p0 + 32 * u < pieces) ptx::st_global_v4(dst + p0 + 32 * u, v[u]);
+      for (int u = 0; u < kStageUnroll; ++u) {
+        const int32_t p = p0 + 32 * u;
+        if (p < total) {
+          // Consecutive rows are contiguous in the workspace: piece p of the group is piece p from r0.
+          ptx::st_global_v4(reinterpret_cast<uint4*>(workspace + r0 * static_cast<int64_t>(k)) + p, v[u]);
+        }
       }
     }
   }
