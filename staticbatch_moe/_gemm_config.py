@@ -550,8 +550,8 @@ def choose_config(
     GemmConfig
         Assumes uniform routing: ``min(num_experts, total_rows)`` experts with about
         ``total_rows / active`` rows each. Small rows per expert use swap mode (weight
-        streaming: narrow weight tiles so every SM has work, deep rings); larger ones the normal 128-row tiles, 256 wide when
-        that still gives every SM a tile, in 2-CTA clusters sharing the weight tile
+        streaming: narrow weight tiles so every SM has work, deep rings); larger ones the normal 128-row tiles, 256 wide (192 where that pads
+        N clearly less) when that still gives every SM a tile, in 2-CTA clusters sharing the weight tile
         (``USE_CLUSTERS``); 64-row tiles (experts of at most ~320 rows) run ping-pong. A gathered normal-mode problem stages the gather
         (``gather_mode="staged"``, ``USE_STAGED_GATHER``). With ``USE_SPLIT_K`` (off by default: measured
         slower) swap mode with fewer weight tiles than a few waves of SMs would take split-K
@@ -582,9 +582,15 @@ def choose_config(
     # (dev_cluster_check.json; 0.425 against 0.457 in dev_staged_tiles_check.json).
     block_m = 64 if avg_m <= 320 else 128
     m_tiles = active * math.ceil(avg_m / block_m)
-    e256 = _wave_efficiency(m_tiles * math.ceil(n / 256), num_sms)
+    # The wide tile: 256 weight rows, or 192 where that pads N clearly less (GPT-OSS-120B: N = 2880
+    # is 11.25 tiles of 256 and 15 of 192; on the H200, 2026-11-28, its down GEMM at T = 4096 took
+    # 0.653-0.664 ms with 192 against 0.729-0.730 ms with 256, gate/up 1.32 against 1.39 ms, and at
+    # T = 16384 3.88 / 1.93 against 4.01 / 1.97 ms, two runs each).
+    wide = max((256, 192), key=lambda bn: _fill(n, bn) * _wave_efficiency(m_tiles * math.ceil(n / bn), num_sms)
+               * (1.0 if bn == 256 else 0.99))
+    e_wide = _wave_efficiency(m_tiles * math.ceil(n / wide), num_sms)
     e128 = _wave_efficiency(m_tiles * math.ceil(n / 128), num_sms)
-    block_n = 256 if e256 >= e128 - 0.05 else 128
+    block_n = wide if e_wide >= e128 - 0.05 else 128
     cfg = _normal_config(block_m, block_n, USE_PINGPONG and block_m == 64, activation, dtype, gather)
     if gather and USE_STAGED_GATHER:
         cfg = dataclasses.replace(cfg, gather_mode="staged")
@@ -652,6 +658,11 @@ def candidate_configs(
         if c not in out:
             out.append(c)
     return out[:8]
+
+
+def _fill(n: int, block_n: int) -> float:
+    """Fraction of the computed weight rows that exist: ``n`` over ``n`` rounded up to ``block_n``."""
+    return n / (math.ceil(n / block_n) * block_n)
 
 
 def _wave_efficiency(tiles: int, num_sms: int) -> float:

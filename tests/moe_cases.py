@@ -104,6 +104,7 @@ def reachable_configs() -> list:
     found.update(split_k_configs())
     found.update(tall_configs())
     found.update(cluster_config(bm, bn, pp, silu=silu, cluster=c) for bm, bn, pp in
-                 ((128, 256, False), (64, 256, True), (128, 128, False), (64, 128, True))
+                 ((128, 256, False), (64, 256, True), (128, 128, False), (64, 128, True), (128, 192, False),
+                  (64, 192, True))
                  for silu in (False, True) for c in (1, 2))
     return sorted(found, key=lambda c: c.kernel_name)

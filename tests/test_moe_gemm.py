@@ -369,3 +369,15 @@ def test_tall_tile_widths_compile_without_spills() -> None:
         assert compiled.cubin[:4] == b"\x7fELF"
         if compiled.log:
             assert " 0 bytes spill stores" in compiled.log, (cfg.kernel_name, compiled.log)
+
+
+def test_heuristic_wide_tile_pads_n_least() -> None:
+    """192-wide tiles where N is a multiple of 192 but not of 256 (GPT-OSS-120B), 256 elsewhere."""
+    h, i, e, k = MODELS["GPT-OSS-120B"]
+    for t in (4096, 16384):
+        assert moe.choose_config(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True).block_n == 192
+        assert moe.choose_config(t * k, e, h, i, "bf16", None, False).block_n == 192
+    for model in ("Mixtral-8x7B", "Qwen3-30B-A3B", "DeepSeek-V3", "Qwen3-235B-A22B"):
+        h, i, e, k = MODELS[model]
+        assert moe.choose_config(16384 * k, e, 2 * i, h, "bf16", "silu_and_mul", True).block_n == 256
+        assert moe.choose_config(16384 * k, e, h, i, "bf16", None, False).block_n == 256

@@ -468,13 +468,14 @@ def test_staged_gather_offsets_past_int32() -> None:
 # 2-CTA clusters (cluster=2: neighbouring tiles side by side, the shared weight tile multicast)
 # ---------------------------------------------------------------------------------------------
 
-CLUSTER_TILES = [(128, 256, False), (64, 256, True), (128, 128, False), (64, 128, True)]
+CLUSTER_TILES = [(128, 256, False), (64, 256, True), (128, 128, False), (64, 128, True), (128, 192, False),
+                 (64, 192, True)]
 # Odd and even tile totals, fewer tiles than blocks, pairs that straddle two tasks or two n-blocks.
 CLUSTER_COUNTS = {"edge": EDGE, "one-row": [1], "one-expert": [300], "odd": [129, 0, 5], "skew": [3000, 1, 1, 0, 40]}
 
 
 @pytest.mark.parametrize("silu", [False, True], ids=["down", "gate-up-staged"])
-@pytest.mark.parametrize("tiles", CLUSTER_TILES, ids=["128x256", "pp64x256", "128x128", "pp64x128"])
+@pytest.mark.parametrize("tiles", CLUSTER_TILES, ids=["128x256", "pp64x256", "128x128", "pp64x128", "128x192", "pp64x192"])
 def test_cluster_matches_reference_and_unclustered_bitwise(silu: bool, tiles: tuple[int, int, bool]) -> None:
     """Every tile is computed exactly as without a cluster (the multicast only moves bytes)."""
     from moe_cases import cluster_config
