@@ -165,7 +165,7 @@
 // block is read again for each of the task's N blocks; on the H200 that ran 15-50 % slower
 // than the same tiles fed by TMA from grouped rows (2026-11-28). So the kernel runs in two
 // phases. Phase 1: all threads of all blocks copy the grouped rows, workspace[r] =
-// a[gather_idx[r]] for r < task_starts[num_tasks], one warp per row in 16-byte pieces
+// a[gather_idx[r]] for r < task_starts[num_tasks], each warp a few consecutive rows at a time in 16-byte pieces
 // (stage_rows); then the grid meets at a barrier (grid_barrier: one arrival counter that the
 // last arrival resets to zero, and a generation word it then advances; thread 0 of each
 // block waits for the generation to move, then issues fence.proxy.async.global so that its
