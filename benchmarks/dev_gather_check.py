@@ -26,7 +26,6 @@ guard stops starting new timings after ~150 s.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 import time
@@ -85,8 +84,7 @@ def small_t_configs() -> list[tuple[str, int, cfgmod.GemmConfig]]:
         for t in SMALL_TS:
             cfg = moe.choose_config(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True)
             for mode in MODES:
-                out.append((model, t, dataclasses.replace(cfg, gather_mode=mode,
-                                                          cluster=cfg.cluster if mode == "staged" else 1)))
+                out.append((model, t, cfg.with_gather_mode(mode)))
     return out
 
 

@@ -53,8 +53,7 @@ def main() -> int:
                 fn = lambda c=c: moe.grouped_gemm(xg, w1, plan, gather=False, activation="silu_and_mul", out=out,  # noqa: E731
                                                   config=c)
             else:
-                # The in-loop gathers run without a cluster (a clustered config refuses them).
-                c = dataclasses.replace(cfg, gather_mode=mode, cluster=cfg.cluster if mode == "staged" else 1)
+                c = cfg.with_gather_mode(mode)
                 fn = lambda c=c: moe.grouped_gemm(x, w1, plan, activation="silu_and_mul", out=out, config=c)  # noqa: E731
             out.fill_(float("nan"))
             fn()

@@ -249,6 +249,11 @@ class GemmConfig:
                 f"more than the {MAX_SHARED_BYTES} a block may use"
             )
 
+    def with_gather_mode(self, mode: str) -> GemmConfig:
+        """The same tiles with the gather method ``mode``. A 2-CTA cluster is kept only with the
+        staged gather: the in-loop gathers (``"cp_async"``, ``"tma"``) run without one."""
+        return dataclasses.replace(self, gather_mode=mode, cluster=self.cluster if mode == "staged" else 1)
+
     @property
     def num_consumers(self) -> int:
         """Consumer (wgmma) warp groups per block."""
@@ -550,13 +555,15 @@ def choose_config(
     GemmConfig
         Assumes uniform routing: ``min(num_experts, total_rows)`` experts with about
         ``total_rows / active`` rows each. Small rows per expert use swap mode (weight
-        streaming: narrow weight tiles so every SM has work, deep rings); larger ones the normal 128-row tiles, 256 wide (192 where that pads
-        N clearly less) when that still gives every SM a tile, in 2-CTA clusters sharing the weight tile
-        (``USE_CLUSTERS``); 64-row tiles (experts of at most ~320 rows) run ping-pong. A gathered normal-mode problem stages the gather
-        (``gather_mode="staged"``, ``USE_STAGED_GATHER``). With ``USE_SPLIT_K`` (off by default: measured
-        slower) swap mode with fewer weight tiles than a few waves of SMs would take split-K
-        when a simple model of the busiest SM's weight bytes (:func:`_swap_cost`) predicts at
-        least a 10 % gain, each slice keeping at least 4 K steps of 64.
+        streaming: narrow weight tiles so every SM has work, deep rings). Larger ones use the
+        normal mode: 64-row ping-pong tiles for experts of at most ~320 rows, else 128-row tiles
+        in 2-CTA clusters sharing the weight tile (``USE_CLUSTERS``); 256 wide (192 where that
+        pads N clearly less) when that still gives every SM a tile, else 128. A gathered
+        normal-mode problem stages the gather (``gather_mode="staged"``, ``USE_STAGED_GATHER``).
+        With ``USE_SPLIT_K`` (off by default: measured slower) swap mode with fewer weight tiles
+        than a few waves of SMs would take split-K when a simple model of the busiest SM's
+        weight bytes (:func:`_swap_cost`) predicts at least a 10 % gain, each slice keeping at
+        least 4 K steps of 64.
     """
     _check_shape_args(total_rows, num_experts, n, k)
     active, avg_m, m_est = _rows_estimate(total_rows, num_experts)
@@ -613,8 +620,8 @@ def candidate_configs(
 
     Same arguments as :func:`choose_config`; the first entry is always its choice, the rest
     are neighbours worth timing: in normal mode the same tiles with and without a 2-CTA
-    cluster and, with gather, the other of the cp.async and staged gathers; in swap mode other split-K factors (none, half and double the
-    chosen one, or 2 and 4 when it chose none, where K allows), the next token-block sizes and
+    cluster and, with gather, the other of the cp.async and staged gathers; in swap mode other
+    split-K factors (none, half and double the chosen one, or 2 and 4 when it chose none, where K allows), the next token-block sizes and
     the other weight width; in normal mode 256 x 128 (tall tiles), 128 x 256, 128 x 128, and
     64-row tiles with and without ping-pong. A pure function of its arguments; no duplicates.
     """
@@ -642,9 +649,9 @@ def candidate_configs(
     else:
         if first.block_m != 256 and (not gather or first.gather_mode == "staged"):  # with and without a cluster
             cands.append(dataclasses.replace(first, cluster=3 - first.cluster))
-        if gather:  # the other gather method of the same tiles (the cp.async gather runs without a cluster)
+        if gather:  # the other gather method of the same tiles
             other = "cp_async" if first.gather_mode == "staged" else "staged"
-            cands.append(dataclasses.replace(first, gather_mode=other, cluster=first.cluster if other == "staged" else 1))
+            cands.append(first.with_gather_mode(other))
         cands += [
             _normal_config(256, 128, False, **kw),
             _normal_config(128, 256, False, **kw),

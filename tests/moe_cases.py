@@ -99,7 +99,7 @@ def reachable_configs() -> list:
             for dtype in ("bf16", "fp16"):
                 found.update(cands(t, 22, 320, 200, dtype, act, True))
     # The edge-count test runs every gather configuration with the TMA gather too.
-    found |= {dataclasses.replace(c, gather_mode="tma", cluster=1) for c in found if c.gather and c.split_k == 1}
+    found |= {c.with_gather_mode("tma") for c in found if c.gather and c.split_k == 1}
     found |= {dataclasses.replace(c, gather_mode="staged") for c in found if c.gather and c.split_k == 1 and not c.swap_ab}
     found.update(split_k_configs())
     found.update(tall_configs())

@@ -3,7 +3,6 @@ compiling (nvrtc tier), and the Hopper kernel against the float32 reference (sm9
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 
 import pytest
@@ -111,7 +110,7 @@ def _shipped_configs() -> list[cfgmod.GemmConfig]:
             cfg = moe.choose_config(t * k, e, n, kk, dtype, act, gather)
             found.add(cfg)
             if gather:  # the cp.async gather stays selectable
-                found.add(dataclasses.replace(cfg, gather_mode="cp_async", cluster=1))
+                found.add(cfg.with_gather_mode("cp_async"))
             if candidates is not None and dtype == "bf16":
                 found.update(candidates(t * k, e, n, kk, dtype, act, gather))
     return sorted(found, key=lambda c: c.kernel_name)

@@ -165,8 +165,8 @@
 // block is read again for each of the task's N blocks; on the H200 that ran 15-50 % slower
 // than the same tiles fed by TMA from grouped rows (2026-11-28). So the kernel runs in two
 // phases. Phase 1: all threads of all blocks copy the grouped rows, workspace[r] =
-// a[gather_idx[r]] for r < task_starts[num_tasks], each warp a few consecutive rows at a time in 16-byte pieces
-// (stage_rows); then the grid meets at a barrier (grid_barrier: one arrival counter that the
+// a[gather_idx[r]] for r < task_starts[num_tasks], each warp a few consecutive rows at a time
+// in 16-byte pieces (stage_rows); then the grid meets at a barrier (grid_barrier: one arrival counter that the
 // last arrival resets to zero, and a generation word it then advances; thread 0 of each
 // block waits for the generation to move, then issues fence.proxy.async.global so that its
 // TMA loads see the other blocks' generic-proxy stores). Phase 2 is the kernel without
@@ -494,10 +494,7 @@ SB_DEVICE bool splitk_reduce(float (&acc)[kAccum], float* workspace, uint32_t* c
 // (K elements each, K % 8 == 0, rows 16-byte aligned). Each warp copies groups of consecutive
 // rows, as many as keep kStageUnroll 16-byte pieces per lane in flight (kStageUnroll * 32 / (K / 8)
 // rows, at least one), the groups strided over the grid's warps. Every thread of the grid calls it.
-#ifndef SB_STAGE_UNROLL
-#define SB_STAGE_UNROLL 16
-#endif
-constexpr int kStageUnroll = SB_STAGE_UNROLL;
+constexpr int kStageUnroll = 16;
 SB_DEVICE void stage_rows(const uint16_t* a, int64_t lda, const int32_t* gather_idx, int64_t rows, int32_t k,
                           uint16_t* workspace) {
   const int32_t lane = static_cast<int32_t>(threadIdx.x & 31);
