@@ -9,7 +9,7 @@ Face transformers' MoE blocks (``staticbatch_moe.hf.patch``).
 
 from __future__ import annotations
 
-from staticbatch_moe._gemm_config import GemmConfig, choose_config
+from staticbatch_moe._gemm_config import GemmConfig, TileClass, choose_config, choose_tile_classes
 from staticbatch_moe.gemm import GateUpWeight, grouped_gemm, grouped_gemm_reference, pack_gate_up
 from staticbatch_moe.layer import MoE, combine, fused_moe, select_experts
 from staticbatch_moe.routing import RoutePlan, route_plan
@@ -24,7 +24,9 @@ __all__ = [
     "GateUpWeight",
     "GemmConfig",
     "RoutePlan",
+    "TileClass",
     "choose_config",
+    "choose_tile_classes",
     "grouped_gemm",
     "grouped_gemm_reference",
     "pack_gate_up",

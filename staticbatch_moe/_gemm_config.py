@@ -91,8 +91,11 @@ if TYPE_CHECKING:
 __all__ = [
     "GATE_UP_GROUP",
     "GemmConfig",
+    "TileClass",
     "check_problem",
+    "check_tile_classes",
     "choose_config",
+    "choose_tile_classes",
     "deinterleave_gate_up",
     "interleave_gate_up",
     "kernel_source",
@@ -459,6 +462,18 @@ USE_STAGED_GATHER = True
 #: slower (the two CTAs' groups wait on each other), so those run without.
 USE_CLUSTERS = True
 
+#: Rows per expert up to which swap mode, and up to which 64-row ping-pong tiles, are the
+#: heuristic's tiles (choose_config for the average expert, choose_tile_classes per expert).
+SWAP_MAX_ROWS = 64
+PINGPONG_MAX_ROWS = 320
+
+#: Let grouped_gemm cut hot experts into taller tiles than the average expert
+#: (choose_tile_classes): one launch per class, each over its own experts' tiles. Only from
+#: TILE_CLASSES_MIN_TOKENS tokens, where an extra launch with no tiles costs little next to
+#: the GEMM.
+USE_TILE_CLASSES = True
+TILE_CLASSES_MIN_TOKENS = 512
+
 #: Let choose_config pick split-K (swap mode, few tiles). Off: on the H200 (2026-11-28,
 #: benchmarks/dev_splitk_check.py, T=1 for the five model shapes) every split of every
 #: decode GEMM was slower than the unsplit tile (by 2-53 %), so split-K is only reachable
@@ -567,7 +582,7 @@ def choose_config(
     """
     _check_shape_args(total_rows, num_experts, n, k)
     active, avg_m, m_est = _rows_estimate(total_rows, num_experts)
-    if m_est <= 64:
+    if m_est <= SWAP_MAX_ROWS:
         block_m = next(b for b in (8, 16, 32, 48, 64) if m_est <= b)
         m_tiles = active * math.ceil(avg_m / block_m)
         # Weight streaming: the width whose tiles fill the last wave best (ties to 128).
@@ -587,7 +602,7 @@ def choose_config(
     # 4.74 against 5.36 ms for 128 x 256 (benchmarks/results/dev_staged_tiles_check.json), and
     # Mixtral-8x7B's down GEMM (K = 14336) at T = 1024, 256 rows per expert, 0.445 against 0.488 ms
     # (dev_cluster_check.json; 0.425 against 0.457 in dev_staged_tiles_check.json).
-    block_m = 64 if avg_m <= 320 else 128
+    block_m = 64 if avg_m <= PINGPONG_MAX_ROWS else 128
     m_tiles = active * math.ceil(avg_m / block_m)
     # The wide tile: 256 weight rows, or 192 where that pads N clearly less (GPT-OSS-120B: N = 2880
     # is 11.25 tiles of 256 and 15 of 192; on the H200, 2026-11-28, its down GEMM at T = 4096 took
@@ -598,12 +613,130 @@ def choose_config(
     e_wide = _wave_efficiency(m_tiles * math.ceil(n / wide), num_sms)
     e128 = _wave_efficiency(m_tiles * math.ceil(n / 128), num_sms)
     block_n = wide if e_wide >= e128 - 0.05 else 128
+    return _prefill_config(block_m, block_n, activation, dtype, gather)
+
+
+def _prefill_config(block_m: int, block_n: int, activation, dtype, gather) -> GemmConfig:
+    """The heuristic's normal-mode tile: ping-pong for 64 rows, a 2-CTA cluster for 128 rows
+    (``USE_CLUSTERS``), the staged gather when gathering (``USE_STAGED_GATHER``)."""
     cfg = _normal_config(block_m, block_n, USE_PINGPONG and block_m == 64, activation, dtype, gather)
     if gather and USE_STAGED_GATHER:
         cfg = dataclasses.replace(cfg, gather_mode="staged")
     if block_m == 128 and USE_CLUSTERS:
         cfg = dataclasses.replace(cfg, cluster=2)
     return cfg
+
+
+@dataclass(frozen=True)
+class TileClass:
+    """The tasks (experts) whose row count ``m`` satisfies ``min_rows < m <= max_rows`` run
+    with ``config`` (``max_rows=None``: no upper bound).
+
+    :func:`grouped_gemm` runs one launch per class, each over the tiles of its own tasks only,
+    so that one call can cut a hot expert into tall tiles and the cold ones into short or
+    swapped ones: a tile height per expert, chosen on the device from its token count with
+    no host sync. A list of classes must cover every row count ``m >= 1`` exactly once
+    (:func:`check_tile_classes`).
+    """
+
+    config: GemmConfig
+    min_rows: int = 0
+    max_rows: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, GemmConfig):
+            raise InvalidArgumentError(f"`config` must be a GemmConfig (got {type(self.config).__name__})")
+        if isinstance(self.min_rows, bool) or not isinstance(self.min_rows, int) or self.min_rows < 0:
+            raise InvalidArgumentError(f"`min_rows` must be an int >= 0 (got {self.min_rows!r})")
+        if self.max_rows is not None and (
+            isinstance(self.max_rows, bool) or not isinstance(self.max_rows, int) or self.max_rows <= self.min_rows
+        ):
+            raise InvalidArgumentError(
+                f"`max_rows` must be None or an int > min_rows={self.min_rows} (got {self.max_rows!r})"
+            )
+
+    @property
+    def covers_all(self) -> bool:
+        """Whether the class takes every task (no row bounds)."""
+        return self.min_rows == 0 and self.max_rows is None
+
+
+def check_tile_classes(classes, *, dtype: str, activation: str | None, gather: bool) -> tuple[TileClass, ...]:
+    """Return ``classes`` as a tuple after checking that their row ranges cover ``m >= 1``
+    exactly once and that every configuration matches the call; else raise
+    :class:`staticbatch.InvalidArgumentError` naming what is wrong."""
+    try:
+        classes = tuple(classes)
+    except TypeError:
+        raise InvalidArgumentError(
+            f"`config` must be a GemmConfig or a sequence of TileClass (got {type(classes).__name__})"
+        ) from None
+    if not classes or not all(isinstance(c, TileClass) for c in classes):
+        raise InvalidArgumentError(
+            f"`config` must be a GemmConfig or a non-empty sequence of TileClass (got {classes!r})"
+        )
+    for c in classes:
+        cfg = c.config
+        if cfg.dtype != dtype or cfg.activation != activation or cfg.gather != gather:
+            raise InvalidArgumentError(
+                f"`config` must match dtype={dtype}, activation={activation!r}, gather={gather} (got {cfg})"
+            )
+    ranges = sorted((c.min_rows, c.max_rows) for c in classes if c.max_rows is not None)
+    ranges += [(c.min_rows, None) for c in classes if c.max_rows is None]
+    edge: int | None = 0
+    for i, (lo, hi) in enumerate(ranges):
+        if lo != edge or (hi is None) != (i == len(ranges) - 1):
+            raise InvalidArgumentError(
+                "`config` tile classes must cover every row count m >= 1 exactly once, the last with "
+                f"max_rows=None (got (min_rows, max_rows] ranges {[(c.min_rows, c.max_rows) for c in classes]})"
+            )
+        edge = hi
+    return classes
+
+
+@functools.lru_cache(maxsize=4096)
+def choose_tile_classes(
+    total_rows: int,
+    num_experts: int,
+    n: int,
+    k: int,
+    dtype: str = "bf16",
+    activation: str | None = None,
+    gather: bool = False,
+    num_sms: int = DEFAULT_NUM_SMS,
+    num_tokens: int | None = None,
+) -> tuple[TileClass, ...]:
+    """The heuristic's tile classes: :func:`choose_config`'s configuration for the experts of
+    about the average size, and taller tiles for the experts that routing makes hot.
+
+    Same arguments as :func:`choose_config`, plus ``num_tokens`` (T; default ``total_rows``):
+    with distinct expert ids per token no expert gets more than T rows, so classes no expert
+    can reach are left out. With ``USE_TILE_CLASSES`` and at least ``TILE_CLASSES_MIN_TOKENS``
+    tokens, on top of the average-based configuration:
+
+    - experts of more than ``PINGPONG_MAX_ROWS`` rows get 128-row tiles in 2-CTA clusters
+      (unless the average already does);
+    - when the average-based choice is swap mode, experts of ``SWAP_MAX_ROWS`` to
+      ``PINGPONG_MAX_ROWS`` rows get 64-row ping-pong tiles.
+
+    Returns the classes heaviest first (the launch order). A pure function of its arguments.
+    """
+    base = choose_config(total_rows, num_experts, n, k, dtype, activation, gather, num_sms)
+    tokens = total_rows if num_tokens is None else num_tokens
+    if not USE_TILE_CLASSES or tokens < TILE_CLASSES_MIN_TOKENS:
+        return (TileClass(base),)
+    # The widest tile that pads N least (wave counts are unknown for a class: its rows are).
+    wide = max((256, 192), key=lambda bn: _fill(n, bn) * (1.0 if bn == 256 else 0.99))
+    classes: list[TileClass] = []
+    upper: int | None = None
+    if base.block_m < 128 and tokens > PINGPONG_MAX_ROWS:
+        classes.append(TileClass(_prefill_config(128, wide, activation, dtype, gather), PINGPONG_MAX_ROWS, None))
+        upper = PINGPONG_MAX_ROWS
+    if base.swap_ab and tokens > SWAP_MAX_ROWS:
+        classes.append(TileClass(_prefill_config(64, wide, activation, dtype, gather), SWAP_MAX_ROWS, upper))
+        upper = SWAP_MAX_ROWS
+    classes.append(TileClass(base, 0, upper))
+    return tuple(classes)
 
 
 def candidate_configs(

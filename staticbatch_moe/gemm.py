@@ -10,6 +10,7 @@ not Hopper, the same call runs :func:`grouped_gemm_reference`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +18,10 @@ import numpy as np
 
 import staticbatch as sb
 from staticbatch_moe import _gemm_config as cfgmod
-from staticbatch_moe._gemm_config import GemmConfig, choose_config
+from staticbatch_moe._gemm_config import GemmConfig, TileClass
 from staticbatch_moe.routing import RoutePlan
 
-__all__ = ["GateUpWeight", "GemmConfig", "grouped_gemm", "grouped_gemm_reference", "pack_gate_up"]
+__all__ = ["GateUpWeight", "GemmConfig", "TileClass", "grouped_gemm", "grouped_gemm_reference", "pack_gate_up"]
 
 logger = logging.getLogger("staticbatch.moe")
 
@@ -250,100 +251,31 @@ def _counters(use: str, count: int, device: Any) -> Any:
     return counters
 
 
-def grouped_gemm(
-    a: Any,
-    w: Any,
-    plan: RoutePlan,
-    *,
-    gather: bool = True,
-    activation: str | None = None,
-    out: Any = None,
-    config: GemmConfig | None = None,
-    programmatic_launch: bool = False,
-) -> Any:
-    """Every expert's GEMM in one statically batched kernel.
+def _tile_classes(config: Any, plan: RoutePlan, n: int, k: int, dtype: str, activation: str | None,
+                  gather: bool) -> tuple[TileClass, ...]:
+    """The call's tile classes: the heuristic's, one for a GemmConfig, or the given ones, checked."""
+    if config is None:
+        classes = cfgmod.choose_tile_classes(plan.num_rows, plan.num_experts, n, k, dtype, activation, gather,
+                                             num_tokens=plan.num_tokens)
+    elif isinstance(config, GemmConfig):
+        classes = cfgmod.check_tile_classes((TileClass(config),), dtype=dtype, activation=activation, gather=gather)
+    else:
+        classes = cfgmod.check_tile_classes(config, dtype=dtype, activation=activation, gather=gather)
+    k_steps = -(-k // cfgmod._BLOCK_K)
+    for c in classes:
+        if c.config.split_k > k_steps:
+            raise sb.InvalidArgumentError(
+                f"`config.split_k` must be at most ceil(k / 64)={k_steps} for k={k} (got {c.config.split_k})"
+            )
+    return classes
 
-    For each expert e and each grouped row r of e (``plan.expert_starts[e] <= r <
-    plan.expert_starts[e + 1]``): ``out[r] = act(x_r @ w[e].T)`` with ``x_r = a[plan.gather_idx[r]]``
-    (``gather=True``) or ``a[r]`` (``gather=False``), float32 accumulation.
 
-    Parameters
-    ----------
-    a : torch.Tensor
-        bf16 or fp16, ``[T, K]`` (gather) or ``[T * k, K]`` (grouped rows, e.g. the output of
-        the previous GEMM), rows contiguous (any row stride that is a multiple of 8). float32
-        runs the reference path.
-    w : torch.Tensor or GateUpWeight
-        ``[E, N, K]``, same dtype, contiguous (stacked ``nn.Linear`` weights, vLLM's w1/w2).
-        With ``activation="silu_and_mul"``: a :class:`GateUpWeight` from :func:`pack_gate_up`.
-    plan : RoutePlan
-        From :func:`staticbatch_moe.route_plan`.
-    gather : bool
-        Gather input rows by ``plan.gather_idx`` inside the kernel.
-    activation : None or "silu_and_mul"
-        ``"silu_and_mul"``: ``out = silu(gate) * up``, ``N / 2`` columns.
-    out : torch.Tensor, optional
-        ``[T * k, N_out]``, contiguous, same dtype. Rows ``[M, T * k)`` (skipped ids) are left
-        as they are.
-    config : GemmConfig, optional
-        Override the heuristic's tile configuration (for experiments).
-    programmatic_launch : bool
-        Launch as a programmatic dependent of the kernel before it on the stream (PDL, Hopper):
-        this kernel's blocks may start while that kernel finishes, and without gather they load
-        their first weight stages before waiting for it; no token row is read and no output
-        written before it has completed. Only if that kernel writes neither ``w`` nor the
-        plan's arrays (the MoE layer uses it for the down GEMM, which follows the gate/up GEMM).
-        Ignored on the reference path.
-
-    Returns
-    -------
-    torch.Tensor
-        ``[T * k, N_out]``, grouped by expert.
-
-    Notes
-    -----
-    Requirements: K a multiple of 8; N a multiple of 8 (16 with ``silu_and_mul``); 16-byte
-    aligned base pointers. Deterministic: the same inputs give bit-identical outputs (also
-    with split-K, whose partial sums are added in a fixed order). No host synchronisation, so
-    it can be captured in a CUDA graph. A split-K configuration uses a per-call float32
-    workspace and a zeroed counter buffer cached per stream (see ``_counters``); the staged
-    gather (``gather_mode="staged"``, chosen for compute-bound gathered problems) a per-call
-    ``[rows, K]`` workspace for the gathered rows and a cached two-word barrier.
-    """
+def _launch(config: GemmConfig, device_index: int, a: Any, lda: int, weight: Any, out: Any, plan: RoutePlan,
+            n: int, k: int, gather: bool, tile_offsets: Any, staged: Any, programmatic: bool) -> None:
+    """One launch of the kernel of ``config`` over the tiles of ``tile_offsets``."""
     import torch
 
-    weight, n, n_out = _validate(a, w, plan, gather, activation, out)
-    k = weight.shape[2]
-    lda = a.stride(0) if a.shape[0] > 1 else k
-    if a.dtype != torch.float32:  # the kernels' alignment, checked on every device so code ports
-        cfgmod.check_problem(n, k, lda, activation)
-    problem = _kernel_path_problem(a)
-    if problem is not None:
-        if problem not in _warned_fallback:
-            _warned_fallback.add(problem)
-            logger.info("staticbatch_moe.grouped_gemm: running the torch reference path for %s", problem)
-        return grouped_gemm_reference(a, w, plan, gather=gather, activation=activation, out=out)
-    if out is None:
-        out = torch.empty(plan.num_rows, n_out, dtype=a.dtype, device=a.device)
-    if plan.num_rows == 0:
-        return out
-    dtype = _dtype_tag(a.dtype)
-    if config is None:
-        config = choose_config(plan.num_rows, plan.num_experts, n, k, dtype, activation, gather)
-    elif not isinstance(config, GemmConfig):
-        raise sb.InvalidArgumentError(f"`config` must be a GemmConfig (got {type(config).__name__})")
-    elif config.dtype != dtype or config.activation != activation or config.gather != gather:
-        raise sb.InvalidArgumentError(
-            f"`config` must match dtype={dtype}, activation={activation!r}, gather={gather} (got {config})"
-        )
-    k_steps = -(-k // config.block_k)
-    if config.split_k > k_steps:
-        raise sb.InvalidArgumentError(
-            f"`config.split_k` must be at most ceil(k / 64)={k_steps} for k={k} (got {config.split_k})"
-        )
-    device_index = a.device.index if a.device.index is not None else torch.cuda.current_device()
     kernel, sms = _kernel_for(config, device_index)
-    tile_offsets = plan.tile_offsets(config.block_m, config.block_n, n, config.split_k)
     workspace = counters = None
     token_rows = a
     if config.split_k > 1:
@@ -353,7 +285,7 @@ def grouped_gemm(
         counters = _counters("splitk", cfgmod.splitk_counter_count(plan.num_rows, plan.num_experts, n, config), a.device)
     elif config.gather and config.gather_mode == "staged":
         # The kernel's first phase fills it with the gathered rows; its TMA map is the token map.
-        workspace = token_rows = torch.empty(plan.num_rows, k, dtype=a.dtype, device=a.device)
+        workspace = token_rows = staged
         counters = _counters("barrier", 2, a.device)
     # At least ONE_BLOCK_SMEM: one block per SM even while a programmatic dependent's blocks
     # are placed as the previous kernel's blocks exit (two 112 KB blocks could share an SM).
@@ -384,6 +316,111 @@ def grouped_gemm(
             workspace,
             counters,
         ],
-        programmatic=programmatic_launch,
+        programmatic=programmatic,
     )
+
+
+def grouped_gemm(
+    a: Any,
+    w: Any,
+    plan: RoutePlan,
+    *,
+    gather: bool = True,
+    activation: str | None = None,
+    out: Any = None,
+    config: GemmConfig | Sequence[TileClass] | None = None,
+    programmatic_launch: bool = False,
+) -> Any:
+    """Every expert's GEMM in one statically batched kernel (one per tile class).
+
+    For each expert e and each grouped row r of e (``plan.expert_starts[e] <= r <
+    plan.expert_starts[e + 1]``): ``out[r] = act(x_r @ w[e].T)`` with ``x_r = a[plan.gather_idx[r]]``
+    (``gather=True``) or ``a[r]`` (``gather=False``), float32 accumulation.
+
+    Parameters
+    ----------
+    a : torch.Tensor
+        bf16 or fp16, ``[T, K]`` (gather) or ``[T * k, K]`` (grouped rows, e.g. the output of
+        the previous GEMM), rows contiguous (any row stride that is a multiple of 8). float32
+        runs the reference path.
+    w : torch.Tensor or GateUpWeight
+        ``[E, N, K]``, same dtype, contiguous (stacked ``nn.Linear`` weights, vLLM's w1/w2).
+        With ``activation="silu_and_mul"``: a :class:`GateUpWeight` from :func:`pack_gate_up`.
+    plan : RoutePlan
+        From :func:`staticbatch_moe.route_plan`.
+    gather : bool
+        Gather input rows by ``plan.gather_idx`` inside the kernel.
+    activation : None or "silu_and_mul"
+        ``"silu_and_mul"``: ``out = silu(gate) * up``, ``N / 2`` columns.
+    out : torch.Tensor, optional
+        ``[T * k, N_out]``, contiguous, same dtype. Rows ``[M, T * k)`` (skipped ids) are left
+        as they are.
+    config : GemmConfig or sequence of TileClass, optional
+        Override the heuristic (:func:`~staticbatch_moe._gemm_config.choose_tile_classes`,
+        for experiments): one configuration for every expert, or tile classes, each a
+        configuration for the experts whose row count falls in its range (the ranges must
+        cover every count once). A call runs one launch per class, in the given order, each
+        over its own experts' tiles only (the class is chosen on the device, no sync).
+    programmatic_launch : bool
+        Launch as a programmatic dependent of the kernel before it on the stream (PDL, Hopper):
+        this kernel's blocks may start while that kernel finishes, and without gather they load
+        their first weight stages before waiting for it; no token row is read and no output
+        written before it has completed. Only if that kernel writes neither ``w`` nor the
+        plan's arrays (the MoE layer uses it for the down GEMM, which follows the gate/up GEMM).
+        Taken only when the plan's tile prefix sums for this call are built already (else the
+        kernel before would be the one building them). The launches of a call after its first
+        are always programmatic dependents of the one before. Ignored on the reference path.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[T * k, N_out]``, grouped by expert.
+
+    Notes
+    -----
+    Requirements: K a multiple of 8; N a multiple of 8 (16 with ``silu_and_mul``); 16-byte
+    aligned base pointers. Deterministic: the same inputs give bit-identical outputs (also
+    with split-K, whose partial sums are added in a fixed order). No host synchronisation, so
+    it can be captured in a CUDA graph. A split-K configuration uses a per-call float32
+    workspace and a zeroed counter buffer cached per stream (see ``_counters``); the staged
+    gather (``gather_mode="staged"``, chosen for compute-bound gathered problems) a per-call
+    ``[rows, K]`` workspace for the gathered rows (shared by the call's classes) and a cached
+    two-word barrier.
+    """
+    import torch
+
+    weight, n, n_out = _validate(a, w, plan, gather, activation, out)
+    k = weight.shape[2]
+    lda = a.stride(0) if a.shape[0] > 1 else k
+    classes: tuple[TileClass, ...] = ()
+    if a.dtype != torch.float32:  # the kernels' alignment and the override, checked on every device so code ports
+        cfgmod.check_problem(n, k, lda, activation)
+        classes = _tile_classes(config, plan, n, k, _dtype_tag(a.dtype), activation, gather)
+    problem = _kernel_path_problem(a)
+    if problem is not None:
+        if problem not in _warned_fallback:
+            _warned_fallback.add(problem)
+            logger.info("staticbatch_moe.grouped_gemm: running the torch reference path for %s", problem)
+        return grouped_gemm_reference(a, w, plan, gather=gather, activation=activation, out=out)
+    if out is None:
+        out = torch.empty(plan.num_rows, n_out, dtype=a.dtype, device=a.device)
+    if plan.num_rows == 0:
+        return out
+    device_index = a.device.index if a.device.index is not None else torch.cuda.current_device()
+    # Every tile prefix sum before the first launch: a programmatic launch reads them before it
+    # waits for the kernel before it, which must therefore not be the kernel that builds them.
+    ranges = [(c.min_rows, c.max_rows) for c in classes]
+    built = all(plan.has_tile_offsets(c.config.block_m, c.config.block_n, n, c.config.split_k, r)
+                for c, r in zip(classes, ranges))
+    offsets = [plan.tile_offsets(c.config.block_m, c.config.block_n, n, c.config.split_k, r)
+               for c, r in zip(classes, ranges)]
+    staged = None
+    if any(c.config.gather and c.config.gather_mode == "staged" for c in classes):
+        # The first phase of each staged launch fills its own experts' rows of it.
+        staged = torch.empty(plan.num_rows, k, dtype=a.dtype, device=a.device)
+    for i, (c, tile_offsets) in enumerate(zip(classes, offsets)):
+        # The launches after the first are programmatic dependents of the one before: their
+        # experts, output rows and staged rows are disjoint from it.
+        _launch(c.config, device_index, a, lda, weight, out, plan, n, k, gather, tile_offsets, staged,
+                programmatic=(programmatic_launch and built) if i == 0 else True)
     return out

@@ -17,7 +17,7 @@ from torch import nn
 
 import staticbatch as sb
 from staticbatch_moe import _route_kernels as rk
-from staticbatch_moe._gemm_config import choose_config
+from staticbatch_moe._gemm_config import choose_tile_classes
 from staticbatch_moe.gemm import GateUpWeight, grouped_gemm, pack_gate_up
 from staticbatch_moe.routing import route_plan
 
@@ -224,15 +224,16 @@ def combine(y: torch.Tensor, slot_to_row: torch.Tensor, topk_weights: torch.Tens
 
 
 def _layer_tilings(x: torch.Tensor, ids: torch.Tensor, e: int, two_i: int, h: int, fused: bool) -> list:
-    """The (block_m, block_n, n, split_k) of the layer's two GEMMs, so the routing pass builds their tile
-    prefix sums; none off the kernel path."""
+    """The (block_m, block_n, n, split_k, rows) of the tile classes of the layer's two GEMMs, whose tile
+    prefix sums are built before them; none off the kernel path."""
     if x.dtype not in (torch.bfloat16, torch.float16) or not rk.available(x):
         return []
     dtype = "bf16" if x.dtype == torch.bfloat16 else "fp16"
-    rows = ids.numel()
-    up = choose_config(rows, e, two_i, h, dtype, "silu_and_mul" if fused else None, True)
-    down = choose_config(rows, e, h, two_i // 2, dtype, None, False)
-    return [(up.block_m, up.block_n, two_i, up.split_k), (down.block_m, down.block_n, h, down.split_k)]
+    rows, t = ids.numel(), ids.shape[0]
+    up = choose_tile_classes(rows, e, two_i, h, dtype, "silu_and_mul" if fused else None, True, num_tokens=t)
+    down = choose_tile_classes(rows, e, h, two_i // 2, dtype, None, False, num_tokens=t)
+    return [(c.config.block_m, c.config.block_n, n, c.config.split_k, (c.min_rows, c.max_rows))
+            for classes, n in ((up, two_i), (down, h)) for c in classes]
 
 
 def _row_experts(plan: Any) -> torch.Tensor:
@@ -332,7 +333,13 @@ def fused_moe(
         mapped = expert_map.to(ids.device).long()[ids.long().clamp(0, global_num_experts - 1)]
         ids = torch.where(ids >= 0, mapped, torch.full_like(mapped, -1))
     fused = isinstance(w1, GateUpWeight) and w1_bias is None
-    plan = route_plan(ids, e, tilings=_layer_tilings(hidden_states, ids, e, two_i, h, fused))
+    tilings = _layer_tilings(hidden_states, ids, e, two_i, h, fused)
+    # The routing pass builds the tile prefix sums of two tilings without row ranges; any other
+    # is built here, before the first GEMM, so the down GEMM can still launch programmatically.
+    plain = [t[:4] for t in tilings if t[4] == (0, None)]
+    plan = route_plan(ids, e, tilings=plain if len(plain) <= 2 else [])
+    for t in tilings:
+        plan.tile_offsets(*t)
     x = hidden_states
     if fused:
         mid = grouped_gemm(x, w1, plan, activation="silu_and_mul")

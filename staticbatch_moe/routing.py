@@ -67,7 +67,9 @@ class RoutePlan:
     def device(self) -> Any:
         return self.expert_counts.device
 
-    def tile_offsets(self, block_m: int, block_n: int, n: int, split_k: int = 1) -> Any:
+    def tile_offsets(
+        self, block_m: int, block_n: int, n: int, split_k: int = 1, rows: tuple[int, int | None] = (0, None)
+    ) -> Any:
         """int32 ``[E + 1]``: exclusive prefix sum over tasks of
         ceil(m / block_m) * ceil(n / block_n) * split_k.
 
@@ -75,16 +77,36 @@ class RoutePlan:
         calls share it. :func:`route_plan` can build a layer's two in its own pass
         (``tilings``); any other comes from one :func:`staticbatch.device_plan` launch. With
         ``split_k > 1`` every output tile counts ``split_k`` times (one tile per K slice).
+        ``rows=(lo, hi)`` counts only the tasks with ``lo < m <= hi`` (``hi=None``: no upper
+        bound); the others get no tiles (one class of a call with tile classes, see
+        :class:`staticbatch_moe.TileClass`).
         """
-        import torch
-
-        key = (block_m, -(-n // block_n) * split_k)
+        key = _tile_key(block_m, block_n, n, split_k, rows)
         offsets = self._tile_plans.get(key)
         if offsets is None:
-            sizes = torch.stack([self.task_rows, torch.full_like(self.task_rows, key[1])], dim=1)
+            import torch
+
+            m = self.task_rows
+            if len(key) > 2:
+                lo, hi = key[2:]
+                keep = m > lo if hi is None else (m > lo) & (m <= hi)
+                m = torch.where(keep, m, torch.zeros_like(m))
+            sizes = torch.stack([m, torch.full_like(m, key[1])], dim=1)
             offsets = sb.device_plan(sizes, (block_m, 1)).tile_offsets
             self._tile_plans[key] = offsets
         return offsets
+
+    def has_tile_offsets(
+        self, block_m: int, block_n: int, n: int, split_k: int = 1, rows: tuple[int, int | None] = (0, None)
+    ) -> bool:
+        """Whether :meth:`tile_offsets` with these arguments is built already (then it launches nothing)."""
+        return _tile_key(block_m, block_n, n, split_k, rows) in self._tile_plans
+
+
+def _tile_key(block_m: int, block_n: int, n: int, split_k: int, rows: tuple[int, int | None]) -> tuple:
+    """The cache key of a tile prefix sum: (block_m, tiles per token block) and the row range if any."""
+    key: tuple = (block_m, -(-n // block_n) * split_k)
+    return key if tuple(rows) == (0, None) else key + tuple(rows)
 
 
 def _check_ids(topk_ids: Any, num_experts: Any) -> None:

@@ -94,6 +94,7 @@ def reachable_configs() -> list:
             if act and n % 16:
                 continue
             found.add(moe.choose_config(r, e, n, k, dtype, act, gather))
+            found.update(c.config for c in moe.choose_tile_classes(r, e, n, k, dtype, act, gather))
     if cands is not None:
         for t, act in itertools.product((16, 256, 4096), (None, "silu_and_mul")):
             for dtype in ("bf16", "fp16"):
@@ -107,4 +108,6 @@ def reachable_configs() -> list:
                  ((128, 256, False), (64, 256, True), (128, 128, False), (64, 128, True), (128, 192, False),
                   (64, 192, True))
                  for silu in (False, True) for c in (1, 2))
+    found.add(moe.GemmConfig(block_m=16, block_n=128, stages=12, swap_ab=True))  # test_moe_gpu.tile_classes
+    found.add(moe.GemmConfig(block_m=16, block_n=128, stages=12, swap_ab=True, activation="silu_and_mul", gather=True))
     return sorted(found, key=lambda c: c.kernel_name)

@@ -380,3 +380,99 @@ def test_heuristic_wide_tile_pads_n_least() -> None:
         h, i, e, k = MODELS[model]
         assert moe.choose_config(16384 * k, e, 2 * i, h, "bf16", "silu_and_mul", True).block_n == 256
         assert moe.choose_config(16384 * k, e, h, i, "bf16", None, False).block_n == 256
+
+
+# ---------------------------------------------------------------------------------------------
+# Tile classes (a configuration per range of rows per expert)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_tile_class_validation() -> None:
+    cfg = cfgmod.GemmConfig()
+    assert cfgmod.TileClass(cfg).covers_all and not cfgmod.TileClass(cfg, 0, 64).covers_all
+    with pytest.raises(sb.InvalidArgumentError, match="`config` must be a GemmConfig"):
+        cfgmod.TileClass("128x256")  # type: ignore[arg-type]
+    with pytest.raises(sb.InvalidArgumentError, match="`min_rows` must be an int >= 0"):
+        cfgmod.TileClass(cfg, -1)
+    with pytest.raises(sb.InvalidArgumentError, match="`max_rows` must be None or an int > min_rows=64"):
+        cfgmod.TileClass(cfg, 64, 64)
+
+
+def _check_classes(classes, **kw):  # type: ignore[no-untyped-def]
+    return cfgmod.check_tile_classes(classes, **({"dtype": "bf16", "activation": None, "gather": False} | kw))
+
+
+def test_check_tile_classes_needs_every_row_count_once() -> None:
+    a, b, c = cfgmod.GemmConfig(block_m=64, pingpong=True), cfgmod.GemmConfig(), cfgmod.GemmConfig(block_m=256,
+                                                                                                 block_n=128)
+    good = [cfgmod.TileClass(b, 300, None), cfgmod.TileClass(a, 0, 100), cfgmod.TileClass(c, 100, 300)]
+    assert _check_classes(good) == tuple(good)  # any order; launched in the given order
+    assert _check_classes([cfgmod.TileClass(b)]) == (cfgmod.TileClass(b),)
+    for bad in ([cfgmod.TileClass(a, 0, 100), cfgmod.TileClass(b, 101, None)],  # gap
+                [cfgmod.TileClass(a, 0, 100), cfgmod.TileClass(b, 50, None)],  # overlap
+                [cfgmod.TileClass(a, 0, 100)],  # no class without an upper bound
+                [cfgmod.TileClass(a, 1, None)],  # m = 1 uncovered
+                [cfgmod.TileClass(a), cfgmod.TileClass(b)]):  # two unbounded
+        with pytest.raises(sb.InvalidArgumentError, match="cover every row count"):
+            _check_classes(bad)
+    with pytest.raises(sb.InvalidArgumentError, match="non-empty sequence of TileClass"):
+        _check_classes([])
+    with pytest.raises(sb.InvalidArgumentError, match="non-empty sequence of TileClass"):
+        _check_classes([b])
+    with pytest.raises(sb.InvalidArgumentError, match="a GemmConfig or a sequence of TileClass"):
+        _check_classes(3)
+    with pytest.raises(sb.InvalidArgumentError, match="must match dtype=bf16, activation='silu_and_mul'"):
+        _check_classes([cfgmod.TileClass(b)], activation="silu_and_mul", gather=True)
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_heuristic_tile_classes(model: str) -> None:
+    """Cover every row count; the last class is choose_config's; hot classes only from
+    TILE_CLASSES_MIN_TOKENS tokens, taller than the average expert's, heaviest first."""
+    h, i, e, k = MODELS[model]
+    for t in (*TS, 512, 700, 2048):
+        for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False)):
+            classes = moe.choose_tile_classes(t * k, e, n, kk, "bf16", act, gather, num_tokens=t)
+            assert _check_classes(classes, activation=act, gather=gather) == classes
+            assert classes[-1].config == moe.choose_config(t * k, e, n, kk, "bf16", act, gather)
+            if t < cfgmod.TILE_CLASSES_MIN_TOKENS:
+                assert len(classes) == 1
+            heights = [c.config.block_m for c in classes]
+            assert heights == sorted(heights, reverse=True)
+            bounds = [c.min_rows for c in classes]
+            assert bounds == sorted(bounds, reverse=True)
+            assert all(c.min_rows < t for c in classes)  # no class that no expert can reach
+            for c in classes[:-1]:
+                assert not c.config.swap_ab and (c.config.block_m == 64) == c.config.pingpong
+                assert c.config.cluster == (2 if c.config.block_m == 128 else 1)
+                assert c.config.gather_mode == ("staged" if gather else "cp_async")
+    # Hot experts of a skewed DeepSeek-V3 batch at T = 1024: swap, ping-pong and clustered tiles.
+    h, i, e, k = MODELS["DeepSeek-V3"]
+    classes = moe.choose_tile_classes(1024 * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=1024)
+    assert [(c.min_rows, c.max_rows) for c in classes] == [(320, None), (64, 320), (0, 64)]
+    assert classes[-1].config.swap_ab
+
+
+def test_tile_classes_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cfgmod, "USE_TILE_CLASSES", False)
+    moe.choose_tile_classes.cache_clear()
+    try:
+        assert len(moe.choose_tile_classes(1024 * 8, 256, 4096, 7168, num_tokens=1024)) == 1
+    finally:
+        moe.choose_tile_classes.cache_clear()
+
+
+def test_grouped_gemm_checks_tile_classes_on_every_device() -> None:
+    ids = torch.tensor([[0], [1], [1]], dtype=torch.int32)
+    p = moe.route_plan(ids, 2)
+    a, w = torch.randn(3, 64, dtype=torch.bfloat16), torch.randn(2, 128, 64, dtype=torch.bfloat16)
+    with pytest.raises(sb.InvalidArgumentError, match="cover every row count"):
+        moe.grouped_gemm(a, w, p, gather=True, config=[moe.TileClass(cfgmod.GemmConfig(gather=True), 0, 1)])
+    with pytest.raises(sb.InvalidArgumentError, match="must match dtype=bf16"):
+        moe.grouped_gemm(a, w, p, gather=True, config=[moe.TileClass(cfgmod.GemmConfig(dtype="fp16", gather=True))])
+    with pytest.raises(sb.InvalidArgumentError, match="`config` must be a GemmConfig or a sequence"):
+        moe.grouped_gemm(a, w, p, gather=True, config=3)
+    classes = [moe.TileClass(cfgmod.GemmConfig(gather=True), 1, None),
+               moe.TileClass(cfgmod.GemmConfig(block_m=64, pingpong=True, gather=True), 0, 1)]
+    got = moe.grouped_gemm(a, w, p, gather=True, config=classes)  # CPU: the reference path
+    assert torch.equal(got, moe.grouped_gemm_reference(a, w, p, gather=True))

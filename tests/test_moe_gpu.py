@@ -570,3 +570,92 @@ def test_programmatic_down_after_gate_up(down: moe.GemmConfig | None, graph: boo
         torch.cuda.synchronize()
     assert not torch.isnan(y).any()
     assert rel_err(y, ref) < TOL
+
+
+# ---------------------------------------------------------------------------------------------
+# Tile classes (a tile height per expert: one launch per class of experts by row count)
+# ---------------------------------------------------------------------------------------------
+
+
+def tile_classes(silu: bool, lo: int = 16, hi: int = 100) -> list[moe.TileClass]:
+    """Swap tiles up to ``lo`` rows, 64-row ping-pong tiles up to ``hi``, clustered 128-row tiles
+    above: gate/up with gather (staged in normal mode) or down without."""
+    from moe_cases import cluster_config
+
+    swap = moe.GemmConfig(block_m=16, block_n=128, stages=12, swap_ab=True,
+                          activation="silu_and_mul" if silu else None, gather=silu)
+    return [moe.TileClass(cluster_config(128, 256, False, silu=silu), hi, None),
+            moe.TileClass(cluster_config(64, 256, True, silu=silu, cluster=1), lo, hi),
+            moe.TileClass(swap, 0, lo)]
+
+
+@pytest.mark.parametrize("silu", [False, True], ids=["down", "gate-up"])
+@pytest.mark.parametrize("counts", [EDGE + [900, 300, 101, 100, 17, 16], [0, 5, 7, 0, 16, 1], [400, 0, 257],
+                                    [0, 0, 0, 33]], ids=["all-classes", "only-swap", "only-clustered", "only-pp"])
+def test_tile_classes_match_reference(silu: bool, counts: list[int]) -> None:
+    """Every class boundary (16/17, 100/101), classes without experts (launches without tiles)."""
+    ids = ids_with_counts(counts)
+    assert _check(ids, len(counts), 320, 200, gather=silu, silu=silu, config=tile_classes(silu)) < TOL
+
+
+def test_tile_class_offsets_count_only_their_experts() -> None:
+    counts = [0, 3, 16, 17, 64, 65, 100, 101, 500, 1]
+    p = moe.route_plan(ids_with_counts(counts), len(counts))
+    rows = p.task_rows.tolist()
+    for lo, hi in ((0, 16), (16, 100), (100, None), (0, None), (64, 65)):
+        got = p.tile_offsets(64, 128, 320, 1, rows=(lo, hi)).tolist()
+        want = [0]
+        for m in rows:
+            inside = m > lo and (hi is None or m <= hi)
+            want.append(want[-1] + (-(-m // 64) * 3 if inside else 0))
+        assert got == want, (lo, hi)
+        assert p.has_tile_offsets(64, 128, 320, 1, rows=(lo, hi))
+
+
+def _skewed_ids(t: int, e: int, k: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    probs = 1.0 / torch.arange(1, e + 1, device="cuda", dtype=torch.float64) ** 1.2
+    return torch.multinomial(probs.expand(t, e), k, replacement=False, generator=g).to(torch.int32)
+
+
+def test_heuristic_tile_classes_on_skewed_routing_bitwise_repeatable() -> None:
+    """The default heuristic at T >= 512 runs several classes; hot experts get 128-row tiles."""
+    e, t, k, h, i = 64, 1024, 6, 256, 192
+    classes = moe.choose_tile_classes(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=t)
+    assert len(classes) >= 2 and classes[0].config.block_m == 128
+    ids = _skewed_ids(t, e, k)
+    assert max(moe.route_plan(ids, e).expert_counts.tolist()) > classes[0].min_rows  # the hot class has work
+    assert _check(ids, e, 2 * i, h, silu=True) < TOL
+    p = moe.route_plan(ids, e)
+    a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+    w1 = moe.pack_gate_up(_weights(e, 2 * i, h, torch.bfloat16, 3))
+    w2 = _weights(e, h, i, torch.bfloat16, 4)
+    y1 = moe.grouped_gemm(moe.grouped_gemm(a, w1, p, activation="silu_and_mul"), w2, p, gather=False)
+    y2 = moe.grouped_gemm(moe.grouped_gemm(a, w1, p, activation="silu_and_mul"), w2, p, gather=False,
+                          programmatic_launch=True)
+    assert torch.equal(y1, y2)
+    ref = moe.grouped_gemm_reference(moe.grouped_gemm_reference(a, w1, p, activation="silu_and_mul"), w2, p,
+                                     gather=False)
+    assert rel_err(y1, ref) < TOL
+
+
+def test_tile_classes_cuda_graph_replay() -> None:
+    """Captured with explicit classes, replayed with new routing in place (other experts hot)."""
+    e, t, k, h, i = 16, 600, 2, 256, 128
+    ids = _skewed_ids(t, e, k)
+    a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+    w1 = moe.pack_gate_up(torch.randn(e, 2 * i, h, device="cuda", dtype=torch.bfloat16) / h**0.5)
+    w2 = torch.randn(e, h, i, device="cuda", dtype=torch.bfloat16) / i**0.5
+    up, down = tile_classes(True), tile_classes(False)
+
+    def layer() -> torch.Tensor:
+        p = moe.route_plan(ids, e)
+        x = moe.grouped_gemm(a, w1, p, activation="silu_and_mul", config=up)
+        return moe.grouped_gemm(x, w2, p, gather=False, config=down, programmatic_launch=True)
+
+    layer()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        y = layer()
+    _replay_with_new_routing(graph, y, ids, a, w1, w2, e, replays=2)

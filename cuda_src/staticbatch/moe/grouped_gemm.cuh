@@ -160,13 +160,21 @@
 // load; every other thread waits at the start, so no token row is read and no output written
 // before the previous kernel has completed. Launched normally, the wait returns at once.
 //
+// Tile classes (host: grouped_gemm with a sequence of TileClass). One call may launch this
+// kernel once per class of experts (by row count), each launch with its own tile_offsets in
+// which the other classes' tasks have no tiles: the kernel never needs to know. A launch whose
+// tile_offsets hold no tile at all returns right after the wait above, in every block alike
+// (no staged copy, no grid barrier). The later launches of a call are programmatic dependents
+// of the earlier ones; their outputs (and staged rows) are disjoint.
+//
 // Staged gather (kStaged; host: gather_mode="staged", for compute-bound gate/up GEMMs). The
 // cp.async gather above streams token rows into every stage of every tile, and each token
 // block is read again for each of the task's N blocks; on the H200 that ran 15-50 % slower
 // than the same tiles fed by TMA from grouped rows (2026-11-28). So the kernel runs in two
 // phases. Phase 1: all threads of all blocks copy the grouped rows, workspace[r] =
-// a[gather_idx[r]] for r < task_starts[num_tasks], each warp a few consecutive rows at a time
-// in 16-byte pieces (stage_rows); then the grid meets at a barrier (grid_barrier: one arrival counter that the
+// a[gather_idx[r]] for the rows r of every task that has tiles in this launch (with tile
+// classes, only this class's tasks), each warp a few consecutive rows at a time in 16-byte
+// pieces (stage_rows); then the grid meets at a barrier (grid_barrier: one arrival counter that the
 // last arrival resets to zero, and a generation word it then advances; thread 0 of each
 // block waits for the generation to move, then issues fence.proxy.async.global so that its
 // TMA loads see the other blocks' generic-proxy stores). Phase 2 is the kernel without
@@ -490,20 +498,25 @@ SB_DEVICE bool splitk_reduce(float (&acc)[kAccum], float* workspace, uint32_t* c
   return true;
 }
 
-// Phase 1 of the staged gather: workspace[r] = a[gather_idx[r]] for the grouped rows r < rows
-// (K elements each, K % 8 == 0, rows 16-byte aligned). Each warp copies groups of consecutive
-// rows, as many as keep kStageUnroll 16-byte pieces per lane in flight (kStageUnroll * 32 / (K / 8)
-// rows, at least one), the groups strided over the grid's warps. Every thread of the grid calls it.
+// Phase 1 of the staged gather: workspace[r] = a[gather_idx[r]] for the grouped rows r of the
+// tasks that have tiles in this launch (all tasks with rows, unless the call runs tile classes:
+// then only this class's), K elements each (K % 8 == 0, rows 16-byte aligned). Each warp copies
+// groups of consecutive rows of one task, as many as keep kStageUnroll 16-byte pieces per lane in
+// flight (kStageUnroll * 32 / (K / 8) rows, at least one). The groups of all copied tasks, in task
+// order, are dealt round-robin to the grid's warps. Every thread of the grid calls it.
 constexpr int kStageUnroll = 16;
-SB_DEVICE void stage_rows(const uint16_t* a, int64_t lda, const int32_t* gather_idx, int64_t rows, int32_t k,
+SB_DEVICE void stage_rows(const uint16_t* a, int64_t lda, const int32_t* gather_idx, const int32_t* tile_offsets,
+                          const int32_t* task_rows, const int64_t* task_starts, int32_t num_tasks, int32_t k,
                           uint16_t* workspace) {
   const int32_t lane = static_cast<int32_t>(threadIdx.x & 31);
   const int64_t warps_per_block = blockDim.x / 32;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * warps_per_block;
+  const int64_t warp_id = blockIdx.x * warps_per_block + threadIdx.x / 32;
   const int32_t pieces = k / 8;  // 16-byte pieces per row
   const int32_t group = pieces >= 32 * kStageUnroll ? 1 : 32 * kStageUnroll / pieces;  // rows per warp at once
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * warps_per_block * group;
-  for (int64_t r0 = (blockIdx.x * warps_per_block + threadIdx.x / 32) * group; r0 < rows; r0 += stride) {
-    const int32_t total = static_cast<int32_t>(rows - r0 < group ? rows - r0 : group) * pieces;
+  // Copies rows [r0, r0 + rows) (consecutive grouped rows are contiguous in the workspace).
+  auto copy_rows = [&](int64_t r0, int32_t rows) {
+    const int32_t total = rows * pieces;
     for (int32_t p0 = lane; p0 < total; p0 += 32 * kStageUnroll) {
       uint4 v[kStageUnroll];
 #pragma unroll
@@ -518,11 +531,34 @@ SB_DEVICE void stage_rows(const uint16_t* a, int64_t lda, const int32_t* gather_
 #pragma unroll
       for (int u = 0; u < kStageUnroll; ++u) {
         const int32_t p = p0 + 32 * u;
-        if (p < total) {
-          // Consecutive rows are contiguous in the workspace: piece p of the group is piece p from r0.
-          ptx::st_global_v4(reinterpret_cast<uint4*>(workspace + r0 * static_cast<int64_t>(k)) + p, v[u]);
-        }
+        if (p < total) ptx::st_global_v4(reinterpret_cast<uint4*>(workspace + r0 * static_cast<int64_t>(k)) + p, v[u]);
       }
+    }
+  };
+  int64_t dealt = 0;  // row groups of the copied tasks before the current one
+  for (int32_t t0 = 0; t0 < num_tasks; t0 += 32) {
+    // Lane i holds task t0 + i: its rows if it has tiles in this launch, else 0.
+    const int32_t t = t0 + lane;
+    int32_t m = 0;
+    int64_t start = 0;
+    if (t < num_tasks && __ldg(tile_offsets + t + 1) > __ldg(tile_offsets + t)) {
+      m = __ldg(task_rows + t);
+      start = __ldg(task_starts + t);
+    }
+    const int32_t count = num_tasks - t0 < 32 ? num_tasks - t0 : 32;
+    for (int32_t j = 0; j < count; ++j) {
+      const int32_t mj = __shfl_sync(0xffffffffu, m, j);
+      if (mj <= 0) continue;
+      const int64_t sj = __shfl_sync(0xffffffffu, start, j);
+      const int64_t groups = ceil_div<int64_t>(mj, group);
+      // This warp's groups of the task: those g with (dealt + g) % warps == warp_id.
+      int64_t g = (warp_id - dealt) % warps;
+      if (g < 0) g += warps;
+      for (; g < groups; g += warps) {
+        const int64_t r0 = g * group;
+        copy_rows(sj + r0, static_cast<int32_t>(mj - r0 < group ? mj - r0 : group));
+      }
+      dealt += groups;
     }
   }
 }
@@ -609,13 +645,16 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   constexpr bool kWeightsFirst = !kGather && !kStaged && kCluster == 1;
   if (!kWeightsFirst || warp_group != 0) ptx::griddep_wait();
 
+  const int32_t total_tiles = __ldg(tile_offsets + num_tasks);
+  // A launch without tiles (a tile class that no expert falls in) ends here, in every block alike.
+  if (total_tiles == 0) return;
+
   if constexpr (kStaged) {  // phase 1 of the staged gather (see the header)
-    stage_rows(static_cast<const uint16_t*>(a_ptr), lda, gather_idx, __ldg(task_starts + num_tasks), k,
-               static_cast<uint16_t*>(workspace));
+    stage_rows(static_cast<const uint16_t*>(a_ptr), lda, gather_idx, tile_offsets, task_rows, task_starts, num_tasks,
+               k, static_cast<uint16_t*>(workspace));
     grid_barrier(counters);
   }
 
-  const int32_t total_tiles = __ldg(tile_offsets + num_tasks);
   const int32_t num_k_blocks = ceil_div<int32_t>(k, BLOCK_K);
   const int32_t n_blocks = ceil_div<int32_t>(n, BLOCK_N);
   constexpr uint32_t kHalfWBytes = (BLOCK_N / 2) * 128u;  // half a weight stage (clusters)
