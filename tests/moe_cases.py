@@ -77,16 +77,6 @@ def cluster_config(block_m: int, block_n: int, pingpong: bool, *, silu: bool, cl
     return dataclasses.replace(cfg, cluster=cluster)
 
 
-def mixed_order_cases() -> list:
-    """Linear-order tiles that the GPU tests also run with ``mixed_order=True``."""
-    import staticbatch_moe as moe
-
-    return [cluster_config(64, 256, True, silu=True, cluster=1), cluster_config(64, 256, True, silu=False, cluster=1),
-            cluster_config(128, 256, False, silu=False, cluster=1), cluster_config(128, 128, False, silu=True, cluster=1),
-            moe.GemmConfig(block_m=256, block_n=128, stages=4, activation="silu_and_mul", gather=True,
-                           gather_mode="staged")]
-
-
 def reachable_configs() -> list:
     """Every configuration the GPU tests can reach (a superset), to compile them in parallel first."""
     import staticbatch_moe as moe
@@ -118,8 +108,6 @@ def reachable_configs() -> list:
                  ((128, 256, False), (64, 256, True), (128, 128, False), (64, 128, True), (128, 192, False),
                   (64, 192, True))
                  for silu in (False, True) for c in (1, 2))
-    # test_moe_gpu: the mixed tile order's cases, the tile classes' swap tiles.
-    found |= {c for lin in mixed_order_cases() for c in (lin, dataclasses.replace(lin, mixed_order=True))}
-    found.add(moe.GemmConfig(block_m=16, block_n=128, stages=12, swap_ab=True))
+    found.add(moe.GemmConfig(block_m=16, block_n=128, stages=12, swap_ab=True))  # test_moe_gpu.tile_classes
     found.add(moe.GemmConfig(block_m=16, block_n=128, stages=12, swap_ab=True, activation="silu_and_mul", gather=True))
     return sorted(found, key=lambda c: c.kernel_name)

@@ -7,8 +7,6 @@ import itertools
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from moe_cases import MODELS, rel_err, uniform_ids
 
 import staticbatch as sb
@@ -475,37 +473,3 @@ def test_grouped_gemm_checks_tile_classes_on_every_device() -> None:
                moe.TileClass(cfgmod.GemmConfig(block_m=64, pingpong=True, gather=True), 0, 1)]
     got = moe.grouped_gemm(a, w, p, gather=True, config=classes)  # CPU: the reference path
     assert torch.equal(got, moe.grouped_gemm_reference(a, w, p, gather=True))
-
-
-# ---------------------------------------------------------------------------------------------
-# Mixed tile order (mixed_order=True: half the blocks on the heaviest half of the tiles)
-# ---------------------------------------------------------------------------------------------
-
-
-def test_mixed_order_config() -> None:
-    cfg = cfgmod.GemmConfig(block_m=64, pingpong=True, mixed_order=True)
-    assert cfg.kernel_name.endswith("_pp_mx")
-    assert "true>(" in cfgmod.kernel_source(cfg).split("grouped_gemm<")[1]
-    assert "false>(" in cfgmod.kernel_source(cfgmod.GemmConfig()).split("grouped_gemm<")[1]
-    for bad in (dict(swap_ab=True, block_m=16, block_n=128), dict(cluster=2), dict(mixed_order=1)):
-        with pytest.raises(sb.InvalidArgumentError, match="mixed_order"):
-            cfgmod.GemmConfig(**({"mixed_order": True} | bad))
-
-
-@given(total=st.integers(0, 3000), grid=st.integers(1, 300))
-@settings(max_examples=300, deadline=None)
-def test_mixed_tile_order_is_a_permutation_and_each_half_increases_per_block(total: int, grid: int) -> None:
-    """What the kernel's two mappers need: a bijection, and along each block's positions the
-    tiles of each half (below and from ``full // 2``) never decrease."""
-    order = cfgmod.mixed_tile_order(total, grid)
-    assert sorted(order) == list(range(total))
-    full = total // grid * grid if grid % 2 == 0 else 0
-    for b in range(min(grid, total)):
-        mine = order[b::grid]
-        low = [t for t in mine if t < full // 2]
-        high = [t for t in mine if t >= full // 2]
-        assert low == sorted(low) and high == sorted(high)
-        if grid % 2 == 0 and len(mine) > 1 and full >= 2 * grid:  # the block alternates halves
-            assert (mine[0] < full // 2) != (mine[1] < full // 2)
-    if grid % 2 == 0 and total >= grid:  # each full row: half the blocks on each half
-        assert sum(t < full // 2 for t in order[:grid]) == grid // 2

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 import torch
-from moe_cases import MODELS, ids_with_counts, mixed_order_cases, rel_err, uniform_ids
+from moe_cases import MODELS, ids_with_counts, rel_err, uniform_ids
 
 import staticbatch as sb
 import staticbatch_moe as moe
@@ -659,30 +659,3 @@ def test_tile_classes_cuda_graph_replay() -> None:
     with torch.cuda.graph(graph):
         y = layer()
     _replay_with_new_routing(graph, y, ids, a, w1, w2, e, replays=2)
-
-
-# ---------------------------------------------------------------------------------------------
-# Mixed tile order (mixed_order=True): the same tiles, dealt differently to the blocks
-# ---------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("linear", mixed_order_cases(), ids=lambda c: c.kernel_name[16:])
-@pytest.mark.parametrize("counts", [EDGE + [900, 700, 2000, 3], [5, 7, 0, 1]], ids=["rows-of-the-grid", "few-tiles"])
-def test_mixed_order_bitwise_equal_to_linear(linear: moe.GemmConfig, counts: list[int]) -> None:
-    mixed = dataclasses.replace(linear, mixed_order=True)
-    silu = linear.activation is not None
-    ids = ids_with_counts(counts)
-    e, n, k = len(counts), 1024, 200
-    p = moe.route_plan(ids, e)
-    a = torch.randn(ids.shape[0] if silu else p.num_rows, k, device="cuda", dtype=torch.bfloat16)
-    w = _weights(e, n, k, torch.bfloat16, 5)
-    w = moe.pack_gate_up(w) if silu else w
-    act = "silu_and_mul" if silu else None
-    outs = []
-    for cfg in (linear, mixed):
-        out = torch.full((p.num_rows, n // 2 if silu else n), float("nan"), dtype=torch.bfloat16, device="cuda")
-        moe.grouped_gemm(a, w, p, gather=silu, activation=act, out=out, config=cfg)
-        outs.append(out)
-    assert torch.equal(outs[0], outs[1])
-    ref = moe.grouped_gemm_reference(a, w, p, gather=silu, activation=act)
-    assert rel_err(outs[1], ref) < TOL

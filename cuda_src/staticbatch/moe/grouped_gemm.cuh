@@ -27,8 +27,8 @@
 // count per task is ceil(m / BLOCK_M) * ceil(N / BLOCK_N), N the weight's row count); the
 // tile index within a task is m-fastest, so the blocks working on neighbouring tile ids
 // share one weight tile through L2. The framework's `tile_offsets` is the exclusive prefix
-// sum of those counts; a persistent grid strides over tile ids (in order, or with kMixed in
-// the mixed order of TileMapper) and finds (task, index) with WarpSearchMapper (a 32-ary warp-cooperative search: two dependent loads for up to
+// sum of those counts; a persistent grid strides over tile ids and finds (task, index)
+// with WarpSearchMapper (a 32-ary warp-cooperative search: two dependent loads for up to
 // 1024 tasks where the binary search needs up to ten, which a decode step's single tile per
 // block pays before its first load). Every warp that maps tiles maps them with all 32 lanes.
 //
@@ -596,42 +596,6 @@ SB_DEVICE void grid_barrier(uint32_t* counters) {
   __syncthreads();
 }
 
-// Which tile a block runs at position `pos` of the persistent loop (pos = blockIdx.x + i *
-// gridDim.x), mapped to (task, index) by WarpSearchMapper. Linear (kMixed = false): tile pos.
-// Mixed: the positions of the full rows of the grid (the first total / gridDim.x * gridDim.x,
-// gridDim.x even) are dealt alternately to the two halves of that tile range: position (i, b)
-// takes tile i * gridDim.x / 2 + b / 2 of half (i + b) % 2, so at every step half the blocks
-// run tiles of the first half (the heaviest tasks: the plan sorts tasks by rows) and half of
-// the second, pairs of neighbouring blocks run neighbouring tiles, and each block alternates
-// halves. The last, partial row keeps its tiles. A bijection of [0, total); each half's tile
-// ids increase along a block's positions, so each half has its own mapper (a mapper's ids
-// must not decrease). With an odd grid the order is linear.
-template <bool kMixed>
-struct TileMapper {
-  WarpSearchMapper first, second;
-  int32_t full;  // positions in full rows of the grid, which are mixed (0 with an odd grid)
-  SB_DEVICE TileMapper(const int32_t* tile_offsets, int32_t num_tasks, int32_t total_tiles)
-      : first(tile_offsets, num_tasks), second(tile_offsets, num_tasks) {
-    const int32_t grid = static_cast<int32_t>(gridDim.x);
-    full = grid % 2 == 0 ? total_tiles / grid * grid : 0;
-  }
-  SB_DEVICE TaskTile map(int32_t pos) {
-    if (pos >= full) return second.map(pos);  // the last row: above both halves' ids
-    const int32_t grid = static_cast<int32_t>(gridDim.x);
-    const int32_t i = pos / grid;
-    const int32_t b = pos - i * grid;
-    const int32_t idx = i * (grid / 2) + b / 2;
-    return ((i + b) & 1) ? second.map(full / 2 + idx) : first.map(idx);
-  }
-};
-
-// Linear order: tile pos itself.
-template <>
-struct TileMapper<false> : WarpSearchMapper {
-  SB_DEVICE TileMapper(const int32_t* tile_offsets, int32_t num_tasks, int32_t /*total_tiles*/)
-      : WarpSearchMapper(tile_offsets, num_tasks) {}
-};
-
 // The kernel body. All threads of the block call it; the block has Shape::kThreads threads
 // and Shape::kSmemBytes bytes of dynamic shared memory. `a_map` is read without kGather (box
 // {64, BLOCK_M}) and with kTmaGather (box {64, 1}); it may be all zeros for the cp.async
@@ -639,8 +603,7 @@ struct TileMapper<false> : WarpSearchMapper {
 // kSplitK > 1 (swap mode only) `splitk_workspace` and `splitk_counters` are the split-K
 // workspace and counters (see the header); else unused.
 template <bool kBf16, int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kGather, bool kSiluMul,
-          bool kPingpong = false, bool kTmaGather = false, int kSplitK = 1, bool kStaged = false, int kCluster = 1,
-          bool kMixed = false>
+          bool kPingpong = false, bool kTmaGather = false, int kSplitK = 1, bool kStaged = false, int kCluster = 1>
 SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescriptor& a_map, const void* a_ptr,
                             int64_t lda, void* out_ptr, const int32_t* gather_idx, const int32_t* tile_offsets,
                             const int32_t* task_rows, const int64_t* task_starts, const int32_t* task_expert,
@@ -650,7 +613,6 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   static_assert(!kStaged || (!kGather && kSplitK == 1), "the staged gather runs the kernel without gather, unsplit");
   static_assert(kCluster == 1 || (kCluster == 2 && !kSwapAB && !kGather && kSplitK == 1 && !(BLOCK_M == 256)),
                 "2-CTA clusters: normal mode, no in-loop gather, no split-K, no tall tiles");
-  static_assert(!kMixed || (!kSwapAB && kCluster == 1 && kSplitK == 1), "mixed order: normal mode, no cluster or split-K");
   float* const splitk_workspace = static_cast<float*>(workspace);
   uint32_t* const splitk_counters = counters;
   using Shape = GemmShape<BLOCK_M, BLOCK_N, kStages, kSwapAB, kPingpong>;
@@ -725,7 +687,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     constexpr int kGatherThreads = 32 * Shape::kGatherWarps;
     const bool loads = kCpAsyncGather ? true : (kRowTma ? t < kGatherThreads : t < 32);
     if (loads) {
-      TileMapper<kMixed> mapper(tile_offsets, num_tasks, total_tiles);
+      WarpSearchMapper mapper(tile_offsets, num_tasks);
       // Bytes one stage of a tile receives by TMA (counted on its full barrier): the weight tile,
       // plus without gather the token box (or, tall tiles, its live 64-row slices), plus with the
       // TMA gather 128 bytes per token row that exists.
@@ -739,7 +701,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       uint32_t early = 0;
       if constexpr (kWeightsFirst) {
         // Its own mapper: a mapper only walks forward, and the loop below starts over.
-        TileMapper<kMixed> early_mapper(tile_offsets, num_tasks, total_tiles);
+        WarpSearchMapper early_mapper(tile_offsets, num_tasks);
         constexpr uint32_t kEarlyMax = static_cast<uint32_t>(kStages);
         for (int32_t tile = static_cast<int32_t>(blockIdx.x); tile < total_tiles && early < kEarlyMax;
              tile += static_cast<int32_t>(gridDim.x)) {
@@ -878,7 +840,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     const uint32_t epi_base = ptx::smem_addr(ss.epi[cw]);
     auto* out = static_cast<typename Ops::elem*>(out_ptr);
     const int32_t n_out = kSiluMul ? n / 2 : n;
-    TileMapper<kMixed> mapper(tile_offsets, num_tasks, total_tiles);
+    WarpSearchMapper mapper(tile_offsets, num_tasks);
     // Ping-pong group g takes the block's tiles g, g + 2, ...; its K-step counter starts past
     // the other group's first tile when g = 1 and skips the other group's tile after each of its own.
     const int32_t tile_step = static_cast<int32_t>(gridDim.x) * (kPingpong ? 2 : 1);
