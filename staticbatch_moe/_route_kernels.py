@@ -114,12 +114,18 @@ def select(logits: Any, top_k: int, scoring: str, renormalize: bool, num_expert_
     return weights, ids
 
 
-# The plan's outputs (moe::PlanOut), as kernel parameters and as the struct built from them.
+# The plan's outputs (moe::PlanOut), as kernel parameters and as the struct built from them:
+# the per-expert and per-task arrays, then for each of PLAN_TILINGS tilings i its block_m bm<i>
+# (0: unused), tiles per token block nb<i>, row range (lo<i>, hi<i>] and prefix sums.
+PLAN_TILINGS = 4
+_INT32_MAX = 2**31 - 1
 _PLAN_OUT_ARGS = ("int32_t* expert_counts, int64_t* expert_starts, int32_t* task_expert, int32_t* task_rows, "
-                  "int64_t* task_starts, int32_t bm0, int32_t nb0, int32_t* tile_offsets0, int32_t bm1, int32_t nb1, "
-                  "int32_t* tile_offsets1")
-_PLAN_OUT = ("moe::PlanOut{expert_counts, expert_starts, task_expert, task_rows, task_starts, bm0, nb0, tile_offsets0, "
-             "bm1, nb1, tile_offsets1}")
+                  "int64_t* task_starts, " + ", ".join(
+                      f"int32_t bm{i}, int32_t nb{i}, int32_t lo{i}, int32_t hi{i}, int32_t* tile_offsets{i}"
+                      for i in range(PLAN_TILINGS)))
+_PLAN_OUT = ("moe::PlanOut{expert_counts, expert_starts, task_expert, task_rows, task_starts, "
+             + ", ".join("{" + ", ".join(f"{f}{i}" for i in range(PLAN_TILINGS)) + "}"
+                         for f in ("bm", "nb", "lo", "hi", "tile_offsets")) + "}")
 #: Most (token, slot) entries the one-block plan kernel takes (decode and small batches).
 SMALL_PLAN_ENTRIES = 2048
 
@@ -170,9 +176,10 @@ def chunking(num_entries: int, num_experts: int) -> tuple[int, int]:
     return chunk, max(1, math.ceil(num_entries / chunk))
 
 
-def plan(ids: Any, num_experts: int, tilings: list[tuple[int, int]]) -> dict[str, Any]:
-    """The routing plan's tensors from topk_ids [T, k] on a GPU; ``tilings`` lists up to two
-    (block_m, tiles per block of rows) whose tile prefix sums come out of the same pass."""
+def plan(ids: Any, num_experts: int, tilings: list[tuple]) -> dict[str, Any]:
+    """The routing plan's tensors from topk_ids [T, k] on a GPU; ``tilings`` lists up to
+    PLAN_TILINGS (block_m, tiles per block of rows[, lo, hi]) whose tile prefix sums come out of the
+    same pass (only tasks with lo < m <= hi get tiles; hi None: no bound)."""
     import torch
 
     t, k = ids.shape
@@ -198,10 +205,14 @@ def plan(ids: Any, num_experts: int, tilings: list[tuple[int, int]]) -> dict[str
     }
     index = _device_index(ids)
     sources = _plan_sources(id_ctype)
-    tl = list(tilings) + [(0, 0)] * (2 - len(tilings))
-    offs = out["tile_offsets"] + [None] * (2 - len(tilings))
-    plan_out = [out["expert_counts"], out["expert_starts"], out["task_expert"], out["task_rows"], out["task_starts"],
-                np.int32(tl[0][0]), np.int32(tl[0][1]), offs[0], np.int32(tl[1][0]), np.int32(tl[1][1]), offs[1]]
+    plan_out = [out["expert_counts"], out["expert_starts"], out["task_expert"], out["task_rows"], out["task_starts"]]
+    for i in range(PLAN_TILINGS):
+        if i < len(tilings):
+            bm, nb, lo, hi = (tuple(tilings[i]) + (0, None))[:4]
+            plan_out += [np.int32(bm), np.int32(nb), np.int32(lo), np.int32(_INT32_MAX if hi is None else hi),
+                         out["tile_offsets"][i]]
+        else:
+            plan_out += [np.int32(0), np.int32(0), np.int32(0), np.int32(0), None]
     threads = max(32, math.ceil(e / 32) * 32)
     if n <= SMALL_PLAN_ENTRIES:
         _kernel(*sources["small"], index).launch(1, max(threads, 256), 0, [

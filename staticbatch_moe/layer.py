@@ -334,11 +334,10 @@ def fused_moe(
         ids = torch.where(ids >= 0, mapped, torch.full_like(mapped, -1))
     fused = isinstance(w1, GateUpWeight) and w1_bias is None
     tilings = _layer_tilings(hidden_states, ids, e, two_i, h, fused)
-    # The routing pass builds the tile prefix sums of two tilings without row ranges; any other
-    # is built here, before the first GEMM, so the down GEMM can still launch programmatically.
-    plain = [t[:4] for t in tilings if t[4] == (0, None)]
-    plan = route_plan(ids, e, tilings=plain if len(plain) <= 2 else [])
-    for t in tilings:
+    # The routing pass builds up to four tile prefix sums; any other is built here, before the
+    # first GEMM, so the down GEMM can still launch programmatically.
+    plan = route_plan(ids, e, tilings=tilings[:4])
+    for t in tilings[4:]:
         plan.tile_offsets(*t)
     x = hidden_states
     if fused:

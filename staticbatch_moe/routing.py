@@ -74,8 +74,9 @@ class RoutePlan:
         ceil(m / block_m) * ceil(n / block_n) * split_k.
 
         Built on the device, with no sync, and kept, so the two GEMMs of a layer and repeated
-        calls share it. :func:`route_plan` can build a layer's two in its own pass
-        (``tilings``); any other comes from one :func:`staticbatch.device_plan` launch. With
+        calls share it. :func:`route_plan` can build up to four in its own pass (``tilings``);
+        any other comes from a :func:`staticbatch.device_plan` launch (and, with a row range,
+        a few torch operations before it). With
         ``split_k > 1`` every output tile counts ``split_k`` times (one tile per K slice).
         ``rows=(lo, hi)`` counts only the tasks with ``lo < m <= hi`` (``hi=None``: no upper
         bound); the others get no tiles (one class of a call with tile classes, see
@@ -103,7 +104,7 @@ class RoutePlan:
         return _tile_key(block_m, block_n, n, split_k, rows) in self._tile_plans
 
 
-def _tile_key(block_m: int, block_n: int, n: int, split_k: int, rows: tuple[int, int | None]) -> tuple:
+def _tile_key(block_m: int, block_n: int, n: int, split_k: int = 1, rows: tuple[int, int | None] = (0, None)) -> tuple:
     """The cache key of a tile prefix sum: (block_m, tiles per token block) and the row range if any."""
     key: tuple = (block_m, -(-n // block_n) * split_k)
     return key if tuple(rows) == (0, None) else key + tuple(rows)
@@ -138,9 +139,10 @@ def route_plan(topk_ids: Any, num_experts: int, *, tilings: Any = ()) -> RoutePl
         rows are never written), since checking would cost a host sync.
     num_experts : int
         E, the number of (local) experts.
-    tilings : sequence of (block_m, block_n, n) or (block_m, block_n, n, split_k), optional
-        Up to two GEMM tilings whose tile prefix sums (:meth:`RoutePlan.tile_offsets`) are
-        built in the same pass on a Hopper GPU (``fused_moe`` passes its two GEMMs'); others
+    tilings : sequence of (block_m, block_n, n[, split_k[, rows]]), optional
+        Up to four GEMM tilings (the arguments of :meth:`RoutePlan.tile_offsets`, ``rows`` a
+        ``(lo, hi)`` row range of a tile class) whose tile prefix sums are built in the same
+        pass on a Hopper GPU (``fused_moe`` passes the tile classes of its two GEMMs); others
         are built on first use.
 
     Returns
@@ -156,11 +158,13 @@ def route_plan(topk_ids: Any, num_experts: int, *, tilings: Any = ()) -> RoutePl
     """
     _check_ids(topk_ids, num_experts)
     tilings = list(tilings)
-    if len(tilings) > 2:
-        raise sb.InvalidArgumentError(f"`tilings` must list at most two (block_m, block_n, n[, split_k]) (got {len(tilings)})")
+    if len(tilings) > rk.PLAN_TILINGS:
+        raise sb.InvalidArgumentError(
+            f"`tilings` must list at most {rk.PLAN_TILINGS} (block_m, block_n, n[, split_k[, rows]]) (got {len(tilings)})"
+        )
     t, k = topk_ids.shape
     if t * k and num_experts <= rk.MAX_EXPERTS and rk.available(topk_ids):
-        keys = [(t[0], -(-t[2] // t[1]) * (t[3] if len(t) > 3 else 1)) for t in tilings]
+        keys = list(dict.fromkeys(_tile_key(*tl) for tl in tilings))
         got = rk.plan(topk_ids, num_experts, keys)
         offsets = got.pop("tile_offsets")
         return RoutePlan(num_tokens=t, top_k=k, num_experts=num_experts, _tile_plans=dict(zip(keys, offsets)), **got)

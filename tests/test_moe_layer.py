@@ -225,8 +225,8 @@ def test_combine_and_route_plan_argument_errors() -> None:
         moe.combine(y, plan.slot_to_row, w, bias=torch.zeros(2, 8))
     with pytest.raises(sb.InvalidArgumentError, match=r"`out` must be \[2, 8\]"):
         moe.combine(y, plan.slot_to_row, w, out=torch.empty(3, 8))
-    with pytest.raises(sb.InvalidArgumentError, match="at most two"):
-        moe.route_plan(ids, 2, tilings=[(64, 64, 64)] * 3)
+    with pytest.raises(sb.InvalidArgumentError, match="at most 4"):
+        moe.route_plan(ids, 2, tilings=[(64, 64, 64)] * 5)
     # The bias path adds each slot's expert bias before weighting; skipped slots add nothing.
     bias = torch.randn(2, 8)
     got = moe.combine(y, plan.slot_to_row, w, bias=bias, topk_ids=ids)

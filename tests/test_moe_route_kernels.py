@@ -111,12 +111,21 @@ def test_plan_kernels_match_torch(t: int, e: int, k: int, dtype: torch.dtype) ->
     if t > 10:  # skipped slots: -1 (not on this rank) and ids past E
         ids[::7, 0] = -1
         ids[::11, -1] = e + 3
-    got = moe.route_plan(ids, e, tilings=[(128, 256, 4096), (64, 128, 200)])
+    # Four tilings in the routing pass, two of them tile classes (row ranges).
+    tilings = [(128, 256, 4096), (64, 128, 200), (64, 256, 1024, 1, (64, None)), (16, 128, 512, 2, (0, 64))]
+    got = moe.route_plan(ids, e, tilings=tilings)
     _same_plan(got, _route_plan_torch(ids, e))
+    assert all(got.has_tile_offsets(*tl) for tl in tilings)
     for bm, bn, n in ((128, 256, 4096), (64, 128, 200), (16, 64, 96)):
         sizes = torch.stack([got.task_rows, torch.full_like(got.task_rows, n)], dim=1)
         expected = sb.device_plan(sizes, (bm, bn)).tile_offsets
         assert torch.equal(got.tile_offsets(bm, bn, n), expected)
+    rows = got.task_rows.tolist()
+    for bm, bn, n, split, (lo, hi) in tilings[2:]:
+        want = [0]
+        for m in rows:
+            want.append(want[-1] + (-(-m // bm) * -(-n // bn) * split if lo < m and (hi is None or m <= hi) else 0))
+        assert got.tile_offsets(bm, bn, n, split, (lo, hi)).tolist() == want
 
 
 @pytest.mark.parametrize("t", [300, 5000])  # the one-block kernel and the count / scan / scatter chain

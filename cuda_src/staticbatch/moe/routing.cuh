@@ -251,17 +251,18 @@ SB_DEVICE void route_count(const Id* ids, int64_t num_entries, int64_t chunk, in
 // The plan's per-expert and per-task outputs from the expert counts. One block of at least E
 // threads (a multiple of 32, <= 1024), all of which call it; thread e < E passes the count of
 // expert e and gets back the expert's first grouped row. Writes expert_counts, expert_starts
-// and the task list (heaviest first, ties by expert id) and up to two tile prefix sums.
+// and the task list (heaviest first, ties by expert id) and up to kPlanTilings tile prefix sums:
+// tiling i (used when bm[i] > 0) gives task t ceil(m / bm[i]) * nb[i] tiles if lo[i] < m <= hi[i]
+// (one class of a call with tile classes; hi[i] = INT32_MAX for no bound), else none.
+constexpr int kPlanTilings = 4;
 struct PlanOut {
   int32_t* expert_counts;
   int64_t* expert_starts;
   int32_t* task_expert;
   int32_t* task_rows;
   int64_t* task_starts;
-  int32_t bm0, nb0;
-  int32_t* tile_offsets0;
-  int32_t bm1, nb1;
-  int32_t* tile_offsets1;
+  int32_t bm[kPlanTilings], nb[kPlanTilings], lo[kPlanTilings], hi[kPlanTilings];
+  int32_t* tile_offsets[kPlanTilings];
 };
 
 SB_DEVICE int64_t plan_from_counts(int64_t count, int32_t num_experts, const PlanOut& o) {
@@ -292,12 +293,12 @@ SB_DEVICE int64_t plan_from_counts(int64_t count, int32_t num_experts, const Pla
   __syncthreads();
   const int32_t rows = active ? sorted_rows[e] : 0;
 #pragma unroll
-  for (int pass = 0; pass < 2; ++pass) {
-    const int32_t bm = pass == 0 ? o.bm0 : o.bm1;
-    const int32_t nb = pass == 0 ? o.nb0 : o.nb1;
-    int32_t* offsets = pass == 0 ? o.tile_offsets0 : o.tile_offsets1;
+  for (int pass = 0; pass < kPlanTilings; ++pass) {
+    const int32_t bm = o.bm[pass];
+    int32_t* offsets = o.tile_offsets[pass];
     if (bm <= 0) continue;  // uniform across the block
-    const int64_t tiles = active ? ceil_div<int64_t>(rows, bm) * nb : 0;
+    const bool mine = active && rows > o.lo[pass] && rows <= o.hi[pass];
+    const int64_t tiles = mine ? ceil_div<int64_t>(rows, bm) * o.nb[pass] : 0;
     const int64_t incl = block_inclusive_scan(tiles, scratch);
     if (active) {
       const int64_t first = incl - tiles;
