@@ -166,7 +166,8 @@ class LoadedKernel:
         self._module = _check(driver.cuModuleLoadData(compiled.cubin), f"loading {compiled.name}")
         self.function = _check(driver.cuModuleGetFunction(self._module, compiled.name.encode()), "cuModuleGetFunction")
         self._smem_limit = 48 * 1024
-        self._occupancy: dict[tuple[int, int], int] = {}
+        self._occupancy: dict[tuple[int, int], int] = {}  # (block, smem) -> blocks per SM
+        self._clusters: dict[tuple[int, int, int], int] = {}  # (cluster, block, smem) -> resident clusters
         attr = driver.CUfunction_attribute
         self.num_regs = int(_check(driver.cuFuncGetAttribute(attr.CU_FUNC_ATTRIBUTE_NUM_REGS, self.function), "attr"))
         self.local_bytes = int(
@@ -210,8 +211,8 @@ class LoadedKernel:
         can be resident on the device at once (``cuOccupancyMaxActiveClusters``)."""
         from cuda.bindings import driver
 
-        key = (-cluster, block, smem)
-        if key not in self._occupancy:
+        key = (cluster, block, smem)
+        if key not in self._clusters:
             self._ensure_smem(smem)
             _make_current(self.device_index)
             config = driver.CUlaunchConfig()
@@ -224,8 +225,8 @@ class LoadedKernel:
                     f"kernel {self.compiled.name} cannot run clusters of {cluster} blocks of {block} threads and "
                     f"{smem} bytes of shared memory"
                 )
-            self._occupancy[key] = int(n)
-        return self._occupancy[key]
+            self._clusters[key] = int(n)
+        return self._clusters[key]
 
     def launch(self, grid: int, block: int, smem: int, args: list[Any] | tuple[Any, ...], stream: Any = None,
                programmatic: bool = False) -> None:

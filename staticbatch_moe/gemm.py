@@ -9,6 +9,7 @@ not Hopper, the same call runs :func:`grouped_gemm_reference`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -176,6 +177,13 @@ def grouped_gemm_reference(
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _capability(device_index: int) -> tuple[int, int]:
+    import torch
+
+    return tuple(torch.cuda.get_device_capability(device_index))  # type: ignore[return-value]
+
+
 def _kernel_path_problem(a: Any) -> str | None:
     """Why the kernel cannot run for this tensor (None if it can)."""
     import torch
@@ -184,7 +192,7 @@ def _kernel_path_problem(a: Any) -> str | None:
         return f"tensors on {a.device}"
     if a.dtype == torch.float32:
         return "float32 tensors (the kernels take bf16 or fp16)"
-    cap = torch.cuda.get_device_capability(a.device)
+    cap = _capability(a.device.index if a.device.index is not None else torch.cuda.current_device())
     if cap != (9, 0):
         return f"a GPU of compute capability {cap[0]}.{cap[1]} (the kernels are built for Hopper, sm_90a)"
     return None

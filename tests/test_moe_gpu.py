@@ -144,23 +144,7 @@ def test_deterministic() -> None:
 
 
 def test_cuda_graph_replay_with_new_routing() -> None:
-    e, t, k, h, i = 32, 64, 4, 256, 128
-    ids = uniform_ids(t, e, k)
-    a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
-    w1 = moe.pack_gate_up(torch.randn(e, 2 * i, h, device="cuda", dtype=torch.bfloat16) / h**0.5)
-    w2 = torch.randn(e, h, i, device="cuda", dtype=torch.bfloat16) / i**0.5
-
-    def layer() -> tuple[moe.RoutePlan, torch.Tensor]:
-        p = moe.route_plan(ids, e)
-        x = moe.grouped_gemm(a, w1, p, activation="silu_and_mul")
-        return p, moe.grouped_gemm(x, w2, p, gather=False)
-
-    layer()
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        p, y = layer()
-    _replay_with_new_routing(graph, y, ids, a, w1, w2, e, replays=1)
+    _capture_layer_and_replay(32, 64, 4, 256, 128)
 
 
 def _replay_with_new_routing(graph, y, ids, a, w1, w2, e: int, replays: int) -> None:  # type: ignore[no-untyped-def]
@@ -178,6 +162,29 @@ def _replay_with_new_routing(graph, y, ids, a, w1, w2, e: int, replays: int) -> 
         ref = moe.grouped_gemm_reference(moe.grouped_gemm_reference(a, w1, fresh, activation="silu_and_mul"),
                                          w2, fresh, gather=False)
         assert rel_err(y, ref) < TOL
+
+
+def _capture_layer_and_replay(e: int, t: int, k: int, h: int, i: int, *, up=None, down=None,  # type: ignore[no-untyped-def]
+                              programmatic: bool = False, replays: int = 1, ids=None, seed: int = 0) -> None:
+    """Capture routing, gate/up (``up``: its config) and down (``down``) in one CUDA graph on
+    fresh data (``ids``: the routing at capture, default uniform), then replay it with new
+    routing written in place (:func:`_replay_with_new_routing`)."""
+    ids = uniform_ids(t, e, k) if ids is None else ids
+    a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+    w1 = moe.pack_gate_up(_weights(e, 2 * i, h, torch.bfloat16, seed=seed))
+    w2 = _weights(e, h, i, torch.bfloat16, seed=seed + 1)
+
+    def layer() -> torch.Tensor:
+        p = moe.route_plan(ids, e)
+        x = moe.grouped_gemm(a, w1, p, activation="silu_and_mul", config=up)
+        return moe.grouped_gemm(x, w2, p, gather=False, config=down, programmatic_launch=programmatic)
+
+    layer()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        y = layer()
+    _replay_with_new_routing(graph, y, ids, a, w1, w2, e, replays=replays)
 
 
 @pytest.mark.slow
@@ -424,24 +431,8 @@ def test_staged_gather_bitwise_repeatable_and_barrier_left_zero() -> None:
 
 
 def test_staged_gather_cuda_graph_replay() -> None:
-    e, t, k, h, i = 8, 2048, 2, 512, 256
-    ids = uniform_ids(t, e, k)
-    a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
-    w1 = moe.pack_gate_up(_weights(e, 2 * i, h, torch.bfloat16, seed=6))
-    w2 = _weights(e, h, i, torch.bfloat16, seed=7)
-
-    def layer() -> torch.Tensor:
-        p = moe.route_plan(ids, e)
-        x = moe.grouped_gemm(a, w1, p, activation="silu_and_mul", config=_staged())
-        return moe.grouped_gemm(x, w2, p, gather=False)
-
-    layer()
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        y = layer()
     # Two replays each: the barrier's generation moves on, the result does not.
-    _replay_with_new_routing(graph, y, ids, a, w1, w2, e, replays=2)
+    _capture_layer_and_replay(8, 2048, 2, 512, 256, up=_staged(), replays=2, seed=6)
 
 
 @pytest.mark.slow
@@ -505,24 +496,8 @@ def test_cluster_matches_reference_and_unclustered_bitwise(silu: bool, tiles: tu
 def test_cluster_cuda_graph_replay() -> None:
     from moe_cases import cluster_config
 
-    e, t, k, h, i = 8, 2048, 2, 512, 256
-    ids = uniform_ids(t, e, k)
-    a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
-    w1 = moe.pack_gate_up(_weights(e, 2 * i, h, torch.bfloat16, seed=10))
-    w2 = _weights(e, h, i, torch.bfloat16, seed=11)
-
-    def layer() -> torch.Tensor:
-        p = moe.route_plan(ids, e)
-        x = moe.grouped_gemm(a, w1, p, activation="silu_and_mul", config=cluster_config(128, 256, False, silu=True))
-        return moe.grouped_gemm(x, w2, p, gather=False, config=cluster_config(64, 256, True, silu=False),
-                                programmatic_launch=True)
-
-    layer()
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        y = layer()
-    _replay_with_new_routing(graph, y, ids, a, w1, w2, e, replays=2)
+    _capture_layer_and_replay(8, 2048, 2, 512, 256, up=cluster_config(128, 256, False, silu=True),
+                              down=cluster_config(64, 256, True, silu=False), programmatic=True, replays=2, seed=10)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -640,22 +615,7 @@ def test_heuristic_tile_classes_on_skewed_routing_bitwise_repeatable() -> None:
 
 
 def test_tile_classes_cuda_graph_replay() -> None:
-    """Captured with explicit classes, replayed with new routing in place (other experts hot)."""
-    e, t, k, h, i = 16, 600, 2, 256, 128
-    ids = _skewed_ids(t, e, k)
-    a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
-    w1 = moe.pack_gate_up(torch.randn(e, 2 * i, h, device="cuda", dtype=torch.bfloat16) / h**0.5)
-    w2 = torch.randn(e, h, i, device="cuda", dtype=torch.bfloat16) / i**0.5
-    up, down = tile_classes(True), tile_classes(False)
-
-    def layer() -> torch.Tensor:
-        p = moe.route_plan(ids, e)
-        x = moe.grouped_gemm(a, w1, p, activation="silu_and_mul", config=up)
-        return moe.grouped_gemm(x, w2, p, gather=False, config=down, programmatic_launch=True)
-
-    layer()
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        y = layer()
-    _replay_with_new_routing(graph, y, ids, a, w1, w2, e, replays=2)
+    """Captured with explicit classes on skewed routing, replayed with uniform routing in place
+    (the 128-row class then finds no tiles)."""
+    _capture_layer_and_replay(16, 600, 2, 256, 128, up=tile_classes(True), down=tile_classes(False),
+                              programmatic=True, replays=2, ids=_skewed_ids(600, 16, 2), seed=12)
