@@ -632,6 +632,21 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   const int32_t lane = static_cast<int32_t>(threadIdx.x & 31);
   const int32_t warp_group = warp / 4;
 
+#ifndef SB_NO_PLAN_PREFETCH
+  // The first weight load waits on a chain of dependent plan reads (tile_offsets' total, the
+  // mapper's search, the task arrays), each a trip to DRAM when the plan is not in L2. Warp 1
+  // starts the lines of those arrays on their way at once, in parallel (up to 1024 tasks).
+  if (warp == 1) {
+    if (lane * 32 <= num_tasks) ptx::prefetch_l2(tile_offsets + lane * 32);
+    if (lane * 32 < num_tasks) {
+      ptx::prefetch_l2(task_rows + lane * 32);
+      ptx::prefetch_l2(task_expert + lane * 32);
+    }
+    if (lane * 16 <= num_tasks) ptx::prefetch_l2(task_starts + lane * 16);
+    if (lane == 0 && gather_idx != nullptr) ptx::prefetch_l2(gather_idx);  // all of a decode step's rows
+  }
+#endif
+
   if (threadIdx.x == 0) {
 #pragma unroll
     for (int s = 0; s < kStages; ++s) {
