@@ -773,6 +773,18 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
           ptx::mbarrier_wait(&ss.empty[s], phase ^ 1u);
           if (t == 0) {
             if (it >= early) {  // else loaded before the wait
+#if defined(SB_WEIGHT_L2_AHEAD) && SB_WEIGHT_L2_AHEAD > 0
+              // Swap mode (decode, weight streaming): also start the weight box a ring plus
+              // SB_WEIGHT_L2_AHEAD steps ahead on its way into L2 (the first step of a tile starts all
+              // of the window), so more of the weight is in flight per SM than the ring holds.
+              if constexpr (kSwapAB) {
+                const int32_t k_end = tc.k_block0 + tc.k_blocks;
+                const int32_t first = kb == tc.k_block0 ? kb + kStages : kb + kStages + SB_WEIGHT_L2_AHEAD - 1;
+                for (int32_t pk = first; pk < kb + kStages + SB_WEIGHT_L2_AHEAD && pk < k_end; ++pk) {
+                  ptx::tma_prefetch_3d(&w_map, pk * BLOCK_K, w_row0, tc.expert);
+                }
+              }
+#endif
               ptx::mbarrier_arrive_expect_tx(&ss.full[s], stage_bytes);
               if constexpr (kCluster == 1) {
                 ptx::tma_load_3d(ptx::smem_addr(ss.w[s]), &w_map, &ss.full[s], kb * BLOCK_K, w_row0, tc.expert);
