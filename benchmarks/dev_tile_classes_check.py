@@ -32,15 +32,11 @@ POINTS = [("DeepSeek-V3", 1024), ("GPT-OSS-120B", 1024), ("Mixtral-8x7B", 128), 
 COPY_POINTS = [("Qwen3-30B-A3B", 16384), ("DeepSeek-V3", 16384), ("Qwen3-30B-A3B", 4096)]
 
 
-def _wide(n: int) -> int:
-    return max((256, 192), key=lambda bn: cm._fill(n, bn) * (1.0 if bn == 256 else 0.99))
-
-
 def variants(h: int, i: int, e: int, m: int) -> dict:
     sw_up = cm.choose_config(m, e, 2 * i, h, "bf16", "silu_and_mul", True)
     sw_dn = cm.choose_config(m, e, h, i, "bf16", None, False)
-    pp_up = cm._prefill_config(64, _wide(2 * i), "silu_and_mul", "bf16", True)
-    pp_dn = cm._prefill_config(64, _wide(h), None, "bf16", False)
+    pp_up = cm._prefill_config(64, cm._wide_tile(2 * i), "silu_and_mul", "bf16", True)
+    pp_dn = cm._prefill_config(64, cm._wide_tile(h), None, "bf16", False)
 
     def classes(pp: cm.GemmConfig, base: cm.GemmConfig):  # type: ignore[no-untyped-def]
         return [cm.TileClass(pp, 64, None), cm.TileClass(base, 0, 64)] if base.swap_ab else base

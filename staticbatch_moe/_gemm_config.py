@@ -607,8 +607,7 @@ def choose_config(
     # is 11.25 tiles of 256 and 15 of 192; on the H200, 2026-11-28, its down GEMM at T = 4096 took
     # 0.653-0.664 ms with 192 against 0.729-0.730 ms with 256, gate/up 1.32 against 1.39 ms, and at
     # T = 16384 3.88 / 1.93 against 4.01 / 1.97 ms, two runs each).
-    wide = max((256, 192), key=lambda bn: _fill(n, bn) * _wave_efficiency(m_tiles * math.ceil(n / bn), num_sms)
-               * (1.0 if bn == 256 else 0.99))
+    wide = _wide_tile(n, lambda bn: _wave_efficiency(m_tiles * math.ceil(n / bn), num_sms))
     e_wide = _wave_efficiency(m_tiles * math.ceil(n / wide), num_sms)
     e128 = _wave_efficiency(m_tiles * math.ceil(n / 128), num_sms)
     block_n = wide if e_wide >= e128 - 0.05 else 128
@@ -728,9 +727,8 @@ def choose_tile_classes(
     tokens = total_rows if num_tokens is None else num_tokens
     if not USE_TILE_CLASSES or tokens < TILE_CLASSES_MIN_TOKENS or not base.swap_ab or tokens <= SWAP_MAX_ROWS:
         return (TileClass(base),)
-    # The widest tile that pads N least (the class's wave count is unknown: its rows are).
-    wide = max((256, 192), key=lambda bn: _fill(n, bn) * (1.0 if bn == 256 else 0.99))
-    hot = _prefill_config(64, wide, activation, dtype, gather)
+    # The class's wave count is unknown (its rows are): the width that pads N least.
+    hot = _prefill_config(64, _wide_tile(n), activation, dtype, gather)
     return (TileClass(hot, SWAP_MAX_ROWS, None), TileClass(base, 0, SWAP_MAX_ROWS))
 
 
@@ -793,6 +791,13 @@ def candidate_configs(
         if c not in out:
             out.append(c)
     return out[:8]
+
+
+def _wide_tile(n: int, waves=lambda block_n: 1.0) -> int:  # type: ignore[no-untyped-def]
+    """The wide normal-mode tile for ``n`` weight rows: 256, or 192 where that pads N clearly
+    less (``_fill`` times ``waves(block_n)``, the wave efficiency where it is known; 1 % in
+    favour of 256)."""
+    return max((256, 192), key=lambda bn: _fill(n, bn) * waves(bn) * (1.0 if bn == 256 else 0.99))
 
 
 def _fill(n: int, block_n: int) -> float:
