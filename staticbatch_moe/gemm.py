@@ -22,7 +22,16 @@ from staticbatch_moe import _gemm_config as cfgmod
 from staticbatch_moe._gemm_config import GemmConfig, TileClass
 from staticbatch_moe.routing import RoutePlan
 
-__all__ = ["GateUpWeight", "GemmConfig", "TileClass", "grouped_gemm", "grouped_gemm_reference", "pack_gate_up"]
+__all__ = [
+    "GateUpWeight",
+    "GemmConfig",
+    "TileClass",
+    "grouped_gemm",
+    "grouped_gemm_reference",
+    "grouped_mlp",
+    "grouped_mlp_reference",
+    "pack_gate_up",
+]
 
 logger = logging.getLogger("staticbatch.moe")
 
@@ -33,6 +42,7 @@ ONE_BLOCK_SMEM = 120 * 1024
 _descriptor_cache: dict[tuple, sb.ByValue] = {}
 _token_cache: dict[tuple, sb.ByValue] = {}
 _kernels: dict[tuple, tuple[Any, int]] = {}
+_mlp_kernels: dict[tuple, tuple[Any, int]] = {}
 _warned_fallback: set[str] = set()
 # Counters that kernels leave as they found them: split-K arrival counters (all zero) and the
 # staged gather's grid barrier (word 0 zero, word 1 a generation number). One int32 buffer per
@@ -431,4 +441,141 @@ def grouped_gemm(
         # experts, output rows and staged rows are disjoint from it.
         _launch(c.config, device_index, a, lda, weight, out, plan, n, k, gather, tile_offsets, staged,
                 programmatic=(programmatic_launch and built) if i == 0 else True)
+    return out
+
+
+def _check_mlp_weights(x: Any, w1: Any, w2: Any, plan: RoutePlan) -> tuple[Any, int, int]:
+    """Checks of :func:`grouped_mlp` beyond GEMM 1's (``_validate``); returns (w1 tensor, H, I)."""
+    import torch
+
+    weight1, two_i, _ = _validate(x, w1, plan, True, "silu_and_mul", None)
+    e, _, h = weight1.shape
+    if not isinstance(w2, torch.Tensor) or w2.dim() != 3:
+        raise sb.InvalidArgumentError(f"`w2` must be a [E, H, I] tensor (got {getattr(w2, 'shape', type(w2).__name__)})")
+    if tuple(w2.shape) != (e, h, two_i // 2):
+        raise sb.InvalidArgumentError(f"`w2` must have shape [{e}, {h}, {two_i // 2}] to match `w1` (got {list(w2.shape)})")
+    if w2.dtype != x.dtype or w2.device != x.device or not w2.is_contiguous():
+        raise sb.InvalidArgumentError(
+            f"`w2` must be a contiguous {x.dtype} tensor on {x.device} (got {w2.dtype} on {w2.device}, "
+            f"contiguous={w2.is_contiguous()})"
+        )
+    return weight1, h, two_i // 2
+
+
+def grouped_mlp_reference(x: Any, w1: Any, w2: Any, plan: RoutePlan, *, out: Any = None) -> Any:
+    """:func:`grouped_mlp` in plain torch: the two :func:`grouped_gemm_reference` calls
+    (float32 accumulation, ``mid`` rounded to the input dtype in between, as the kernel does)."""
+    _check_mlp_weights(x, w1, w2, plan)
+    mid = grouped_gemm_reference(x, w1, plan, activation="silu_and_mul")
+    return grouped_gemm_reference(mid, w2, plan, gather=False, out=out)
+
+
+def grouped_mlp(x: Any, w1: Any, w2: Any, plan: RoutePlan, *, out: Any = None,
+                config: GemmConfig | None | bool = None) -> Any:
+    """Both expert GEMMs of an MoE layer: ``out[r] = silu_and_mul(x[gather_idx[r]] @ w1[e].T) @ w2[e].T``
+    for every grouped row r of every expert e, in one launch at decode.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``[T, H]`` bf16 or fp16, rows contiguous (float32 runs the reference path).
+    w1 : GateUpWeight
+        ``[E, 2I, H]`` from :func:`pack_gate_up`.
+    w2 : torch.Tensor
+        ``[E, H, I]``, contiguous, the dtype of ``x``.
+    plan : RoutePlan
+        From :func:`~staticbatch_moe.route_plan`.
+    out : torch.Tensor, optional
+        ``[T * k, H]``, contiguous: the grouped rows, as :func:`grouped_gemm` returns them.
+    config : GemmConfig, None or False
+        ``None``: the heuristic (:func:`~staticbatch_moe._gemm_config.choose_mlp_config`) picks a
+        swap-mode tile for the one-launch kernel where the layer is weight streaming (few rows per
+        expert) and ``USE_GROUPED_MLP`` is set (off by default: measured slower than two launches,
+        see performance.md), else runs the two GEMMs as two :func:`grouped_gemm` calls (the second
+        a programmatic dependent of the first). A GemmConfig forces the one-launch kernel with
+        that tile (swap mode, no split-K); ``False`` forces the two calls.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[T * k, H]``, grouped by expert (combine it with :func:`~staticbatch_moe.combine`).
+
+    Notes
+    -----
+    The one-launch kernel (``cuda_src/staticbatch/moe/grouped_mlp.cuh``) runs GEMM 1's tiles,
+    then GEMM 2's, over one persistent grid; a GEMM 2 tile streams its weights at once and waits
+    only for the ``mid`` rows of its expert (flags, no grid barrier). Its output is bit-identical
+    to the two calls with the same tiles. It keeps a ``[T * k, I]`` intermediate per call and a
+    zeroed counter buffer per stream (like split-K); every block must be resident at once (one
+    per SM), as for the staged gather. No host synchronisation: CUDA graphs capture it.
+    """
+    import torch
+
+    weight1, h, inter = _check_mlp_weights(x, w1, w2, plan)
+    if out is not None:
+        if (not isinstance(out, torch.Tensor) or out.dtype != x.dtype or out.device != x.device
+                or tuple(out.shape) != (plan.num_rows, h) or not out.is_contiguous()):
+            raise sb.InvalidArgumentError(
+                f"`out` must be a contiguous {x.dtype} tensor of shape [{plan.num_rows}, {h}] on {x.device} "
+                f"(got {getattr(out, 'dtype', None)} {list(getattr(out, 'shape', []))})"
+            )
+    cfg: GemmConfig | None = None
+    if x.dtype != torch.float32:
+        lda = x.stride(0) if x.shape[0] > 1 else h
+        cfgmod.check_problem(2 * inter, h, lda, "silu_and_mul")
+        cfgmod.check_problem(h, inter, inter, None)
+        dtype = _dtype_tag(x.dtype)
+        if config is None:
+            cfg = cfgmod.choose_mlp_config(plan.num_rows, plan.num_experts, h, inter, dtype,
+                                           num_tokens=plan.num_tokens)
+        elif isinstance(config, GemmConfig):
+            cfg = cfgmod.check_mlp_config(config)
+            if cfg.dtype != dtype:
+                raise sb.InvalidArgumentError(f"`config.dtype` must be {dtype!r} to match `x` (got {cfg.dtype!r})")
+        elif config is not False:
+            raise sb.InvalidArgumentError(f"`config` must be a GemmConfig, None or False (got {config!r})")
+    if _kernel_path_problem(x) is not None:
+        return grouped_mlp_reference(x, w1, w2, plan, out=out)
+    if cfg is None:
+        mid = grouped_gemm(x, w1, plan, activation="silu_and_mul")
+        return grouped_gemm(mid, w2, plan, gather=False, out=out, programmatic_launch=True)
+    if out is None:
+        out = torch.empty(plan.num_rows, h, dtype=x.dtype, device=x.device)
+    if plan.num_rows == 0:
+        return out
+    mid = torch.empty(plan.num_rows, inter, dtype=x.dtype, device=x.device)
+    device_index = x.device.index if x.device.index is not None else torch.cuda.current_device()
+    key = (cfg, device_index)
+    hit = _mlp_kernels.get(key)
+    if hit is None:
+        compiled = sb.compile_source(cfgmod.mlp_kernel_source(cfg), cfgmod.mlp_kernel_name(cfg))
+        hit = (sb.load(compiled, device_index), sb.device_properties(device_index).num_sms)
+        _mlp_kernels[key] = hit
+    kernel, sms = hit
+    offsets1 = plan.tile_offsets(cfg.block_m, cfg.block_n, 2 * inter)
+    offsets2 = plan.tile_offsets(cfg.block_m, cfg.block_n, h)
+    counters = _counters("mlp", cfgmod.mlp_flag_count(plan.num_rows, plan.num_experts, cfg.block_m), x.device)
+    kernel.launch(
+        sms,  # at most one block per SM: all resident (GEMM 2's tiles wait for GEMM 1's)
+        cfgmod.threads(cfg),
+        max(cfgmod.shared_bytes(cfg), ONE_BLOCK_SMEM),
+        [
+            _weight_descriptor(weight1, cfg),
+            _weight_descriptor(w2, cfg),
+            x,
+            np.int64(x.stride(0) if x.shape[0] > 1 else h),
+            mid,
+            out,
+            plan.gather_idx,
+            offsets1,
+            offsets2,
+            plan.task_rows,
+            plan.task_starts,
+            plan.task_expert,
+            np.int32(plan.num_experts),
+            np.int32(h),
+            np.int32(inter),
+            counters,
+        ],
+    )
     return out

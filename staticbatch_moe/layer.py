@@ -17,8 +17,8 @@ from torch import nn
 
 import staticbatch as sb
 from staticbatch_moe import _route_kernels as rk
-from staticbatch_moe._gemm_config import choose_tile_classes
-from staticbatch_moe.gemm import GateUpWeight, grouped_gemm, pack_gate_up
+from staticbatch_moe._gemm_config import choose_mlp_config, choose_tile_classes
+from staticbatch_moe.gemm import GateUpWeight, grouped_gemm, grouped_mlp, pack_gate_up
 from staticbatch_moe.routing import route_plan
 
 __all__ = ["MoE", "combine", "fused_moe", "select_experts"]
@@ -230,6 +230,9 @@ def _layer_tilings(x: torch.Tensor, ids: torch.Tensor, e: int, two_i: int, h: in
         return []
     dtype = "bf16" if x.dtype == torch.bfloat16 else "fp16"
     rows, t = ids.numel(), ids.shape[0]
+    pair = choose_mlp_config(rows, e, h, two_i // 2, dtype, num_tokens=t) if fused else None
+    if pair is not None:  # both GEMMs in one launch (grouped_mlp)
+        return [(pair.block_m, pair.block_n, n, 1, (0, None)) for n in (two_i, h)]
     up = choose_tile_classes(rows, e, two_i, h, dtype, "silu_and_mul" if fused else None, True, num_tokens=t)
     down = choose_tile_classes(rows, e, h, two_i // 2, dtype, None, False, num_tokens=t)
     return [(c.config.block_m, c.config.block_n, n, c.config.split_k, (c.min_rows, c.max_rows))
@@ -341,7 +344,8 @@ def fused_moe(
         plan.tile_offsets(*t)
     x = hidden_states
     if fused:
-        mid = grouped_gemm(x, w1, plan, activation="silu_and_mul")
+        # One launch for both GEMMs at decode, else gate/up then down (a programmatic dependent).
+        y = grouped_mlp(x, w1, w2, plan)
     else:
         g = grouped_gemm(x, weight1, plan)
         if isinstance(w1, GateUpWeight):  # packed but with a bias: undo the interleave on the output
@@ -353,9 +357,9 @@ def fused_moe(
             mid = (torch.nn.functional.silu(g[:, :half].float()) * g[:, half:].float()).to(g.dtype)
         else:
             mid = _swigluoai(g.float(), swiglu_alpha, swiglu_limit).to(g.dtype)
-    # A programmatic dependent of the kernel before it (which writes only `mid`): its first weight
-    # stages load while that kernel finishes.
-    y = grouped_gemm(mid, w2, plan, gather=False, programmatic_launch=True)
+        # A programmatic dependent of the kernel before it (which writes only `mid`): its first weight
+        # stages load while that kernel finishes.
+        y = grouped_gemm(mid, w2, plan, gather=False, programmatic_launch=True)
     if w2_bias is None:
         return combine(y, plan.slot_to_row, topk_weights, out=out)
     return combine(y, plan.slot_to_row, topk_weights, out=out, bias=w2_bias.to(y.dtype), topk_ids=ids)

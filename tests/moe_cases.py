@@ -111,3 +111,12 @@ def reachable_configs() -> list:
     found.add(moe.GemmConfig(block_m=16, block_n=128, stages=12, swap_ab=True))  # test_moe_gpu.tile_classes
     found.add(moe.GemmConfig(block_m=16, block_n=128, stages=12, swap_ab=True, activation="silu_and_mul", gather=True))
     return sorted(found, key=lambda c: c.kernel_name)
+
+
+def mlp_configs() -> list:
+    """The tiles of the one-launch expert MLP (grouped_mlp) that the tests compile and run: every
+    swap-mode token block, both widths, both dtypes."""
+    from staticbatch_moe import _gemm_config as cfgmod
+
+    return [cfgmod._swap_config(bm, bn, "silu_and_mul", dtype, True)
+            for bm, bn, dtype in itertools.product((8, 16, 32, 48, 64), (64, 128), ("bf16", "fp16"))]

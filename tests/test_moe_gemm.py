@@ -473,3 +473,74 @@ def test_grouped_gemm_checks_tile_classes_on_every_device() -> None:
                moe.TileClass(cfgmod.GemmConfig(block_m=64, pingpong=True, gather=True), 0, 1)]
     got = moe.grouped_gemm(a, w, p, gather=True, config=classes)  # CPU: the reference path
     assert torch.equal(got, moe.grouped_gemm_reference(a, w, p, gather=True))
+
+
+@pytest.mark.nvrtc
+def test_every_mlp_config_compiles_without_spills() -> None:
+    from moe_cases import mlp_configs
+
+    for cfg in mlp_configs():
+        compiled = sb.compile_source(cfgmod.mlp_kernel_source(cfg), cfgmod.mlp_kernel_name(cfg), arch="sm_90a",
+                                     options=("--ptxas-options=-v",))
+        assert compiled.cubin[:4] == b"\x7fELF"
+        if compiled.log:
+            assert " 0 bytes spill stores" in compiled.log, (cfgmod.mlp_kernel_name(cfg), compiled.log)
+
+
+def _mlp_problem(t: int, e: int, k: int, h: int, i: int, dtype=torch.bfloat16):  # type: ignore[no-untyped-def]
+    g = torch.Generator().manual_seed(t * 31 + e)
+    ids = uniform_ids(t, e, k, device="cpu", generator=g)
+    plan = moe.route_plan(ids, e)
+    x = torch.randn(t, h, generator=g).to(dtype)
+    w1 = moe.pack_gate_up((torch.randn(e, 2 * i, h, generator=g) / h**0.5).to(dtype))
+    w2 = (torch.randn(e, h, i, generator=g) / i**0.5).to(dtype)
+    return x, w1, w2, plan
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_grouped_mlp_reference_path_is_the_two_gemms(dtype: torch.dtype) -> None:
+    x, w1, w2, plan = _mlp_problem(7, 8, 2, 64, 48, dtype)
+    y = moe.grouped_mlp(x, w1, w2, plan)
+    mid = moe.grouped_gemm_reference(x, w1, plan, activation="silu_and_mul")
+    want = moe.grouped_gemm_reference(mid, w2, plan, gather=False)
+    assert torch.equal(y, want)
+    out = torch.full_like(want, float("nan"))
+    assert moe.grouped_mlp(x, w1, w2, plan, out=out, config=False) is out
+    assert torch.equal(out, want)
+    assert torch.equal(moe.grouped_mlp_reference(x, w1, w2, plan), want)
+
+
+def test_grouped_mlp_bad_input() -> None:
+    x, w1, w2, plan = _mlp_problem(5, 8, 2, 64, 48)
+    with pytest.raises(sb.InvalidArgumentError, match=r"`w2` must have shape \[8, 64, 48\]"):
+        moe.grouped_mlp(x, w1, w2[:, :, :16].contiguous(), plan)
+    with pytest.raises(sb.InvalidArgumentError, match="`w2` must be a contiguous"):
+        moe.grouped_mlp(x, w1, w2.half(), plan)
+    with pytest.raises(sb.InvalidArgumentError, match="GateUpWeight"):
+        moe.grouped_mlp(x, w1.unpack(), w2, plan)
+    with pytest.raises(sb.InvalidArgumentError, match="swap-mode tile"):
+        moe.grouped_mlp(x, w1, w2, plan, config=moe.GemmConfig())
+    with pytest.raises(sb.InvalidArgumentError, match=r"`config.dtype` must be 'bf16'"):
+        moe.grouped_mlp(x, w1, w2, plan, config=cfgmod._swap_config(8, 128, "silu_and_mul", "fp16", True))
+    with pytest.raises(sb.InvalidArgumentError, match="`config` must be a GemmConfig, None or False"):
+        moe.grouped_mlp(x, w1, w2, plan, config="fast")
+    with pytest.raises(sb.InvalidArgumentError, match=r"`out` must be a contiguous .* \[10, 64\]"):
+        moe.grouped_mlp(x, w1, w2, plan, out=torch.empty(10, 48, dtype=x.dtype))
+
+
+def test_mlp_heuristic(monkeypatch: pytest.MonkeyPatch) -> None:
+    h, i, e, k = MODELS["Qwen3-30B-A3B"]
+    assert cfgmod.choose_mlp_config(8, e, h, i, num_tokens=1) is None  # off by default (measured slower)
+    monkeypatch.setattr(cfgmod, "USE_GROUPED_MLP", True)
+    cfgmod.choose_mlp_config.cache_clear()
+    try:
+        for t in (1, 16, 128):
+            cfg = cfgmod.choose_mlp_config(t * k, e, h, i, num_tokens=t)
+            assert cfg is not None and cfg.swap_ab and cfg.split_k == 1 and cfg.block_n in (64, 128)
+            up = cfgmod.choose_config(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True)
+            assert cfg.block_m >= up.block_m
+        assert cfgmod.choose_mlp_config(16384 * k, e, h, i, num_tokens=16384) is None  # compute bound: two launches
+    finally:
+        cfgmod.choose_mlp_config.cache_clear()
+    assert cfgmod.mlp_flag_count(100, 8, 16) == 1 + 7 + 8
+    assert cfgmod.mlp_kernel_name(cfgmod._swap_config(8, 64, "silu_and_mul", "fp16", True)) == "sb_grouped_mlp_fp16_bm8_bn64_s12"

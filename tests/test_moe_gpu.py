@@ -18,11 +18,12 @@ TOL = 1e-2
 @pytest.fixture(scope="module", autouse=True)
 def _precompile() -> None:
     """Compile every configuration these tests can reach in parallel, once."""
-    from moe_cases import reachable_configs
+    from moe_cases import mlp_configs, reachable_configs
 
     from staticbatch_moe import _gemm_config as cfgmod
 
-    sb.compile_many([(cfgmod.kernel_source(c), c.kernel_name) for c in reachable_configs()])
+    sb.compile_many([(cfgmod.kernel_source(c), c.kernel_name) for c in reachable_configs()]
+                    + [(cfgmod.mlp_kernel_source(c), cfgmod.mlp_kernel_name(c)) for c in mlp_configs()])
 
 
 def _weights(e: int, n: int, k: int, dtype: torch.dtype, seed: int) -> torch.Tensor:
@@ -619,3 +620,97 @@ def test_tile_classes_cuda_graph_replay() -> None:
     (the 128-row class then finds no tiles)."""
     _capture_layer_and_replay(16, 600, 2, 256, 128, up=tile_classes(True), down=tile_classes(False),
                               programmatic=True, replays=2, ids=_skewed_ids(600, 16, 2), seed=12)
+
+
+# ---------------------------------------------------------------- one-launch expert MLP (grouped_mlp)
+
+
+def _mlp_run(ids: torch.Tensor, e: int, h: int, i: int, cfg: moe.GemmConfig, *, dtype=torch.bfloat16,
+             seed: int = 0) -> None:  # type: ignore[no-untyped-def]
+    """grouped_mlp with the tile ``cfg`` on fresh data, output poisoned: bit-identical to the two
+    grouped_gemm launches with the same tiles, and within TOL of the float32 reference."""
+    from staticbatch_moe import _gemm_config as cfgmod
+
+    g = torch.Generator(device="cuda").manual_seed(seed + 7)
+    p = moe.route_plan(ids, e)
+    x = torch.randn(ids.shape[0], h, device="cuda", generator=g).to(dtype)
+    w1 = moe.pack_gate_up(_weights(e, 2 * i, h, dtype, seed))
+    w2 = _weights(e, h, i, dtype, seed + 1)
+    y = torch.full((p.num_rows, h), float("nan"), dtype=dtype, device="cuda")
+    moe.grouped_mlp(x, w1, w2, p, out=y, config=cfg)
+    mid = moe.grouped_gemm(x, w1, p, activation="silu_and_mul", config=cfg)
+    two = moe.grouped_gemm(mid, w2, p, gather=False,
+                           config=cfgmod._swap_config(cfg.block_m, cfg.block_n, None, cfg.dtype, False))
+    m = int(p.expert_starts[-1])
+    assert torch.equal(y[:m], two[:m])
+    if m:  # float32 accumulation (the intermediate rounded to the input dtype, as in the kernel)
+        ref = moe.grouped_mlp_reference(x, w1, w2, p)
+        assert rel_err(y[:m], ref[:m]) < TOL
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+@pytest.mark.parametrize("t", [1, 16])
+def test_grouped_mlp_model_shapes(model: str, t: int) -> None:
+    from staticbatch_moe import _gemm_config as cfgmod
+
+    h, i, e, k = MODELS[model]
+    for bn in (64, 128):
+        _mlp_run(uniform_ids(t, e, k), e, h, i, cfgmod._swap_config(8, bn, "silu_and_mul", "bf16", True), seed=t)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize(("bm", "bn"), [(8, 64), (16, 128), (32, 128), (48, 64), (64, 128)])
+def test_grouped_mlp_edge_counts(dtype: torch.dtype, bm: int, bn: int) -> None:
+    """Several m-blocks per expert (one flag each), empty experts, K and N not multiples of the tile."""
+    from staticbatch_moe import _gemm_config as cfgmod
+
+    tag = "bf16" if dtype == torch.bfloat16 else "fp16"
+    counts = [1, 15, 16, 17, 0, 63, 64, 65, 127, 128, 129]
+    _mlp_run(ids_with_counts(counts), len(counts), 2880, 1408, cfgmod._swap_config(bm, bn, "silu_and_mul", tag, True),
+             dtype=dtype)
+    _mlp_run(ids_with_counts([200]), 1, 200, 72, cfgmod._swap_config(bm, bn, "silu_and_mul", tag, True), dtype=dtype)
+
+
+def test_grouped_mlp_all_on_one_expert_and_no_tokens() -> None:
+    from staticbatch_moe import _gemm_config as cfgmod
+
+    cfg = cfgmod._swap_config(16, 128, "silu_and_mul", "bf16", True)
+    _mlp_run(ids_with_counts([0, 0, 300, 0]), 4, 512, 256, cfg)
+    _mlp_run(torch.empty(0, 2, dtype=torch.int32, device="cuda"), 8, 512, 256, cfg)
+    ids = torch.full((9, 2), -1, dtype=torch.int32, device="cuda")  # every slot on another rank
+    _mlp_run(ids, 8, 512, 256, cfg)
+
+
+def test_grouped_mlp_graph_replay_and_counters_left_zero() -> None:
+    from staticbatch_moe import _gemm_config as cfgmod
+    from staticbatch_moe import gemm as gm
+
+    e, t, k, h, i = 32, 24, 4, 1024, 512
+    cfg = cfgmod._swap_config(8, 128, "silu_and_mul", "bf16", True)
+    ids = uniform_ids(t, e, k)
+    a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+    w1 = moe.pack_gate_up(_weights(e, 2 * i, h, torch.bfloat16, seed=3))
+    w2 = _weights(e, h, i, torch.bfloat16, seed=4)
+
+    def layer() -> torch.Tensor:
+        return moe.grouped_mlp(a, w1, w2, moe.route_plan(ids, e), config=cfg)
+
+    first = layer()
+    again = layer()
+    torch.cuda.synchronize()
+    assert torch.equal(first, again)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        y = layer()
+    for seed in range(3):
+        ids.copy_(uniform_ids(t, e, k, generator=torch.Generator(device="cuda").manual_seed(seed)))
+        a.normal_()
+        y.fill_(float("nan"))
+        graph.replay()
+        graph.replay()
+        torch.cuda.synchronize()
+        p = moe.route_plan(ids, e)
+        assert rel_err(y, moe.grouped_mlp_reference(a, w1, w2, p)) < TOL
+    for (use, _, _), buf in gm._stream_counters.items():
+        if use == "mlp":
+            assert int(buf.abs().sum()) == 0
