@@ -35,7 +35,6 @@ for model in MODELS:
         y = torch.empty(plan.num_rows, h, device="cuda", dtype=torch.bfloat16)
         gu = c.choose_config(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True)
         dn = c.choose_config(t * k, e, h, i, "bf16", None, False)
-        heur = c.choose_mlp_config(t * k, e, h, i, "bf16", num_tokens=t)
         ref = moe.grouped_mlp(x, w1p, w2, plan, config=False).clone()
 
         def two(s):
@@ -45,7 +44,7 @@ for model in MODELS:
                             moe.grouped_gemm(mid, w2, plan, gather=False, out=y, config=b, programmatic_launch=True))
 
         def one(s, bn=128):
-            cfg = dataclasses.replace(c._swap_config(heur.block_m, bn, "silu_and_mul", "bf16", True), stages=s)
+            cfg = dataclasses.replace(c._swap_config(gu.block_m, bn, "silu_and_mul", "bf16", True), stages=s)
             return lambda: moe.grouped_mlp(x, w1p, w2, plan, out=y, config=cfg)
 
         variants = {"two_s12": two(12), "two_s8": two(8), "two_s6": two(6), "two_s4": two(4)}
