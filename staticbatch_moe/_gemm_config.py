@@ -808,10 +808,11 @@ def choose_tile_classes(
 
 #: Let grouped_mlp (and the layer) run both GEMMs of a weight-streaming layer in one launch
 #: (grouped_mlp.cuh) where choose_mlp_config finds a common swap-mode tile. Off: on the H200
-#: (2026-11-28, benchmarks/dev_mlp_check.py, the five model shapes at T = 1-128, L2 flushed) the
-#: one launch was 1-15 % slower than the two launches at every point (Qwen3-30B-A3B T = 1 34.3
-#: against 33.9 us, GPT-OSS-120B T = 1 70.7 against 65.9 us, DeepSeek-V3 T = 128 5.39 against
-#: 5.15 ms), bit-identical outputs; reachable through ``grouped_mlp(config=...)``.
+#: (2026-11-28, benchmarks/results/dev_mlp_check.json, the five model shapes at T = 1, 4, 16, 128,
+#: L2 flushed) the one launch, with its best width and ring depth per point, was 1-10 % slower
+#: than the two launches at all 20 points (Qwen3-30B-A3B T = 1 34.6 against 33.9 us, GPT-OSS-120B
+#: T = 1 70.1 against 65.7 us, DeepSeek-V3 T = 128 5.39 against 5.16 ms), with bit-identical
+#: outputs; reachable through ``grouped_mlp(config=...)``.
 USE_GROUPED_MLP = False
 
 
