@@ -1,0 +1,45 @@
+"""How much the L2 flush between replays costs the decode points: both GEMMs of a layer (as
+bench_grouped_gemm times "ours": gate/up, then down as a programmatic dependent), CUDA graph,
+median of 30, timed with the 256 MB L2 flush between replays (the benchmark's method) and
+without it, each twice, the five model shapes at T = 1, 16, 128 on the H200. shared/GPU.md does
+not say how its vLLM figures were timed; this brackets what the method can be worth (dev check,
+not a test). Writes benchmarks/results/dev_l2_flush_check.json.
+
+Run::
+
+    PYTHONPATH=. python benchmarks/dev_l2_flush_check.py
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch
+from bench_grouped_gemm import MODELS, routing
+from common import save, time_cuda
+
+import staticbatch_moe as moe
+
+rows = []
+for model, (h, i, e, k) in MODELS.items():
+    torch.manual_seed(0)
+    w1 = moe.pack_gate_up(torch.randn(e, 2 * i, h, device="cuda", dtype=torch.bfloat16) / h**0.5)
+    w2 = torch.randn(e, h, i, device="cuda", dtype=torch.bfloat16) / i**0.5
+    for t in (1, 16, 128):
+        plan = moe.route_plan(routing("uniform", t, e, k, seed=t), e)
+        x = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+        mid = torch.empty(t * k, i, device="cuda", dtype=torch.bfloat16)
+        y = torch.empty(t * k, h, device="cuda", dtype=torch.bfloat16)
+
+        def ours() -> None:
+            moe.grouped_gemm(x, w1, plan, activation="silu_and_mul", out=mid)
+            moe.grouped_gemm(mid, w2, plan, gather=False, out=y, programmatic_launch=True)
+
+        active = int((plan.expert_counts > 0).sum())
+        row = {"model": model, "T": t, "weight_mb": round(active * 3 * h * i * 2 / 1e6, 1), "us": {}}
+        for _ in range(2):
+            for flush in (True, False):
+                ms = time_cuda(ours, reps=30, flush_l2=flush, warmup_ms=15)["median_ms"]
+                row["us"].setdefault("flushed" if flush else "not_flushed", []).append(round(ms * 1000, 2))
+        print(row, flush=True)
+        rows.append(row)
+save("dev_l2_flush_check", rows)
