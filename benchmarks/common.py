@@ -24,12 +24,15 @@ MEMORY_CEILING_TBPS = 4.5
 
 
 def time_cuda(fn: Callable[[], Any], *, reps: int = 50, warmup: int = 5, graph: bool = True,
-              flush_l2: bool = False, warmup_ms: float = 60.0) -> dict[str, float]:
+              flush_l2: bool | str = False, warmup_ms: float = 60.0) -> dict[str, float]:
     """Median, p20 and p80 of one call of ``fn`` in milliseconds.
 
     With ``graph`` the call is captured once in a CUDA graph and its replays are timed (no
     launch gaps, no Python overhead); each replay is timed alone with CUDA events. With
-    ``flush_l2`` a 256 MB buffer is written between replays (outside the timed region).
+    ``flush_l2`` a 256 MB buffer is passed through the L2 between replays (outside the timed
+    region): ``True`` or ``"write"`` writes it, ``"read"`` reads it. Both evict what the call
+    read before. Writing also leaves the L2 full of dirty lines, whose write-back to DRAM then
+    falls inside the next timed call.
 
     Before timing, the call runs (with the flush) for at least ``warmup_ms`` of GPU time. On the
     H200 the first ~20 ms of replays after heavy, differently shaped work (building the inputs,
@@ -56,6 +59,17 @@ def time_cuda(fn: Callable[[], Any], *, reps: int = 50, warmup: int = 5, graph: 
         run = g.replay
         run()
     flush = torch.empty(256 * 2**20, dtype=torch.uint8, device="cuda") if flush_l2 else None
+    if flush is not None:
+        flush.fill_(1)
+
+    def flush_cache(i: int) -> None:
+        if flush is None:
+            return
+        if flush_l2 == "read":  # evict by reading: the L2 is left holding clean lines
+            flush.max()
+        else:  # "write" / True: evict by writing, which leaves the L2 full of dirty lines
+            flush.fill_(i & 0xFF)
+
     # Warm up by GPU time: one timed call sizes the loop.
     probe = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
     probe[0].record()
@@ -64,15 +78,13 @@ def time_cuda(fn: Callable[[], Any], *, reps: int = 50, warmup: int = 5, graph: 
     torch.cuda.synchronize()
     once_ms = max(probe[0].elapsed_time(probe[1]), 1e-3)
     for i in range(min(2000, max(warmup, int(warmup_ms / once_ms) + 1))):
-        if flush is not None:
-            flush.fill_(i & 0xFF)
+        flush_cache(i)
         run()
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     stops = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     torch.cuda.synchronize()
     for i in range(reps):
-        if flush is not None:
-            flush.fill_(i & 0xFF)
+        flush_cache(i)
         starts[i].record()
         run()
         stops[i].record()

@@ -1,7 +1,8 @@
 """How much the L2 flush between replays costs the decode points: both GEMMs of a layer (as
 bench_grouped_gemm times "ours": gate/up, then down as a programmatic dependent), CUDA graph,
-median of 30, timed with the 256 MB L2 flush between replays (the benchmark's method) and
-without it, each twice, the five model shapes at T = 1, 16, 128 on the H200. shared/GPU.md does
+median of 30, timed with a 256 MB buffer written between replays (dirty lines left in the L2),
+read between replays (clean lines), and without a flush, each twice, the five model shapes at
+T = 1, 16, 128 on the H200. shared/GPU.md does
 not say how its vLLM figures were timed; this brackets what the method can be worth (dev check,
 not a test). Writes benchmarks/results/dev_l2_flush_check.json.
 
@@ -37,9 +38,9 @@ for model, (h, i, e, k) in MODELS.items():
         active = int((plan.expert_counts > 0).sum())
         row = {"model": model, "T": t, "weight_mb": round(active * 3 * h * i * 2 / 1e6, 1), "us": {}}
         for _ in range(2):
-            for flush in (True, False):
+            for flush in ("write", "read", False):
                 ms = time_cuda(ours, reps=30, flush_l2=flush, warmup_ms=15)["median_ms"]
-                row["us"].setdefault("flushed" if flush else "not_flushed", []).append(round(ms * 1000, 2))
+                row["us"].setdefault(f"flush_{flush}" if flush else "no_flush", []).append(round(ms * 1000, 2))
         print(row, flush=True)
         rows.append(row)
 save("dev_l2_flush_check", rows)
