@@ -23,6 +23,19 @@ COMPUTE_CEILING_TFLOPS = 755.0
 MEMORY_CEILING_TBPS = 4.5
 
 
+def layer_weights(h: int, i: int, e: int) -> tuple[Any, Any]:
+    """Random bf16 expert weights of one layer on the GPU, scaled by 1 / sqrt(K): the gate/up weight
+    packed for the fused SiLU (``[E, 2I, H]``), and the down weight (``[E, H, I]``). Draws from
+    torch's global generator (seed it first for repeatable weights)."""
+    import torch
+
+    import staticbatch_moe as moe
+
+    w1 = moe.pack_gate_up(torch.randn(e, 2 * i, h, device="cuda", dtype=torch.bfloat16) / h**0.5)
+    w2 = torch.randn(e, h, i, device="cuda", dtype=torch.bfloat16) / i**0.5
+    return w1, w2
+
+
 def time_cuda(fn: Callable[[], Any], *, reps: int = 50, warmup: int = 5, graph: bool = True,
               flush_l2: bool | str = False, warmup_ms: float = 60.0) -> dict[str, float]:
     """Median, p20 and p80 of one call of ``fn`` in milliseconds.

@@ -19,7 +19,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import compile_configs, save, time_cuda
+from common import compile_configs, layer_weights, save, time_cuda
 
 import staticbatch_moe as moe
 from staticbatch_moe._gemm_config import _normal_config, choose_config
@@ -115,8 +115,7 @@ def bench() -> list[dict]:
             continue
         h, i, e, k = moe.MODEL_SHAPES[model]
         x = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
-        w1 = moe.pack_gate_up(torch.randn(e, 2 * i, h, device="cuda", dtype=torch.bfloat16) / h**0.5)
-        w2 = torch.randn(e, h, i, device="cuda", dtype=torch.bfloat16) / i**0.5
+        w1, w2 = layer_weights(h, i, e)
         ids = torch.rand(t, e, device="cuda").topk(k, dim=1).indices.to(torch.int32)
         plan = moe.route_plan(ids, e)
         mid = torch.empty(plan.num_rows, i, device="cuda", dtype=torch.bfloat16)

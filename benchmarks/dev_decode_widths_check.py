@@ -16,7 +16,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch
 from bench_grouped_gemm import MODELS, routing
-from common import save, time_cuda
+from common import layer_weights, save, time_cuda
 
 import staticbatch_moe as moe
 from staticbatch_moe import _gemm_config as c
@@ -25,8 +25,7 @@ rows = []
 for model in MODELS:
     h, i, e, k = MODELS[model]
     torch.manual_seed(0)
-    w1p = moe.pack_gate_up(torch.randn(e, 2 * i, h, device="cuda", dtype=torch.bfloat16) / h**0.5)
-    w2 = torch.randn(e, h, i, device="cuda", dtype=torch.bfloat16) / i**0.5
+    w1p, w2 = layer_weights(h, i, e)
     for t in (1, 2, 4, 8):
         plan = moe.route_plan(routing("uniform", t, e, k, seed=t), e)
         x = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)

@@ -16,7 +16,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_grouped_gemm import routing
-from common import save, time_cuda
+from common import layer_weights, save, time_cuda
 
 import staticbatch_moe as moe
 from staticbatch_moe import _gemm_config as cfgmod
@@ -24,8 +24,7 @@ from staticbatch_moe import _gemm_config as cfgmod
 rows = []
 for model, (h, i, e, k) in moe.MODEL_SHAPES.items():
     torch.manual_seed(0)
-    w1 = moe.pack_gate_up(torch.randn(e, 2 * i, h, device="cuda", dtype=torch.bfloat16) / h**0.5)
-    w2 = torch.randn(e, h, i, device="cuda", dtype=torch.bfloat16) / i**0.5
+    w1, w2 = layer_weights(h, i, e)
     for t in (1, 4, 16, 128):
         plan = moe.route_plan(routing("uniform", t, e, k, seed=t), e)
         x = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)

@@ -14,7 +14,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import time_cuda
+from common import layer_weights, time_cuda
 
 import staticbatch_moe as moe
 
@@ -22,8 +22,7 @@ rows = []
 
 for model in moe.MODEL_SHAPES:
     h, i, e, k = moe.MODEL_SHAPES[model]
-    w1 = moe.pack_gate_up(torch.randn(e, 2 * i, h, device="cuda", dtype=torch.bfloat16) / h**0.5)
-    w2 = torch.randn(e, h, i, device="cuda", dtype=torch.bfloat16) / i**0.5
+    w1, w2 = layer_weights(h, i, e)
     for t in (1, 16, 128):
         g = torch.Generator(device="cuda").manual_seed(t)
         ids = torch.rand(t, e, device="cuda", generator=g).topk(k, dim=1).indices.to(torch.int32)

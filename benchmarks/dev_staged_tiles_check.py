@@ -12,7 +12,7 @@ import sys
 import torch
 
 sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.abspath(__file__)))
-from common import time_cuda
+from common import layer_weights, time_cuda
 
 import staticbatch_moe as moe
 from staticbatch_moe._gemm_config import _normal_config, choose_config
@@ -22,8 +22,7 @@ for model, t in (("Mixtral-8x7B", 1024), ("Qwen3-30B-A3B", 1024), ("Qwen3-30B-A3
                  ("Qwen3-235B-A22B", 4096), ("GPT-OSS-120B", 4096), ("DeepSeek-V3", 4096)):
     h, i, e, k = moe.MODEL_SHAPES[model]
     x = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
-    w1 = moe.pack_gate_up(torch.randn(e, 2 * i, h, device="cuda", dtype=torch.bfloat16) / h**0.5)
-    w2 = torch.randn(e, h, i, device="cuda", dtype=torch.bfloat16) / i**0.5
+    w1, w2 = layer_weights(h, i, e)
     ids = torch.rand(t, e, device="cuda").topk(k, dim=1).indices.to(torch.int32)
     plan = moe.route_plan(ids, e)
     mid = torch.empty(plan.num_rows, i, device="cuda", dtype=torch.bfloat16)

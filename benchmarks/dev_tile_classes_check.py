@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_grouped_gemm import MODELS, routing
-from common import save, time_cuda
+from common import layer_weights, save, time_cuda
 
 import staticbatch_moe as moe
 from staticbatch_moe import _gemm_config as cm
@@ -49,8 +49,7 @@ def main() -> None:
     for model, t in POINTS:
         h, i, e, k = MODELS[model]
         torch.manual_seed(0)
-        w1p = moe.pack_gate_up(torch.randn(e, 2 * i, h, device="cuda", dtype=torch.bfloat16) / h**0.5)
-        w2 = torch.randn(e, h, i, device="cuda", dtype=torch.bfloat16) / i**0.5
+        w1p, w2 = layer_weights(h, i, e)
         m = t * k
         vs = variants(h, i, e, m)
         for kind in ("uniform", "skewed"):

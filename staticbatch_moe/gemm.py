@@ -42,7 +42,6 @@ ONE_BLOCK_SMEM = 120 * 1024
 _descriptor_cache: dict[tuple, sb.ByValue] = {}
 _token_cache: dict[tuple, sb.ByValue] = {}
 _kernels: dict[tuple, tuple[Any, int]] = {}
-_mlp_kernels: dict[tuple, tuple[Any, int]] = {}
 _warned_fallback: set[str] = set()
 # Counters that kernels leave as they found them: split-K arrival counters (all zero) and the
 # staged gather's grid barrier (word 0 zero, word 1 a generation number). One int32 buffer per
@@ -232,12 +231,16 @@ def _token_descriptor(a: Any, config: GemmConfig) -> sb.ByValue:
     return desc
 
 
-def _kernel_for(config: GemmConfig, device_index: int) -> tuple[Any, int]:
-    """(loaded kernel, number of SMs) of a configuration on a device, cached."""
-    key = (config, device_index)
+def _kernel_for(config: GemmConfig, device_index: int, *, mlp: bool = False) -> tuple[Any, int]:
+    """(loaded kernel, number of SMs) of a configuration on a device, cached: the grouped GEMM's,
+    or with ``mlp`` the one-launch expert MLP's for that tile."""
+    key = (config, device_index, mlp)
     hit = _kernels.get(key)
     if hit is None:
-        compiled = sb.compile_source(cfgmod.kernel_source(config), config.kernel_name)
+        if mlp:
+            compiled = sb.compile_source(cfgmod.mlp_kernel_source(config), cfgmod.mlp_kernel_name(config))
+        else:
+            compiled = sb.compile_source(cfgmod.kernel_source(config), config.kernel_name)
         hit = (sb.load(compiled, device_index), sb.device_properties(device_index).num_sms)
         _kernels[key] = hit
     return hit
@@ -520,8 +523,8 @@ def grouped_mlp(x: Any, w1: Any, w2: Any, plan: RoutePlan, *, out: Any = None,
                 f"(got {getattr(out, 'dtype', None)} {list(getattr(out, 'shape', []))})"
             )
     cfg: GemmConfig | None = None
+    lda = x.stride(0) if x.shape[0] > 1 else h
     if x.dtype != torch.float32:
-        lda = x.stride(0) if x.shape[0] > 1 else h
         cfgmod.check_problem(2 * inter, h, lda, "silu_and_mul")
         cfgmod.check_problem(h, inter, inter, None)
         dtype = _dtype_tag(x.dtype)
@@ -545,13 +548,7 @@ def grouped_mlp(x: Any, w1: Any, w2: Any, plan: RoutePlan, *, out: Any = None,
         return out
     mid = torch.empty(plan.num_rows, inter, dtype=x.dtype, device=x.device)
     device_index = x.device.index if x.device.index is not None else torch.cuda.current_device()
-    key = (cfg, device_index)
-    hit = _mlp_kernels.get(key)
-    if hit is None:
-        compiled = sb.compile_source(cfgmod.mlp_kernel_source(cfg), cfgmod.mlp_kernel_name(cfg))
-        hit = (sb.load(compiled, device_index), sb.device_properties(device_index).num_sms)
-        _mlp_kernels[key] = hit
-    kernel, sms = hit
+    kernel, sms = _kernel_for(cfg, device_index, mlp=True)
     offsets1 = plan.tile_offsets(cfg.block_m, cfg.block_n, 2 * inter)
     offsets2 = plan.tile_offsets(cfg.block_m, cfg.block_n, h)
     counters = _counters("mlp", cfgmod.mlp_flag_count(plan.num_rows, plan.num_experts, cfg.block_m), x.device)
@@ -563,7 +560,7 @@ def grouped_mlp(x: Any, w1: Any, w2: Any, plan: RoutePlan, *, out: Any = None,
             _weight_descriptor(weight1, cfg),
             _weight_descriptor(w2, cfg),
             x,
-            np.int64(x.stride(0) if x.shape[0] > 1 else h),
+            np.int64(lda),
             mid,
             out,
             plan.gather_idx,
