@@ -35,8 +35,8 @@ COPY_POINTS = [("Qwen3-30B-A3B", 16384), ("DeepSeek-V3", 16384), ("Qwen3-30B-A3B
 def variants(h: int, i: int, e: int, m: int) -> dict:
     sw_up = cm.choose_config(m, e, 2 * i, h, "bf16", "silu_and_mul", True)
     sw_dn = cm.choose_config(m, e, h, i, "bf16", None, False)
-    pp_up = cm._prefill_config(64, cm._wide_tile(2 * i), "silu_and_mul", "bf16", True)
-    pp_dn = cm._prefill_config(64, cm._wide_tile(h), None, "bf16", False)
+    pp_up = cm._prefill_config(64, cm._wide_tile(2 * i), "silu_and_mul", "bf16", True, h)
+    pp_dn = cm._prefill_config(64, cm._wide_tile(h), None, "bf16", False, i)
 
     def classes(pp: cm.GemmConfig, base: cm.GemmConfig):  # type: ignore[no-untyped-def]
         return [cm.TileClass(pp, 64, None), cm.TileClass(base, 0, 64)] if base.swap_ab else base

@@ -184,6 +184,12 @@ class GemmConfig:
         side and, when the two tiles share a weight tile (same expert and n-block), each
         loads half of it into both with a TMA multicast, halving the weight's L2 traffic.
         Launched with at most as many clusters as fit on the device at once.
+    store_warps : bool
+        Normal mode with ``block_m == 128`` (two cooperative consumer warp groups, not
+        ping-pong, gather staged or none) only: each consumer stages its whole output tile in
+        shared memory and goes on to its next tile's main loop, while the producer warp group's
+        three otherwise idle warps copy the staged tile to global memory. Needs a staging buffer
+        per 64 output columns of a tile (so fewer ring stages for wide tiles without activation).
     """
 
     block_m: int = 128
@@ -198,6 +204,7 @@ class GemmConfig:
     gather_mode: str = "cp_async"
     split_k: int = 1
     cluster: int = 1
+    store_warps: bool = False
 
     def __post_init__(self) -> None:
         if self.block_k != _BLOCK_K:
@@ -251,6 +258,16 @@ class GemmConfig:
                 f"(got swap_ab={self.swap_ab}, block_m={self.block_m}, split_k={self.split_k}, gather={self.gather}, "
                 f"gather_mode={self.gather_mode!r})"
             )
+        if not isinstance(self.store_warps, bool):
+            raise InvalidArgumentError(f"`store_warps` must be a bool (got {self.store_warps!r})")
+        if self.store_warps and (
+            self.swap_ab or self.pingpong or self.block_m != 128 or (self.gather and self.gather_mode != "staged")
+        ):
+            raise InvalidArgumentError(
+                "`store_warps=True` needs normal mode, block_m=128, no ping-pong, and gather_mode='staged' if "
+                f"gathering (got swap_ab={self.swap_ab}, block_m={self.block_m}, pingpong={self.pingpong}, "
+                f"gather={self.gather}, gather_mode={self.gather_mode!r})"
+            )
         if shared_bytes(self) > MAX_SHARED_BYTES:
             raise InvalidArgumentError(
                 f"`stages`={self.stages} needs {shared_bytes(self)} bytes of shared memory, "
@@ -258,9 +275,12 @@ class GemmConfig:
             )
 
     def with_gather_mode(self, mode: str) -> GemmConfig:
-        """The same tiles with the gather method ``mode``. A 2-CTA cluster is kept only with the
-        staged gather: the in-loop gathers (``"cp_async"``, ``"tma"``) run without one."""
-        return dataclasses.replace(self, gather_mode=mode, cluster=self.cluster if mode == "staged" else 1)
+        """The same tiles with the gather method ``mode``. A 2-CTA cluster and store warps are kept
+        only with the staged gather: the in-loop gathers (``"cp_async"``, ``"tma"``) run without
+        (they need the producer's warps)."""
+        staged = mode == "staged"
+        return dataclasses.replace(self, gather_mode=mode, cluster=self.cluster if staged else 1,
+                                   store_warps=self.store_warps and staged)
 
     @property
     def num_consumers(self) -> int:
@@ -285,6 +305,8 @@ class GemmConfig:
             name += "_silu"
         if self.cluster > 1:
             name += f"_c{self.cluster}"
+        if self.store_warps:
+            name += "_sw"
         return name
 
 
@@ -299,10 +321,19 @@ def shared_bytes(cfg: GemmConfig) -> int:
     Mirrors ``GemmShape::kSmemBytes`` (the generated source checks the two agree with a
     ``static_assert``): the stage ring, two epilogue staging buffers per consumer warp group
     (64 rows, or ``block_m`` tokens in swap mode, of 128 bytes; a tall tile's group stores
-    its two slices one after the other through the same two), the mbarriers padded to the
+    its two slices one after the other through the same two; with store warps one per 64
+    output columns of a tile, if that is more), the mbarriers padded to the
     struct's 1024-byte alignment, and 1024 bytes of slack to align the base.
     """
-    return _smem_bytes(cfg.block_m, cfg.block_n, cfg.stages, cfg.swap_ab, cfg.pingpong)
+    return _smem_bytes(cfg.block_m, cfg.block_n, cfg.stages, cfg.swap_ab, cfg.pingpong,
+                       _epi_bufs(cfg.block_n, cfg.activation, cfg.store_warps))
+
+
+def _epi_bufs(block_n: int, activation: str | None, store_warps: bool) -> int:
+    """Staging buffers per consumer warp group (``kEpiBufs`` in the kernel): two, or with store
+    warps one per 64 output columns of a tile if that is more."""
+    chunks = -(-(block_n // 2 if activation == "silu_and_mul" else block_n) // 64)
+    return max(2, chunks) if store_warps else 2
 
 
 def _num_consumers(block_m: int, block_n: int, swap_ab: bool, pingpong: bool) -> int:
@@ -313,10 +344,10 @@ def _num_consumers(block_m: int, block_n: int, swap_ab: bool, pingpong: bool) ->
     return (block_n if swap_ab else min(block_m, 128)) // 64
 
 
-def _smem_bytes(block_m: int, block_n: int, stages: int, swap_ab: bool, pingpong: bool) -> int:
+def _smem_bytes(block_m: int, block_n: int, stages: int, swap_ab: bool, pingpong: bool, epi_bufs: int = 2) -> int:
     ring = stages * (block_m + block_n) * _BLOCK_K * 2
     consumers = _num_consumers(block_m, block_n, swap_ab, pingpong)
-    epilogue = consumers * 2 * (block_m if swap_ab else 64) * 128
+    epilogue = consumers * epi_bufs * (block_m if swap_ab else 64) * 128
     barriers = 16 * stages
     return ring + epilogue + -(-barriers // 1024) * 1024 + 1024
 
@@ -378,11 +409,13 @@ def kernel_source(cfg: GemmConfig) -> str:
     tma_gather = "true" if cfg.gather and cfg.gather_mode == "tma" else "false"
     stg = "true" if staged else "false"
     sk = cfg.split_k
+    sw = "true" if cfg.store_warps else "false"
+    epi_bufs = _epi_bufs(cfg.block_n, cfg.activation, cfg.store_warps)
     cluster_dims = f"__cluster_dims__({cfg.cluster}, 1, 1) " if cfg.cluster > 1 else ""
     return f"""// Generated by staticbatch_moe._gemm_config.kernel_source for {cfg!r}
 #include <staticbatch/moe/grouped_gemm.cuh>
 
-using SbShape = staticbatch::moe::GemmShape<{cfg.block_m}, {cfg.block_n}, {cfg.stages}, {swap}, {pp}>;
+using SbShape = staticbatch::moe::GemmShape<{cfg.block_m}, {cfg.block_n}, {cfg.stages}, {swap}, {pp}, {epi_bufs}>;
 static_assert(SbShape::kSmemBytes == {shared_bytes(cfg)}, "shared_bytes() disagrees with the kernel");
 static_assert(SbShape::kThreads == {threads(cfg)}, "threads() disagrees with the kernel");
 
@@ -392,7 +425,7 @@ extern "C" __global__ void {cluster_dims}__launch_bounds__({threads(cfg)}, 1) {c
     const int* gather_idx, const int* tile_offsets, const int* task_rows, const long long* task_starts,
     const int* task_expert, int num_tasks, int n, int k, void* workspace, unsigned* counters) {{
   staticbatch::moe::grouped_gemm<{b}, {cfg.block_m}, {cfg.block_n}, {cfg.stages}, {swap}, {gather}, {silu}, {pp},
-                                 {tma_gather}, {sk}, {stg}, {cfg.cluster}>(
+                                 {tma_gather}, {sk}, {stg}, {cfg.cluster}, {sw}>(
       w_map, a_map, a, static_cast<staticbatch::int64_t>(lda), out, gather_idx, tile_offsets, task_rows,
       reinterpret_cast<const staticbatch::int64_t*>(task_starts), task_expert, num_tasks, n, k, workspace,
       reinterpret_cast<staticbatch::uint32_t*>(counters));
@@ -469,10 +502,11 @@ def mlp_flag_count(total_rows: int, num_experts: int, block_m: int) -> int:
     return 1 + -(-total_rows // block_m) + num_experts
 
 
-def _max_stages(block_m: int, block_n: int, cap: int, swap_ab: bool = False, pingpong: bool = False) -> int:
+def _max_stages(block_m: int, block_n: int, cap: int, swap_ab: bool = False, pingpong: bool = False,
+                epi_bufs: int = 2) -> int:
     """The deepest ring (at most ``cap``) that fits in shared memory with the epilogue buffers."""
     for s in range(cap, 2, -1):
-        if _smem_bytes(block_m, block_n, s, swap_ab, pingpong) <= MAX_SHARED_BYTES:
+        if _smem_bytes(block_m, block_n, s, swap_ab, pingpong, epi_bufs) <= MAX_SHARED_BYTES:
             return s
     return 2
 
@@ -535,6 +569,18 @@ USE_STAGED_GATHER = True
 #: 1.599 ms), and at most 1 % slower at the other two. With 64-row ping-pong tiles it was mostly
 #: slower (the two CTAs' groups wait on each other), so those run without.
 USE_CLUSTERS = True
+
+#: Let choose_config give 128-row tiles store warps (GemmConfig.store_warps): the producer warp
+#: group's idle warps copy each staged output tile to global memory while the consumers run the
+#: next tile's main loop. With silu_and_mul always (its staging fits beside the usual ring);
+#: without, only for K <= STORE_WARPS_MAX_K, since a tile 256 wide then needs a stage less. On the
+#: H200 (2026-11-28, benchmarks/results/dev_store_warps_check.json, three interleaved repeats,
+#: bit-identical outputs) at T = 16384: down Qwen3-30B-A3B 0.747 -> 0.710 ms, GPT-OSS-120B 1.877 ->
+#: 1.813, DeepSeek-V3 6.89 -> 6.66, Qwen3-235B-A22B unchanged; gate/up Qwen3-30B 1.627 -> 1.549,
+#: Mixtral-8x7B 12.03 -> 11.70, the others unchanged. Mixtral's down (K = 14336) was unchanged at
+#: T = 16384 and 1 % slower at T = 1024 and 4096 with the shorter ring.
+USE_STORE_WARPS = True
+STORE_WARPS_MAX_K = 4096
 
 #: Rows per expert up to which swap mode, and up to which 64-row ping-pong tiles, are the
 #: heuristic's tiles (choose_config for the average expert, choose_tile_classes per expert).
@@ -685,18 +731,28 @@ def choose_config(
     e_wide = _wave_efficiency(m_tiles * math.ceil(n / wide), num_sms)
     e128 = _wave_efficiency(m_tiles * math.ceil(n / 128), num_sms)
     block_n = wide if e_wide >= e128 - 0.05 else 128
-    return _prefill_config(block_m, block_n, activation, dtype, gather)
+    return _prefill_config(block_m, block_n, activation, dtype, gather, k)
 
 
-def _prefill_config(block_m: int, block_n: int, activation, dtype, gather) -> GemmConfig:
-    """The heuristic's normal-mode tile: ping-pong for 64 rows, a 2-CTA cluster for 128 rows
-    (``USE_CLUSTERS``), the staged gather when gathering (``USE_STAGED_GATHER``)."""
+def _prefill_config(block_m: int, block_n: int, activation, dtype, gather, k: int) -> GemmConfig:
+    """The heuristic's normal-mode tile: ping-pong for 64 rows; for 128 rows a 2-CTA cluster
+    (``USE_CLUSTERS``) and store warps (``USE_STORE_WARPS``: with ``silu_and_mul``, or for
+    ``k <= STORE_WARPS_MAX_K``); the staged gather when gathering (``USE_STAGED_GATHER``)."""
     cfg = _normal_config(block_m, block_n, USE_PINGPONG and block_m == 64, activation, dtype, gather)
     if gather and USE_STAGED_GATHER:
         cfg = dataclasses.replace(cfg, gather_mode="staged")
     if block_m == 128 and USE_CLUSTERS:
         cfg = dataclasses.replace(cfg, cluster=2)
+    if block_m == 128 and USE_STORE_WARPS and (activation is not None or k <= STORE_WARPS_MAX_K):
+        cfg = with_store_warps(cfg)
     return cfg
+
+
+def with_store_warps(cfg: GemmConfig) -> GemmConfig:
+    """``cfg`` (normal mode, ``block_m=128``, not ping-pong) with store warps and the deepest
+    ring (at most 6 stages) that fits beside their staging buffers."""
+    stages = _max_stages(cfg.block_m, cfg.block_n, 6, epi_bufs=_epi_bufs(cfg.block_n, cfg.activation, True))
+    return dataclasses.replace(cfg, store_warps=True, stages=stages)
 
 
 @dataclass(frozen=True)
@@ -802,7 +858,7 @@ def choose_tile_classes(
     if not USE_TILE_CLASSES or tokens < TILE_CLASSES_MIN_TOKENS or not base.swap_ab or tokens <= SWAP_MAX_ROWS:
         return (TileClass(base),)
     # The class's wave count is unknown (its rows are): the width that pads N least.
-    hot = _prefill_config(64, _wide_tile(n), activation, dtype, gather)
+    hot = _prefill_config(64, _wide_tile(n), activation, dtype, gather, k)
     return (TileClass(hot, SWAP_MAX_ROWS, None), TileClass(base, 0, SWAP_MAX_ROWS))
 
 
@@ -869,7 +925,7 @@ def candidate_configs(
 
     Same arguments as :func:`choose_config`; the first entry is always its choice, the rest
     are neighbours worth timing: in normal mode the same tiles with and without a 2-CTA
-    cluster and, with gather, the other of the cp.async and staged gathers; in swap mode other
+    cluster, without store warps where it chose them and, with gather, the other of the cp.async and staged gathers; in swap mode other
     split-K factors (none, half and double the chosen one, or 2 and 4 when it chose none, where K allows), the next token-block sizes and
     the other weight width; in normal mode 256 x 128 (tall tiles), 128 x 256, 128 x 128, and
     64-row tiles with and without ping-pong. A pure function of its arguments; no duplicates.
@@ -898,6 +954,9 @@ def candidate_configs(
     else:
         if first.block_m != 256 and (not gather or first.gather_mode == "staged"):  # with and without a cluster
             cands.append(dataclasses.replace(first, cluster=3 - first.cluster))
+        if first.store_warps:  # the same tiles with the consumers storing their own output
+            cands.append(dataclasses.replace(first, store_warps=False,
+                                             stages=_max_stages(first.block_m, first.block_n, 6)))
         if gather:  # the other gather method of the same tiles
             other = "cp_async" if first.gather_mode == "staged" else "staged"
             cands.append(first.with_gather_mode(other))

@@ -77,6 +77,17 @@ def cluster_config(block_m: int, block_n: int, pingpong: bool, *, silu: bool, cl
     return dataclasses.replace(cfg, cluster=cluster)
 
 
+def store_warps_config(block_n: int, *, silu: bool, cluster: int = 2, store_warps: bool = True,
+                       dtype: str = "bf16"):  # type: ignore[no-untyped-def]
+    """A 128-row cooperative tile with or without store warps (the deepest ring either way):
+    gate/up with the staged gather (``silu``) or down without gather."""
+    from staticbatch_moe._gemm_config import _normal_config, with_store_warps
+
+    cfg = _normal_config(128, block_n, False, "silu_and_mul" if silu else None, dtype, silu)
+    cfg = dataclasses.replace(cfg, cluster=cluster, gather_mode="staged" if silu else "cp_async")
+    return with_store_warps(cfg) if store_warps else cfg
+
+
 def reachable_configs() -> list:
     """Every configuration the GPU tests can reach (a superset), to compile them in parallel first."""
     import staticbatch_moe as moe
@@ -108,6 +119,9 @@ def reachable_configs() -> list:
                  ((128, 256, False), (64, 256, True), (128, 128, False), (64, 128, True), (128, 192, False),
                   (64, 192, True))
                  for silu in (False, True) for c in (1, 2))
+    found.update(store_warps_config(bn, silu=silu, cluster=c, store_warps=sw, dtype=dtype)
+                 for bn in (256, 192, 128, 96) for silu in (False, True) for c in (1, 2) for sw in (False, True)
+                 for dtype in ("bf16", "fp16"))
     found.add(moe.GemmConfig(block_m=16, block_n=128, stages=12, swap_ab=True))  # test_moe_gpu.tile_classes
     found.add(moe.GemmConfig(block_m=16, block_n=128, stages=12, swap_ab=True, activation="silu_and_mul", gather=True))
     return sorted(found, key=lambda c: c.kernel_name)

@@ -3,6 +3,7 @@ compiling (nvrtc tier), and the Hopper kernel against the float32 reference (sm9
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -141,9 +142,9 @@ def test_gather_mode() -> None:
     assert len({tma.kernel_name, cpa.kernel_name, stg.kernel_name, cfgmod.GemmConfig().kernel_name}) == 4
     squash = lambda c: "".join(cfgmod.kernel_source(c).split())  # noqa: E731
     # ..., kGather, kSiluMul, kPingpong, kTmaGather, kSplitK, kStaged, kCluster
-    assert "true,false,false,true,1,false,1>(" in squash(tma)
-    assert "true,false,false,false,1,false,1>(" in squash(cpa)
-    assert "false,false,false,false,1,true,1>(" in squash(stg)  # the staged kernel runs without gather
+    assert "true,false,false,true,1,false,1,false>(" in squash(tma)
+    assert "true,false,false,false,1,false,1,false>(" in squash(cpa)
+    assert "false,false,false,false,1,true,1,false>(" in squash(stg)  # the staged kernel runs without gather
     with pytest.raises(sb.InvalidArgumentError, match="gather_mode"):
         cfgmod.GemmConfig(gather_mode="dma")
     with pytest.raises(sb.InvalidArgumentError, match="only with gather=True"):
@@ -162,7 +163,7 @@ def test_cluster_config() -> None:
     assert c2.kernel_name == cfgmod.GemmConfig(block_m=128, block_n=256, stages=4).kernel_name + "_c2"
     src = cfgmod.kernel_source(c2)
     assert "__cluster_dims__(2, 1, 1)" in src and "__cluster_dims__" not in cfgmod.kernel_source(cfgmod.GemmConfig())
-    assert "false,false,false,false,1,false,2>(" in "".join(src.split())
+    assert "false,false,false,false,1,false,2,false>(" in "".join(src.split())
     staged = cfgmod.GemmConfig(block_m=64, block_n=256, pingpong=True, gather=True, gather_mode="staged", cluster=2)
     assert staged.kernel_name.endswith("_pp_gstg_c2")
     for bad in (dict(cluster=3), dict(cluster=0), dict(cluster=True)):
@@ -172,6 +173,46 @@ def test_cluster_config() -> None:
                 dict(gather=True), dict(gather=True, gather_mode="tma")):
         with pytest.raises(sb.InvalidArgumentError, match="`cluster=2` needs normal mode"):
             cfgmod.GemmConfig(stages=4, cluster=2, **bad)
+
+
+def test_store_warps_config() -> None:
+    """store_warps=True: its own kernel name and template argument, a staging buffer per 64
+    output columns (so a 256-wide tile without activation gets a stage less), kept by the
+    staged gather only; what it cannot combine with is an error that names the argument."""
+    down = cfgmod.with_store_warps(cfgmod.GemmConfig(block_m=128, block_n=256, stages=4, cluster=2))
+    assert down.store_warps and down.stages == 3 and down.kernel_name.endswith("_c2_sw")
+    assert "false,false,false,false,1,false,2,true>(" in "".join(cfgmod.kernel_source(down).split())
+    assert "GemmShape<128,256,3,false,false,4>" in "".join(cfgmod.kernel_source(down).split())
+    assert cfgmod.shared_bytes(down) <= cfgmod.MAX_SHARED_BYTES
+    assert cfgmod.shared_bytes(down) - cfgmod.shared_bytes(dataclasses.replace(down, store_warps=False)) == 2 * 2 * 8192
+    up = cfgmod.with_store_warps(cfgmod.GemmConfig(block_m=128, block_n=256, stages=4, activation="silu_and_mul",
+                                                   gather=True, gather_mode="staged"))
+    assert up.stages == 4  # 128 output columns: the two buffers it always had
+    assert cfgmod.shared_bytes(up) == cfgmod.shared_bytes(dataclasses.replace(up, store_warps=False))
+    assert not up.with_gather_mode("cp_async").store_warps and up.with_gather_mode("staged").store_warps
+    with pytest.raises(sb.InvalidArgumentError, match="`store_warps` must be a bool"):
+        cfgmod.GemmConfig(store_warps=1)
+    for bad in (dict(block_m=16, block_n=128, swap_ab=True), dict(block_m=64, block_n=256, pingpong=True),
+                dict(block_m=64, block_n=256), dict(block_m=256, block_n=128), dict(gather=True),
+                dict(gather=True, gather_mode="tma")):
+        with pytest.raises(sb.InvalidArgumentError, match="`store_warps=True` needs normal mode, block_m=128"):
+            cfgmod.GemmConfig(stages=3, store_warps=True, **bad)
+
+
+def test_heuristic_store_warps() -> None:
+    """128-row tiles get store warps with silu_and_mul at any K and without it for K <= 4096;
+    64-row, tall and swap tiles never; the sweep list keeps the tile without them."""
+    up = moe.choose_config(131072, 128, 1536, 2048, "bf16", "silu_and_mul", True)
+    down = moe.choose_config(131072, 128, 2048, 768, "bf16", None, False)
+    mixtral_down = moe.choose_config(32768, 8, 4096, 14336, "bf16", None, False)
+    assert (up.block_m, up.store_warps, up.stages) == (128, True, 4)
+    assert (down.block_m, down.store_warps, down.stages) == (128, True, 3)
+    assert (mixtral_down.block_m, mixtral_down.store_warps, mixtral_down.stages) == (128, False, 4)
+    assert moe.choose_config(131072, 8, 28672, 4096, "bf16", "silu_and_mul", True).store_warps
+    for small in (moe.choose_config(32768, 128, 2048, 768), moe.choose_config(8, 128, 2048, 768)):
+        assert not small.store_warps
+    cands = cfgmod.candidate_configs(131072, 128, 2048, 768)
+    assert cands[0] == down and dataclasses.replace(down, store_warps=False, stages=4) in cands
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,7 +238,7 @@ def test_split_k_source_passes_the_factor() -> None:
     cfg = cfgmod.GemmConfig(block_m=16, block_n=64, stages=12, swap_ab=True, split_k=3)
     src = cfgmod.kernel_source(cfg)
     # ..., kSiluMul, kPingpong, kTmaGather, kSplitK, kStaged, kCluster; the workspace and counters are passed on
-    assert "false, false, false, 3, false, 1>(" in "".join(src.split()).replace(",", ", ")
+    assert "false, false, false, 3, false, 1, false>(" in "".join(src.split()).replace(",", ", ")
     assert "void* workspace" in src and "unsigned* counters" in src
 
 
@@ -315,7 +356,7 @@ def test_tall_config_validation_and_launch_shape() -> None:
     with pytest.raises(sb.InvalidArgumentError, match="shared memory"):
         cfgmod.GemmConfig(block_m=256, block_n=128, stages=5)
     src = cfgmod.kernel_source(cfg)
-    assert "GemmShape<256, 128, 4, false, false>" in src and "__launch_bounds__(384, 1)" in src
+    assert "GemmShape<256, 128, 4, false, false, 2>" in src and "__launch_bounds__(384, 1)" in src
 
 
 def test_tall_tiles_skip_empty_slices() -> None:

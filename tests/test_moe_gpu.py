@@ -502,6 +502,56 @@ def test_cluster_cuda_graph_replay() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Store warps (store_warps=True: the producer's idle warps store the staged output tiles)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("silu", [False, True], ids=["down", "gate-up-staged"])
+@pytest.mark.parametrize("block_n", [256, 192, 128, 96])
+@pytest.mark.parametrize("cluster", [1, 2])
+def test_store_warps_match_reference_and_inline_epilogue_bitwise(silu: bool, block_n: int, cluster: int) -> None:
+    """Store warps only move the bytes: every tile's output equals the consumers' own stores,
+    at edge counts, tiles past the task's rows, N not a multiple of the tile, a block with
+    one tile or many."""
+    from moe_cases import store_warps_config
+
+    for k, n in ((200, 320), (2880, 1424)):
+        for case, counts in CLUSTER_COUNTS.items():
+            ids = ids_with_counts(counts, seed=k + block_n)
+            e = len(counts)
+            p = moe.route_plan(ids, e)
+            g = torch.Generator(device="cuda").manual_seed(k)
+            a = torch.randn(ids.shape[0] if silu else p.num_rows, k, device="cuda", generator=g).to(torch.bfloat16)
+            w = _weights(e, n, k, torch.bfloat16, seed=k)
+            wt = moe.pack_gate_up(w) if silu else w
+            act = "silu_and_mul" if silu else None
+            outs = []
+            for sw in (True, False):
+                out = torch.full((p.num_rows, n // 2 if silu else n), float("nan"), dtype=torch.bfloat16, device="cuda")
+                moe.grouped_gemm(a, wt, p, gather=silu, activation=act, out=out,
+                                 config=store_warps_config(block_n, silu=silu, cluster=cluster, store_warps=sw))
+                outs.append(out)
+            ref = moe.grouped_gemm_reference(a, wt, p, gather=silu, activation=act)
+            assert not torch.isnan(outs[0]).any(), (case, k)
+            assert rel_err(outs[0], ref) < TOL, (case, k)
+            assert torch.equal(outs[0], outs[1]), (case, k)
+
+
+def test_store_warps_fp16_and_graph_replay() -> None:
+    from moe_cases import store_warps_config
+
+    ids = uniform_ids(700, 8, 2)
+    p = moe.route_plan(ids, 8)
+    a = torch.randn(p.num_rows, 512, device="cuda", dtype=torch.float16)
+    w = _weights(8, 768, 512, torch.float16, seed=3)
+    out = torch.full((p.num_rows, 768), float("nan"), dtype=torch.float16, device="cuda")
+    moe.grouped_gemm(a, w, p, gather=False, out=out, config=store_warps_config(256, silu=False, dtype="fp16"))
+    assert rel_err(out, moe.grouped_gemm_reference(a, w, p, gather=False)) < TOL
+    _capture_layer_and_replay(8, 2048, 2, 512, 256, up=store_warps_config(256, silu=True),
+                              down=store_warps_config(256, silu=False), programmatic=True, replays=2, seed=11)
+
+
+# ---------------------------------------------------------------------------------------------
 # Programmatic dependent launch of the down GEMM (programmatic_launch=True)
 # ---------------------------------------------------------------------------------------------
 

@@ -107,6 +107,19 @@
 // tiles outside the mbarrier-guarded ring, so the tile loop needs no __syncthreads(); the
 // producer keeps loading the next tile's stages while the consumers store.
 //
+// Store warps (kStoreWarps; host: GemmConfig.store_warps; 128-row cooperative tiles, no in-loop
+// gather). A consumer warp group instead writes its whole output tile into kEpiBufs staging
+// buffers (one per 64-column chunk, at least two) with no barrier between chunks, arrives on
+// hardware barrier kStagedBarrier + g and goes straight to its next tile's main loop. Producer
+// warps 1-3 (idle otherwise: only warp 0 walks the tiles for TMA) walk the same tiles; for each
+// tile and group they sync on kStagedBarrier + g, copy the staged rows and columns out as
+// epi_copy_out does, and arrive on kDrainedBarrier + g, on which the group syncs before it
+// stages its next tile. bar.arrive orders the arriving threads' shared-memory stores before
+// the other side's bar.sync returns (the PTX ISA's producer-consumer pattern). Each barrier
+// alternates between the two sides, so no side can arrive twice in one phase; the store warps
+// arrive on kDrainedBarrier only when the group has a next tile, so no arrival is left
+// unmatched at exit.
+//
 // Split-K (kSplitK > 1, swap mode only; for decode, where a layer has fewer weight tiles
 // than ~2 waves of SMs). Each (task, m-block, n-block) tile is cut into kSplitK K-slices, so
 // a task has ceil(m / BLOCK_M) * ceil(N / BLOCK_N) * kSplitK tiles (the host builds
@@ -206,8 +219,19 @@ constexpr int kEpiCols = 64;           // output columns per epilogue chunk (128
 // kEpilogueBarrier + g, the barrier ping-pong group g waits on for its turn kOrderBarrier + g.
 constexpr uint32_t kEpilogueBarrier = 1;
 constexpr uint32_t kOrderBarrier = 3;
+// Store warps (see "Epilogue"): consumer g signals a staged output tile on kStagedBarrier + g,
+// the store warps signal its buffers free again on kDrainedBarrier + g.
+constexpr uint32_t kStagedBarrier = 5;
+constexpr uint32_t kDrainedBarrier = 7;
+constexpr int kStoreThreads = 96;  // producer warps 1-3
 
-template <int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kPingpong = false>
+// 64-column output chunks of one consumer's 64 rows of a normal-mode tile.
+template <int BLOCK_N, bool kSiluMul>
+constexpr int epi_chunks() {
+  return ((kSiluMul ? BLOCK_N / 2 : BLOCK_N) + 63) / 64;
+}
+
+template <int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kPingpong = false, int kEpiBufs = 2>
 struct GemmShape {
   // 64-row wgmma slices per consumer warp group: 2 for tall tiles (normal mode, BLOCK_M = 256:
   // two consumers of 128 token rows each), else 1.
@@ -248,11 +272,12 @@ struct GemmShape {
   static_assert(BLOCK_M <= 256 && BLOCK_N <= 256, "TMA box rows are at most 256");
   static_assert(kWgmmaN >= 8 && kWgmmaN <= 256, "wgmma N is 8..256");
   static_assert(kStages >= 2, "at least two stages");
+  static_assert(kEpiBufs >= 2 && kEpiBufs <= 4, "two to four staging buffers per consumer");
 
   struct SharedStorage {
     alignas(1024) uint16_t w[kStages][kWRows * BLOCK_K];
     alignas(1024) uint16_t x[kStages][kXRows * BLOCK_K];
-    alignas(1024) uint16_t epi[kNumConsumers][2][kEpiRows * kEpiCols];  // epilogue staging
+    alignas(1024) uint16_t epi[kNumConsumers][kEpiBufs][kEpiRows * kEpiCols];  // epilogue staging
     alignas(8) uint64_t full[kStages];
     alignas(8) uint64_t empty[kStages];
   };
@@ -363,45 +388,81 @@ SB_DEVICE void epi_copy_out(int32_t pieces, uint32_t buf, int32_t tid, const Til
   }
 }
 
-// Normal-mode epilogue of one consumer warp group: its 64 token rows (rows row0 .. row0 + 63
-// of the task) x the tile's BLOCK_N weight columns, in chunks of 64 output columns.
-// Accumulator i of this thread sits at
+// Writes output chunk `ch` (64 columns) of one consumer warp group's 64 token rows of a
+// normal-mode tile into staging buffer `buf` (activation applied, converted). Accumulator i of
+// this thread sits at
 //   row = 16 * warp_in_group + lane / 4 + 8 * ((i / 2) % 2),
 //   col = 8 * (i / 4) + 2 * (lane % 4) + i % 2.
+template <typename Ops, int BLOCK_N, bool kSiluMul, int kAccum>
+SB_DEVICE void stage_chunk(const float (&acc)[kAccum], int ch, uint32_t buf, int32_t warp_in_group, int32_t lane) {
+  constexpr int kGroups = kSiluMul ? BLOCK_N / 16 : BLOCK_N / 8;  // 8-column output groups
+#pragma unroll
+  for (int gi = 0; gi < 8; ++gi) {
+    const int g = ch * 8 + gi;
+    if (g < kGroups) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int32_t r = warp_in_group * 16 + lane / 4 + 8 * h;
+        float v0, v1;
+        if constexpr (kSiluMul) {  // column group 2g holds gate, 2g + 1 the matching up
+          v0 = silu_mul(acc[(2 * g) * 4 + 2 * h], acc[(2 * g + 1) * 4 + 2 * h]);
+          v1 = silu_mul(acc[(2 * g) * 4 + 2 * h + 1], acc[(2 * g + 1) * 4 + 2 * h + 1]);
+        } else {
+          v0 = acc[g * 4 + 2 * h];
+          v1 = acc[g * 4 + 2 * h + 1];
+        }
+        ptx::st_shared_b32(buf + epi_offset(r, gi) + (lane & 3) * 4, Ops::pack(v0, v1));
+      }
+    }
+  }
+}
+
+// Normal-mode epilogue of one consumer warp group: its 64 token rows (rows row0 .. row0 + 63
+// of the task) x the tile's BLOCK_N weight columns, in chunks of 64 output columns through
+// its two staging buffers, stored by the group itself.
 template <typename Ops, int BLOCK_N, bool kSiluMul, int kAccum, typename Elem>
 SB_DEVICE void epilogue_normal(const float (&acc)[kAccum], uint32_t epi_base, uint32_t& chunk_count,
                                uint32_t bar_id, const TileCoord& tc, int32_t row0, int32_t n_out, Elem* out,
                                int32_t warp_in_group, int32_t lane, int32_t tid) {
-  constexpr int kGroups = kSiluMul ? BLOCK_N / 16 : BLOCK_N / 8;  // 8-column output groups
-  constexpr int kChunks = (kGroups + 7) / 8;
+  constexpr int kGroups = kSiluMul ? BLOCK_N / 16 : BLOCK_N / 8;
+  constexpr int kChunks = epi_chunks<BLOCK_N, kSiluMul>();
   constexpr uint32_t kBufBytes = 64 * kEpiCols * 2;
   const int32_t tile_col0 = tc.n_block * (kSiluMul ? BLOCK_N / 2 : BLOCK_N);
 #pragma unroll
   for (int ch = 0; ch < kChunks; ++ch) {
     const uint32_t buf = epi_base + (chunk_count & 1u) * kBufBytes;
     ++chunk_count;
-#pragma unroll
-    for (int gi = 0; gi < 8; ++gi) {
-      const int g = ch * 8 + gi;
-      if (g < kGroups) {
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int32_t r = warp_in_group * 16 + lane / 4 + 8 * h;
-          float v0, v1;
-          if constexpr (kSiluMul) {  // column group 2g holds gate, 2g + 1 the matching up
-            v0 = silu_mul(acc[(2 * g) * 4 + 2 * h], acc[(2 * g + 1) * 4 + 2 * h]);
-            v1 = silu_mul(acc[(2 * g) * 4 + 2 * h + 1], acc[(2 * g + 1) * 4 + 2 * h + 1]);
-          } else {
-            v0 = acc[g * 4 + 2 * h];
-            v1 = acc[g * 4 + 2 * h + 1];
-          }
-          ptx::st_shared_b32(buf + epi_offset(r, gi) + (lane & 3) * 4, Ops::pack(v0, v1));
-        }
-      }
-    }
+    stage_chunk<Ops, BLOCK_N, kSiluMul>(acc, ch, buf, warp_in_group, lane);
     ptx::named_barrier_sync(bar_id, 128);
     const int pieces = kGroups - ch * 8 < 8 ? kGroups - ch * 8 : 8;  // a constant once unrolled
     epi_copy_out<64>(pieces, buf, tid, tc, row0, tile_col0 + ch * kEpiCols, n_out, out);
+  }
+}
+
+// Store warps (producer warps 1-3, `st` = 0..95): copy one consumer's staged output tile, chunk
+// ch in buffer ch, to global memory; the same rows and columns as epi_copy_out.
+template <int BLOCK_N, bool kSiluMul, typename Elem>
+SB_DEVICE void store_staged(uint32_t epi_base, int32_t st, const TileCoord& tc, int32_t row0, int32_t n_out,
+                            Elem* out) {
+  constexpr int kGroups = kSiluMul ? BLOCK_N / 16 : BLOCK_N / 8;
+  constexpr int kChunks = epi_chunks<BLOCK_N, kSiluMul>();
+  constexpr uint32_t kBufBytes = 64 * kEpiCols * 2;
+  constexpr int kPerThread = (64 * 8 + kStoreThreads - 1) / kStoreThreads;  // 16-byte pieces of a chunk
+  const int32_t tile_col0 = tc.n_block * (kSiluMul ? BLOCK_N / 2 : BLOCK_N);
+#pragma unroll
+  for (int ch = 0; ch < kChunks; ++ch) {
+    const int pieces = kGroups - ch * 8 < 8 ? kGroups - ch * 8 : 8;
+    const uint32_t buf = epi_base + ch * kBufBytes;
+#pragma unroll 1
+    for (int j = 0; j < kPerThread; ++j) {  // stores do not wait: one piece at a time keeps registers low
+      const int32_t i = st + kStoreThreads * j;
+      const int32_t r = i >> 3, c = i & 7;
+      if (i < 64 * 8 && c < pieces && row0 + r < tc.m && tile_col0 + ch * kEpiCols + c * 8 < n_out) {
+        const uint4 v = ptx::ld_shared_v4(buf + epi_offset(r, c));
+        ptx::st_global_v4(out + (tc.start + row0 + r) * static_cast<int64_t>(n_out) + tile_col0 + ch * kEpiCols + c * 8,
+                          v);
+      }
+    }
   }
 }
 
@@ -603,7 +664,8 @@ SB_DEVICE void grid_barrier(uint32_t* counters) {
 // kSplitK > 1 (swap mode only) `splitk_workspace` and `splitk_counters` are the split-K
 // workspace and counters (see the header); else unused.
 template <bool kBf16, int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kGather, bool kSiluMul,
-          bool kPingpong = false, bool kTmaGather = false, int kSplitK = 1, bool kStaged = false, int kCluster = 1>
+          bool kPingpong = false, bool kTmaGather = false, int kSplitK = 1, bool kStaged = false, int kCluster = 1,
+          bool kStoreWarps = false>
 SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescriptor& a_map, const void* a_ptr,
                             int64_t lda, void* out_ptr, const int32_t* gather_idx, const int32_t* tile_offsets,
                             const int32_t* task_rows, const int64_t* task_starts, const int32_t* task_expert,
@@ -615,7 +677,11 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
                 "2-CTA clusters: normal mode, no in-loop gather, no split-K, no tall tiles");
   float* const splitk_workspace = static_cast<float*>(workspace);
   uint32_t* const splitk_counters = counters;
-  using Shape = GemmShape<BLOCK_M, BLOCK_N, kStages, kSwapAB, kPingpong>;
+  static_assert(!kStoreWarps || (!kSwapAB && !kPingpong && BLOCK_M == 128 && kSplitK == 1 && !kGather),
+                "store warps: normal mode, 128-row cooperative tiles, no in-loop gather (it uses every producer warp)");
+  // Store warps: a buffer for every output chunk of a consumer's tile (at least two).
+  constexpr int kEpiBufs = kStoreWarps && epi_chunks<BLOCK_N, kSiluMul>() > 2 ? epi_chunks<BLOCK_N, kSiluMul>() : 2;
+  using Shape = GemmShape<BLOCK_M, BLOCK_N, kStages, kSwapAB, kPingpong, kEpiBufs>;
   using Storage = typename Shape::SharedStorage;
   using Ops = ElemOps<kBf16>;
   constexpr int kNumConsumers = Shape::kNumConsumers;
@@ -842,6 +908,27 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
           }
         }
       }
+    } else if (kStoreWarps && t >= 32) {
+      if constexpr (kStoreWarps) {
+        // Store warps: for each tile of the block, each consumer's staged output to global
+        // memory, then its buffers are free again (signalled only when the consumer has a
+        // next tile to stage: an unmatched arrival would stay on the barrier).
+        auto* out = static_cast<typename Ops::elem*>(out_ptr);
+        const int32_t n_out = kSiluMul ? n / 2 : n;
+        WarpSearchMapper mapper(tile_offsets, num_tasks);
+        for (int32_t tile = static_cast<int32_t>(blockIdx.x); tile < total_tiles;
+             tile += static_cast<int32_t>(gridDim.x)) {
+          const TileCoord tc = locate_tile<BLOCK_M>(mapper.map(tile), task_rows, task_starts, task_expert, num_k_blocks);
+          const bool more = tile + static_cast<int32_t>(gridDim.x) < total_tiles;
+#pragma unroll 1
+          for (int g = 0; g < kNumConsumers; ++g) {
+            ptx::named_barrier_sync(kStagedBarrier + g, 128 + kStoreThreads);
+            store_staged<BLOCK_N, kSiluMul>(ptx::smem_addr(ss.epi[g]), t - 32, tc, tc.m_block * BLOCK_M + 64 * g, n_out,
+                                            out);
+            if (more) ptx::named_barrier_arrive(kDrainedBarrier + g, 128 + kStoreThreads);
+          }
+        }
+      }
     }
     // Do not leave copies (and their barrier arrivals) in flight behind an exited thread.
     if constexpr (kCpAsyncGather) ptx::cp_async_wait_all();
@@ -1003,7 +1090,16 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       release(prev_stage, mate_live);
 
       // Epilogue through this group's staging buffers (one pass per live slice).
-      if constexpr (!kSwapAB) {
+      if constexpr (kStoreWarps) {
+        // Stage the whole output tile and hand it to the store warps (they drained the
+        // previous one before this group may write its buffers again).
+        if (tile != static_cast<int32_t>(blockIdx.x)) ptx::named_barrier_sync(kDrainedBarrier + cw, 128 + kStoreThreads);
+#pragma unroll
+        for (int ch = 0; ch < epi_chunks<BLOCK_N, kSiluMul>(); ++ch) {
+          stage_chunk<Ops, BLOCK_N, kSiluMul>(acc[0], ch, epi_base + ch * (64 * kEpiCols * 2), warp_in_group, lane);
+        }
+        ptx::named_barrier_arrive(kStagedBarrier + cw, 128 + kStoreThreads);
+      } else if constexpr (!kSwapAB) {
         const int32_t row0 = tc.m_block * BLOCK_M + (kPingpong ? 0 : cw * kSlices * 64);
 #pragma unroll
         for (int h = 0; h < kSlices; ++h) {
