@@ -19,7 +19,15 @@ weights of every expert that received a token + activations read and written onc
 compute ceiling is re-measured at the start (cuBLAS bf16 8192^3, after the same 60 ms warm-up
 as every timed call) and used unless it falls below shared/GPU.md's 755 TFLOP/s.
 
-Run: python benchmarks/bench_grouped_gemm.py [--models a,b] [--ts 1,16] [--routing uniform,skewed] [--quick]
+The L2 flush (``--flush``) reads a 256 MB buffer between replays by default: that evicts what
+the previous replay left in the L2 and leaves clean lines. Writing the buffer instead
+(``--flush write``, the method up to commit ``ef46028``) leaves the L2 full of dirty lines whose
+write-back to DRAM then falls inside the next timed call; on the H200 that added 4.5-10 us to
+every decode point of ours (benchmarks/results/dev_l2_flush_check.json), a cost no decode step
+of a real model pays. At T <= 128 ours is also timed with the write flush (``ours_write_flush``
+in the JSON), so both figures stay on record.
+
+Run: python benchmarks/bench_grouped_gemm.py [--models a,b] [--ts 1,16] [--routing uniform,skewed] [--flush read]
 """
 
 from __future__ import annotations
@@ -76,7 +84,10 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--budget-s", type=float, default=500.0, help="stop (and save) after this long")
     ap.add_argument("--name", default="bench_grouped_gemm")
+    ap.add_argument("--flush", default="read", choices=("read", "write", "none"),
+                    help="how the L2 is flushed between timed replays (see the module docstring)")
     args = ap.parse_args()
+    flush = {"read": "read", "write": "write", "none": False}[args.flush]
     if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
         print("bench_grouped_gemm needs a Hopper GPU (sm_90a); none is available here.")
         return 0
@@ -129,7 +140,8 @@ def main() -> int:
                     err = float(d) if torch.isfinite(y).all() else float("inf")
                 else:
                     err = float("nan")  # the reference loop would dominate the run; checked by the tests
-                r_ours = time_cuda(ours, reps=args.reps, flush_l2=True)
+                r_ours = time_cuda(ours, reps=args.reps, flush_l2=flush)
+                r_ours_write = time_cuda(ours, reps=args.reps, flush_l2="write") if t <= 128 else None
                 # Peers on the same grouped rows.
                 xg = x[plan.gather_idx.long()].contiguous()
                 offs = plan.expert_starts[1:].to(torch.int32)
@@ -145,7 +157,7 @@ def main() -> int:
                                 torch._grouped_mm(xg, b1, offs=offs)
                                 torch._grouped_mm(mid_g, b2, offs=offs)
 
-                            r = time_cuda(gmm, reps=args.reps, flush_l2=True)
+                            r = time_cuda(gmm, reps=args.reps, flush_l2=flush)
                             if best is None or r["median_ms"] < best["median_ms"]:
                                 best = dict(r, layout=layout)
                         except Exception as exc:  # report, keep going
@@ -162,15 +174,15 @@ def main() -> int:
                                 torch.mm(xg[lo:hi], w1t_views[ex])
                                 torch.mm(mid_g[lo:hi], w2t_views[ex])
 
-                    r_loop = time_cuda(loop, reps=max(5, args.reps // 2), flush_l2=True)
+                    r_loop = time_cuda(loop, reps=max(5, args.reps // 2), flush_l2=flush)
                 wd1 = torch.randn(h, 2 * i, device="cuda", dtype=torch.bfloat16)
                 wd2 = torch.randn(i, h, device="cuda", dtype=torch.bfloat16)
-                r_dense = time_cuda(lambda: (torch.mm(xg, wd1), torch.mm(mid_g, wd2)), reps=args.reps, flush_l2=True)
+                r_dense = time_cuda(lambda: (torch.mm(xg, wd1), torch.mm(mid_g, wd2)), reps=args.reps, flush_l2=flush)
                 ms = r_ours["median_ms"]
                 row = {
                     "model": model, "T": t, "routing": kind, "H": h, "I": i, "E": e, "k": k,
                     "active_experts": active, "max_rows": max(counts), "flops": flops, "bytes": bytes_,
-                    "floor_ms": floor_ms, "ours": r_ours, "efficiency": floor_ms / ms,
+                    "floor_ms": floor_ms, "ours": r_ours, "ours_write_flush": r_ours_write, "efficiency": floor_ms / ms,
                     "tflops": flops / ms / 1e9, "gbps": bytes_ / ms / 1e6, "rel_err": err,
                     "grouped_mm": r_gmm, "loop": r_loop, "dense": r_dense,
                     "vllm_gpu_md_ms": VLLM_MS.get((model, t)) if kind == "uniform" else None,
@@ -204,9 +216,13 @@ def main() -> int:
         vl = [r["vllm_gpu_md_ms"] / r["ours"]["median_ms"] for r in uni if r["vllm_gpu_md_ms"] and r["T"] <= 128]
         if vl:
             summary["uniform_t_le_128_min_ratio_vllm_over_ours"] = min(vl)
+        vw = [r["vllm_gpu_md_ms"] / r["ours_write_flush"]["median_ms"] for r in uni
+              if r["vllm_gpu_md_ms"] and r.get("ours_write_flush")]
+        if vw:
+            summary["uniform_t_le_128_min_ratio_vllm_over_ours_write_flush"] = min(vw)
     print("summary:", summary)
     path = save(args.name, rows, {"compute_ceiling_tflops": ceiling, "compute_ceiling_measured_tflops": measured,
-                                  "memory_ceiling_tbps": MEMORY_CEILING_TBPS,
+                                  "memory_ceiling_tbps": MEMORY_CEILING_TBPS, "l2_flush": args.flush,
                                   "summary": summary})
     print(f"saved {path} in {time.time() - t0:.0f}s")
     return 0

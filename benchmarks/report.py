@@ -62,7 +62,10 @@ def gemm_section(name: str = "bench_grouped_gemm") -> str | None:
               f"run: {d['compute_ceiling_measured_tflops']:.0f}; never below shared/GPU.md's 755); "
               if "compute_ceiling_measured_tflops" in d else
               f"Compute ceiling measured in the same run: {d['compute_ceiling_tflops']:.0f} TFLOP/s (cuBLAS bf16 8192^3); ")
-             + f"memory ceiling {d['memory_ceiling_tbps']} TB/s.", ""]
+             + f"memory ceiling {d['memory_ceiling_tbps']} TB/s. "
+             + {"read": "L2 flushed between timed replays by reading 256 MB (clean lines).",
+                "write": "L2 flushed between timed replays by writing 256 MB (dirty lines).",
+                "none": "L2 not flushed between timed replays."}[d.get("l2_flush", "write")], ""]
     s = d.get("summary", {})
     if s:
         lines.append("Summary (uniform routing): " + ", ".join(f"{k} = {v:.3f}" for k, v in s.items()) + ".")
