@@ -39,6 +39,12 @@ _ACTIVATIONS = (None, "silu_and_mul")
 #: Dynamic shared memory a launch requests at the least: more than half of an sm_90 SM's 228 KB,
 #: so that blocks of the persistent kernel never share an SM.
 ONE_BLOCK_SMEM = 120 * 1024
+
+#: Let a staged launch that covers every task copy its rows token by token (each token's row read
+#: once, written to each of its top-k slots' rows) instead of row by row (each grouped row read from
+#: its token: a token's row read top-k times). A launch of one tile class among several copies its
+#: own tasks' rows, row by row.
+STAGE_BY_TOKEN = True
 _descriptor_cache: dict[tuple, sb.ByValue] = {}
 _token_cache: dict[tuple, sb.ByValue] = {}
 _kernels: dict[tuple, tuple[Any, int]] = {}
@@ -292,12 +298,13 @@ def _tile_classes(config: Any, plan: RoutePlan, n: int, k: int, dtype: str, acti
 
 
 def _launch(config: GemmConfig, device_index: int, a: Any, lda: int, weight: Any, out: Any, plan: RoutePlan,
-            n: int, k: int, gather: bool, tile_offsets: Any, staged: Any, programmatic: bool) -> None:
+            n: int, k: int, gather: bool, tile_offsets: Any, staged: Any, programmatic: bool,
+            stage_by_token: bool = False) -> None:
     """One launch of the kernel of ``config`` over the tiles of ``tile_offsets``."""
     import torch
 
     kernel, sms = _kernel_for(config, device_index)
-    workspace = counters = None
+    workspace = counters = by_token = None
     token_rows = a
     if config.split_k > 1:
         floats = cfgmod.splitk_workspace_floats(plan.num_rows, plan.num_experts, n, config)
@@ -308,6 +315,8 @@ def _launch(config: GemmConfig, device_index: int, a: Any, lda: int, weight: Any
         # The kernel's first phase fills it with the gathered rows; its TMA map is the token map.
         workspace = token_rows = staged
         counters = _counters("barrier", 2, a.device)
+        if stage_by_token:  # the launch covers every task: copy token by token (stage_rows_by_token)
+            by_token = plan.slot_to_row
     # At least ONE_BLOCK_SMEM: one block per SM even while a programmatic dependent's blocks
     # are placed as the previous kernel's blocks exit (two 112 KB blocks could share an SM).
     smem = max(cfgmod.shared_bytes(config), ONE_BLOCK_SMEM)
@@ -336,6 +345,9 @@ def _launch(config: GemmConfig, device_index: int, a: Any, lda: int, weight: Any
             np.int32(k),
             workspace,
             counters,
+            by_token,
+            np.int32(plan.num_tokens),
+            np.int32(plan.top_k),
         ],
         programmatic=programmatic,
     )
@@ -439,11 +451,13 @@ def grouped_gemm(
     if any(c.config.gather and c.config.gather_mode == "staged" for c in classes):
         # The first phase of each staged launch fills its own experts' rows of it.
         staged = torch.empty(plan.num_rows, k, dtype=a.dtype, device=a.device)
+    # One class takes every task: its staged copy may go token by token (every row is its own).
+    by_token = STAGE_BY_TOKEN and len(classes) == 1 and classes[0].covers_all
     for i, (c, tile_offsets) in enumerate(zip(classes, offsets)):
         # The launches after the first are programmatic dependents of the one before: their
         # experts, output rows and staged rows are disjoint from it.
         _launch(c.config, device_index, a, lda, weight, out, plan, n, k, gather, tile_offsets, staged,
-                programmatic=(programmatic_launch and built) if i == 0 else True)
+                programmatic=(programmatic_launch and built) if i == 0 else True, stage_by_token=by_token)
     return out
 
 

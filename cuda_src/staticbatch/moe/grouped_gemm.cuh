@@ -636,6 +636,53 @@ SB_DEVICE void stage_rows(const uint16_t* a, int64_t lda, const int32_t* gather_
   }
 }
 
+// Phase 1 of the staged gather, by token: for every token t, its row a[t] is read once and
+// written to workspace[slot_to_row[t, s]] for each of its top_k slots s that has a row (>= 0).
+// Every grouped row is written (the call's only launch covers every task; see the header).
+// Each warp takes groups of consecutive tokens, as many as keep kStageUnroll 16-byte pieces
+// per lane in flight, dealt round-robin over the grid's warps. A grouped row's source token is
+// read from DRAM once instead of once per slot, and the writes are whole rows as before.
+SB_DEVICE void stage_rows_by_token(const uint16_t* a, int64_t lda, const int32_t* slot_to_row, int32_t num_tokens,
+                                   int32_t top_k, int32_t k, uint16_t* workspace) {
+  const int32_t lane = static_cast<int32_t>(threadIdx.x & 31);
+  const int32_t warps_per_block = static_cast<int32_t>(blockDim.x / 32);
+  const int32_t num_warps = static_cast<int32_t>(gridDim.x) * warps_per_block;
+  const int32_t my_warp = static_cast<int32_t>(blockIdx.x) * warps_per_block + static_cast<int32_t>(threadIdx.x / 32);
+  const int32_t pieces = k / 8;  // 16-byte pieces per row
+  const int32_t group = pieces >= 32 * kStageUnroll ? 1 : 32 * kStageUnroll / pieces;  // tokens per warp at once
+  const int32_t groups = (num_tokens + group - 1) / group;
+  for (int32_t g = my_warp; g < groups; g += num_warps) {
+    const int32_t t0 = g * group;
+    const int32_t total = (num_tokens - t0 < group ? num_tokens - t0 : group) * pieces;
+    for (int32_t p0 = lane; p0 < total; p0 += 32 * kStageUnroll) {
+      uint4 v[kStageUnroll];
+#pragma unroll
+      for (int u = 0; u < kStageUnroll; ++u) {
+        const int32_t p = p0 + 32 * u;
+        if (p < total) {
+          const int32_t j = p / pieces;
+          v[u] = ptx::ld_global_nc_v4(reinterpret_cast<const uint4*>(a + static_cast<int64_t>(t0 + j) * lda) +
+                                      (p - j * pieces));
+        }
+      }
+      for (int32_t slot = 0; slot < top_k; ++slot) {
+#pragma unroll
+        for (int u = 0; u < kStageUnroll; ++u) {
+          const int32_t p = p0 + 32 * u;
+          if (p < total) {
+            const int32_t j = p / pieces;
+            const int32_t row = __ldg(slot_to_row + static_cast<int64_t>(t0 + j) * top_k + slot);
+            if (row >= 0) {
+              ptx::st_global_v4(reinterpret_cast<uint4*>(workspace + static_cast<int64_t>(row) * k) + (p - j * pieces),
+                                v[u]);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 // Every block of the grid waits here until all have arrived (all must be resident).
 // counters[0] counts this launch's arrivals and is zero between launches; counters[1] is a
 // generation word the last arrival advances. Afterwards thread 0 of each block may read what
@@ -670,7 +717,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
                             int64_t lda, void* out_ptr, const int32_t* gather_idx, const int32_t* tile_offsets,
                             const int32_t* task_rows, const int64_t* task_starts, const int32_t* task_expert,
                             int32_t num_tasks, int32_t n, int32_t k, void* workspace = nullptr,
-                            uint32_t* counters = nullptr) {
+                            uint32_t* counters = nullptr, const int32_t* slot_to_row = nullptr,
+                            int32_t num_tokens = 0, int32_t top_k = 0) {
   static_assert(kSplitK >= 1 && (kSplitK == 1 || kSwapAB), "split-K is for swap mode");
   static_assert(!kStaged || (!kGather && kSplitK == 1), "the staged gather runs the kernel without gather, unsplit");
   static_assert(kCluster == 1 || (kCluster == 2 && !kSwapAB && !kGather && kSplitK == 1 && !(BLOCK_M == 256)),
@@ -743,8 +791,13 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   if (total_tiles == 0) return;
 
   if constexpr (kStaged) {  // phase 1 of the staged gather (see the header)
-    stage_rows(static_cast<const uint16_t*>(a_ptr), lda, gather_idx, tile_offsets, task_rows, task_starts, num_tasks,
-               k, static_cast<uint16_t*>(workspace));
+    if (slot_to_row != nullptr) {
+      stage_rows_by_token(static_cast<const uint16_t*>(a_ptr), lda, slot_to_row, num_tokens, top_k, k,
+                          static_cast<uint16_t*>(workspace));
+    } else {
+      stage_rows(static_cast<const uint16_t*>(a_ptr), lda, gather_idx, tile_offsets, task_rows, task_starts, num_tasks,
+                 k, static_cast<uint16_t*>(workspace));
+    }
     grid_barrier(counters);
   }
 
