@@ -42,9 +42,21 @@ ONE_BLOCK_SMEM = 120 * 1024
 
 #: Let a staged launch that covers every task copy its rows token by token (each token's row read
 #: once, written to each of its top-k slots' rows) instead of row by row (each grouped row read from
-#: its token: a token's row read top-k times). A launch of one tile class among several copies its
-#: own tasks' rows, row by row.
+#: its token: a token's row read top-k times), where there is a group of tokens for every warp of
+#: the grid. A launch of one tile class among several copies its own tasks' rows, row by row. On
+#: the H200 (2026-11-28, benchmarks/results/dev_stage_by_token_check.json, gate/up GEMMs, three
+#: interleaved repeats, bit-identical outputs): T = 16384 Qwen3-30B-A3B 1.544 -> 1.495 ms,
+#: Qwen3-235B-A22B 5.638 -> 5.425, DeepSeek-V3 13.95 -> 13.59; T = 4096 1-2 % faster; but with fewer
+#: token groups than warps slower (Qwen3-30B T = 1024, 512 groups: 0.238 -> 0.251 ms).
 STAGE_BY_TOKEN = True
+
+
+def _stage_units_by_token(num_tokens: int, k: int) -> int:
+    """Token groups of stage_rows_by_token (grouped_gemm.cuh): tokens per group as many rows as
+    keep 16 pieces of 16 bytes per lane of a warp in flight."""
+    pieces = k // 8
+    group = 1 if pieces >= 32 * 16 else 32 * 16 // pieces
+    return -(-num_tokens // group)
 _descriptor_cache: dict[tuple, sb.ByValue] = {}
 _token_cache: dict[tuple, sb.ByValue] = {}
 _kernels: dict[tuple, tuple[Any, int]] = {}
@@ -304,6 +316,13 @@ def _launch(config: GemmConfig, device_index: int, a: Any, lda: int, weight: Any
     import torch
 
     kernel, sms = _kernel_for(config, device_index)
+    # At least ONE_BLOCK_SMEM: one block per SM even while a programmatic dependent's blocks
+    # are placed as the previous kernel's blocks exit (two 112 KB blocks could share an SM).
+    smem = max(cfgmod.shared_bytes(config), ONE_BLOCK_SMEM)
+    grid = sms
+    if config.cluster > 1:  # whole clusters, all resident at once (the staged gather's grid barrier)
+        grid = config.cluster * min(sms // config.cluster,
+                                    kernel.max_active_clusters(config.cluster, cfgmod.threads(config), smem))
     workspace = counters = by_token = None
     token_rows = a
     if config.split_k > 1:
@@ -315,15 +334,10 @@ def _launch(config: GemmConfig, device_index: int, a: Any, lda: int, weight: Any
         # The kernel's first phase fills it with the gathered rows; its TMA map is the token map.
         workspace = token_rows = staged
         counters = _counters("barrier", 2, a.device)
-        if stage_by_token:  # the launch covers every task: copy token by token (stage_rows_by_token)
+        if stage_by_token and _stage_units_by_token(plan.num_tokens, k) >= grid * cfgmod.threads(config) // 32:
+            # The launch covers every task and has a token group for every warp: copy token by
+            # token (stage_rows_by_token).
             by_token = plan.slot_to_row
-    # At least ONE_BLOCK_SMEM: one block per SM even while a programmatic dependent's blocks
-    # are placed as the previous kernel's blocks exit (two 112 KB blocks could share an SM).
-    smem = max(cfgmod.shared_bytes(config), ONE_BLOCK_SMEM)
-    grid = sms
-    if config.cluster > 1:  # whole clusters, all resident at once (the staged gather's grid barrier)
-        grid = config.cluster * min(sms // config.cluster,
-                                    kernel.max_active_clusters(config.cluster, cfgmod.threads(config), smem))
     kernel.launch(
         grid,
         cfgmod.threads(config),

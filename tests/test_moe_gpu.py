@@ -537,6 +537,37 @@ def test_store_warps_match_reference_and_inline_epilogue_bitwise(silu: bool, blo
             assert torch.equal(outs[0], outs[1]), (case, k)
 
 
+@pytest.mark.parametrize("top_k", [1, 2, 8])
+@pytest.mark.parametrize("tiles", [(128, 256, False), (64, 256, True)], ids=["128x256-c2", "pp64x256"])
+def test_staged_copy_by_token_matches_by_row_bitwise(monkeypatch, top_k: int, tiles: tuple[int, int, bool]) -> None:  # type: ignore[no-untyped-def]
+    """The staged gather's token-by-token copy (forced here, whatever the token count) fills the
+    same rows as the row-by-row copy: one token to 3000 tokens over 60 experts, skipped (-1)
+    ids, K = 200 and 2880 (not multiples of 64)."""
+    from moe_cases import cluster_config
+
+    import staticbatch_moe.gemm as gemm_mod
+
+    cfg = cluster_config(*tiles, silu=True, cluster=2 if tiles[0] == 128 else 1)
+    for t, e, k in ((700, 8, 200), (3000, 60, 2880), (1, 4, 512)):
+        ids = uniform_ids(t, e, top_k).clone()
+        ids[::7, 0] = -1  # not on this rank: the slot has no row
+        p = moe.route_plan(ids, e)
+        a = torch.randn(t, k, device="cuda").to(torch.bfloat16)
+        w = moe.pack_gate_up(_weights(e, 320, k, torch.bfloat16, seed=k))
+        outs = []
+        for by_token in (True, False):
+            monkeypatch.setattr(gemm_mod, "STAGE_BY_TOKEN", by_token)
+            monkeypatch.setattr(gemm_mod, "_stage_units_by_token", lambda num_tokens, k: 1 << 30)
+            out = torch.full((p.num_rows, 160), float("nan"), dtype=torch.bfloat16, device="cuda")
+            moe.grouped_gemm(a, w, p, activation="silu_and_mul", out=out, config=cfg)
+            outs.append(out)
+        valid = int(p.expert_starts[-1])
+        ref = moe.grouped_gemm_reference(a, w, p, activation="silu_and_mul")
+        assert not torch.isnan(outs[0][:valid]).any(), (t, e, k)
+        assert rel_err(outs[0][:valid], ref[:valid]) < TOL, (t, e, k)
+        assert torch.equal(outs[0][:valid], outs[1][:valid]), (t, e, k)
+
+
 def test_store_warps_fp16_and_graph_replay() -> None:
     from moe_cases import store_warps_config
 
