@@ -548,7 +548,7 @@ def test_staged_copy_by_token_matches_by_row_bitwise(monkeypatch, top_k: int, ti
     import staticbatch_moe.gemm as gemm_mod
 
     cfg = cluster_config(*tiles, silu=True, cluster=2 if tiles[0] == 128 else 1)
-    for t, e, k in ((700, 8, 200), (3000, 60, 2880), (1, 4, 512)):
+    for t, e, k in ((700, 8, 200), (3000, 60, 2880), (1, 8, 512)):
         ids = uniform_ids(t, e, top_k).clone()
         ids[::7, 0] = -1  # not on this rank: the slot has no row
         p = moe.route_plan(ids, e)
