@@ -187,7 +187,9 @@
 // phases. Phase 1: all threads of all blocks copy the grouped rows, workspace[r] =
 // a[gather_idx[r]] for the rows r of every task that has tiles in this launch (with tile
 // classes, only this class's tasks), each warp a few consecutive rows at a time in 16-byte
-// pieces (stage_rows); then the grid meets at a barrier (grid_barrier: one arrival counter that the
+// pieces (stage_rows); or, when the host passes slot_to_row (the launch covers every task),
+// token by token, each token's row read once and written to its top-k rows
+// (stage_rows_by_token); then the grid meets at a barrier (grid_barrier: one arrival counter that the
 // last arrival resets to zero, and a generation word it then advances; thread 0 of each
 // block waits for the generation to move, then issues fence.proxy.async.global so that its
 // TMA loads see the other blocks' generic-proxy stores). Phase 2 is the kernel without
