@@ -236,6 +236,9 @@ class Kernel:
             ctypes.c_int32(k),
             ctypes.c_void_p(0),  # split-K workspace and counters: this script runs split_k = 1 only
             ctypes.c_void_p(0),
+            ctypes.c_void_p(0),  # slot_to_row, num_tokens, top_k: the staged copy by token (unused here)
+            ctypes.c_int32(0),
+            ctypes.c_int32(0),
         ]
         ptrs = (ctypes.c_void_p * (2 + len(vals)))(tma_addr, tma_addr + 128, *[ctypes.addressof(v) for v in vals])
         stream = driver.CUstream(torch.cuda.current_stream().cuda_stream)

@@ -279,8 +279,10 @@ class GemmConfig:
         only with the staged gather: the in-loop gathers (``"cp_async"``, ``"tma"``) run without
         (they need the producer's warps)."""
         staged = mode == "staged"
-        return dataclasses.replace(self, gather_mode=mode, cluster=self.cluster if staged else 1,
-                                   store_warps=self.store_warps and staged)
+        if self.store_warps and not staged:  # the ring may deepen without the store warps' buffers
+            stages = max(self.stages, _max_stages(self.block_m, self.block_n, 6, self.swap_ab, self.pingpong))
+            return dataclasses.replace(self, gather_mode=mode, cluster=1, store_warps=False, stages=stages)
+        return dataclasses.replace(self, gather_mode=mode, cluster=self.cluster if staged else 1)
 
     @property
     def num_consumers(self) -> int:
@@ -417,6 +419,7 @@ def kernel_source(cfg: GemmConfig) -> str:
 
 using SbShape = staticbatch::moe::GemmShape<{cfg.block_m}, {cfg.block_n}, {cfg.stages}, {swap}, {pp}, {epi_bufs}>;
 static_assert(SbShape::kSmemBytes == {shared_bytes(cfg)}, "shared_bytes() disagrees with the kernel");
+static_assert(staticbatch::moe::epi_bufs<{cfg.block_n}, {silu}, {sw}>() == {epi_bufs}, "_epi_bufs() disagrees with the kernel");
 static_assert(SbShape::kThreads == {threads(cfg)}, "threads() disagrees with the kernel");
 
 extern "C" __global__ void {cluster_dims}__launch_bounds__({threads(cfg)}, 1) {cfg.kernel_name}(
@@ -742,9 +745,10 @@ def _prefill_config(block_m: int, block_n: int, activation, dtype, gather, k: in
     cfg = _normal_config(block_m, block_n, USE_PINGPONG and block_m == 64, activation, dtype, gather)
     if gather and USE_STAGED_GATHER:
         cfg = dataclasses.replace(cfg, gather_mode="staged")
-    if block_m == 128 and USE_CLUSTERS:
+    no_loop_gather = not gather or cfg.gather_mode == "staged"  # clusters and store warps need it
+    if block_m == 128 and USE_CLUSTERS and no_loop_gather:
         cfg = dataclasses.replace(cfg, cluster=2)
-    if block_m == 128 and USE_STORE_WARPS and (activation is not None or k <= STORE_WARPS_MAX_K):
+    if block_m == 128 and USE_STORE_WARPS and no_loop_gather and (activation is not None or k <= STORE_WARPS_MAX_K):
         cfg = with_store_warps(cfg)
     return cfg
 

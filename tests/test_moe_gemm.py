@@ -190,6 +190,8 @@ def test_store_warps_config() -> None:
     assert up.stages == 4  # 128 output columns: the two buffers it always had
     assert cfgmod.shared_bytes(up) == cfgmod.shared_bytes(dataclasses.replace(up, store_warps=False))
     assert not up.with_gather_mode("cp_async").store_warps and up.with_gather_mode("staged").store_warps
+    gathered = cfgmod.with_store_warps(cfgmod.GemmConfig(block_m=128, block_n=256, gather=True, gather_mode="staged"))
+    assert gathered.stages == 3 and gathered.with_gather_mode("cp_async").stages == 4  # the ring deepens again
     with pytest.raises(sb.InvalidArgumentError, match="`store_warps` must be a bool"):
         cfgmod.GemmConfig(store_warps=1)
     for bad in (dict(block_m=16, block_n=128, swap_ab=True), dict(block_m=64, block_n=256, pingpong=True),
@@ -213,6 +215,19 @@ def test_heuristic_store_warps() -> None:
         assert not small.store_warps
     cands = cfgmod.candidate_configs(131072, 128, 2048, 768)
     assert cands[0] == down and dataclasses.replace(down, store_warps=False, stages=4) in cands
+
+
+def test_heuristic_without_staged_gather(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With USE_STAGED_GATHER off, a gathered 128-row tile gathers in the loop: no cluster and no
+    store warps (both need the producer's warps free), and the heuristic does not raise."""
+    monkeypatch.setattr(cfgmod, "USE_STAGED_GATHER", False)
+    cfgmod.choose_config.cache_clear()
+    try:
+        for act in (None, "silu_and_mul"):
+            cfg = cfgmod.choose_config(131072, 128, 1536, 2048, "bf16", act, True)
+            assert (cfg.block_m, cfg.gather_mode, cfg.cluster, cfg.store_warps) == (128, "cp_async", 1, False)
+    finally:
+        cfgmod.choose_config.cache_clear()
 
 
 # ---------------------------------------------------------------------------------------------

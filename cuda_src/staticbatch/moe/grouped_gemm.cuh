@@ -233,6 +233,14 @@ constexpr int epi_chunks() {
   return ((kSiluMul ? BLOCK_N / 2 : BLOCK_N) + 63) / 64;
 }
 
+// Staging buffers per consumer warp group (GemmShape's kEpiBufs): two, or with store warps one
+// per output chunk of a tile if that is more (the host's _epi_bufs; the generated source checks
+// that the two agree).
+template <int BLOCK_N, bool kSiluMul, bool kStoreWarps>
+constexpr int epi_bufs() {
+  return kStoreWarps && epi_chunks<BLOCK_N, kSiluMul>() > 2 ? epi_chunks<BLOCK_N, kSiluMul>() : 2;
+}
+
 template <int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kPingpong = false, int kEpiBufs = 2>
 struct GemmShape {
   // 64-row wgmma slices per consumer warp group: 2 for tall tiles (normal mode, BLOCK_M = 256:
@@ -730,7 +738,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   static_assert(!kStoreWarps || (!kSwapAB && !kPingpong && BLOCK_M == 128 && kSplitK == 1 && !kGather),
                 "store warps: normal mode, 128-row cooperative tiles, no in-loop gather (it uses every producer warp)");
   // Store warps: a buffer for every output chunk of a consumer's tile (at least two).
-  constexpr int kEpiBufs = kStoreWarps && epi_chunks<BLOCK_N, kSiluMul>() > 2 ? epi_chunks<BLOCK_N, kSiluMul>() : 2;
+  constexpr int kEpiBufs = epi_bufs<BLOCK_N, kSiluMul, kStoreWarps>();
   using Shape = GemmShape<BLOCK_M, BLOCK_N, kStages, kSwapAB, kPingpong, kEpiBufs>;
   using Storage = typename Shape::SharedStorage;
   using Ops = ElemOps<kBf16>;
