@@ -217,6 +217,22 @@ def test_heuristic_store_warps() -> None:
     assert cands[0] == down and dataclasses.replace(down, store_warps=False, stages=4) in cands
 
 
+def test_stage_units_by_token_matches_the_kernel() -> None:
+    """The host's count of token groups (which decides whether the staged copy goes by token)
+    uses the kernel's pieces in flight per lane, kStageUnroll: 16 pieces of 16 bytes."""
+    import re
+
+    import staticbatch_moe.gemm as gemm_mod
+    from staticbatch._compile import include_dir
+
+    header = include_dir() / "staticbatch" / "moe" / "grouped_gemm.cuh"
+    unroll = int(re.search(r"constexpr int kStageUnroll = (\d+);", header.read_text()).group(1))
+    for k, tokens in ((2048, 4096), (4096, 1000), (7168, 3), (200, 10000), (2880, 1)):
+        pieces = k // 8
+        group = 1 if pieces >= 32 * unroll else 32 * unroll // pieces
+        assert gemm_mod._stage_units_by_token(tokens, k) == -(-tokens // group)
+
+
 def test_heuristic_without_staged_gather(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """With USE_STAGED_GATHER off, a gathered 128-row tile gathers in the loop: no cluster and no
     store warps (both need the producer's warps free), and the heuristic does not raise."""
