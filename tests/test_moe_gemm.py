@@ -223,9 +223,8 @@ def test_stage_units_by_token_matches_the_kernel() -> None:
     import re
 
     import staticbatch_moe.gemm as gemm_mod
-    from staticbatch._compile import include_dir
 
-    header = include_dir() / "staticbatch" / "moe" / "grouped_gemm.cuh"
+    header = sb.include_dir() / "staticbatch" / "moe" / "grouped_gemm.cuh"
     unroll = int(re.search(r"constexpr int kStageUnroll = (\d+);", header.read_text()).group(1))
     for k, tokens in ((2048, 4096), (4096, 1000), (7168, 3), (200, 10000), (2880, 1)):
         pieces = k // 8
