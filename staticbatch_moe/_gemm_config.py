@@ -279,10 +279,8 @@ class GemmConfig:
         only with the staged gather: the in-loop gathers (``"cp_async"``, ``"tma"``) run without
         (they need the producer's warps)."""
         staged = mode == "staged"
-        if self.store_warps and not staged:  # the ring may deepen without the store warps' buffers
-            stages = max(self.stages, _max_stages(self.block_m, self.block_n, 6, self.swap_ab, self.pingpong))
-            return dataclasses.replace(self, gather_mode=mode, cluster=1, store_warps=False, stages=stages)
-        return dataclasses.replace(self, gather_mode=mode, cluster=self.cluster if staged else 1)
+        cfg = self if staged or not self.store_warps else without_store_warps(self)
+        return dataclasses.replace(cfg, gather_mode=mode, cluster=self.cluster if staged else 1)
 
     @property
     def num_consumers(self) -> int:
@@ -760,6 +758,13 @@ def with_store_warps(cfg: GemmConfig) -> GemmConfig:
     return dataclasses.replace(cfg, store_warps=True, stages=stages)
 
 
+def without_store_warps(cfg: GemmConfig) -> GemmConfig:
+    """``cfg`` with the consumers storing their own output, its ring deepened as far as the
+    freed staging buffers allow (at most 6 stages, never shallower than before)."""
+    stages = max(cfg.stages, _max_stages(cfg.block_m, cfg.block_n, 6, cfg.swap_ab, cfg.pingpong))
+    return dataclasses.replace(cfg, store_warps=False, stages=stages)
+
+
 @dataclass(frozen=True)
 class TileClass:
     """The tasks (experts) whose row count ``m`` satisfies ``min_rows < m <= max_rows`` run
@@ -960,8 +965,7 @@ def candidate_configs(
         if first.block_m != 256 and (not gather or first.gather_mode == "staged"):  # with and without a cluster
             cands.append(dataclasses.replace(first, cluster=3 - first.cluster))
         if first.store_warps:  # the same tiles with the consumers storing their own output
-            cands.append(dataclasses.replace(first, store_warps=False,
-                                             stages=_max_stages(first.block_m, first.block_n, 6)))
+            cands.append(without_store_warps(first))
         if gather:  # the other gather method of the same tiles
             other = "cp_async" if first.gather_mode == "staged" else "staged"
             cands.append(first.with_gather_mode(other))

@@ -465,8 +465,8 @@ def grouped_gemm(
     if any(c.config.gather and c.config.gather_mode == "staged" for c in classes):
         # The first phase of each staged launch fills its own experts' rows of it.
         staged = torch.empty(plan.num_rows, k, dtype=a.dtype, device=a.device)
-    # One class takes every task: its staged copy may go token by token (every row is its own).
-    by_token = STAGE_BY_TOKEN and len(classes) == 1 and classes[0].covers_all
+    # One class takes every task (check_tile_classes): its staged copy may go token by token.
+    by_token = STAGE_BY_TOKEN and len(classes) == 1
     for i, (c, tile_offsets) in enumerate(zip(classes, offsets)):
         # The launches after the first are programmatic dependents of the one before: their
         # experts, output rows and staged rows are disjoint from it.
