@@ -171,9 +171,12 @@ class GemmConfig:
         a barrier, and the GEMM then reads them by TMA like ``gather=False``; the
         heuristic's choice in normal mode, where it measured 4-26 % faster than cp.async.
     pingpong : bool
-        Normal mode with ``block_m == 64`` only: two consumer warp groups that each own whole
-        64 x ``block_n`` tiles and take the block's tiles in turn, so that one group's
-        epilogue runs under the other's main loop (helps when K is short).
+        Normal mode with ``block_m`` 64, or 128 with ``block_n`` at most 192, only: two
+        consumer warp groups that each own whole ``block_m`` x ``block_n`` tiles and take the
+        block's tiles in turn, so that one group's epilogue runs under the other's main loop
+        (helps when K is short). A 128-row tile is two 64-row slices of one group, a slice
+        without rows of the task skipped at run time (as in tall tiles): each weight stage
+        feeds 128 rows instead of 64, at the waste of a 64-row tile.
     split_k : int
         K-slices per tile, 1 (off) to 16; above 1 only in swap mode. Each slice's block
         writes fp32 partials; the last to finish sums them in a fixed order and stores the
@@ -238,9 +241,11 @@ class GemmConfig:
             if self.block_m == 256 and self.block_n == 256:
                 # Two 64-row slices of 128 accumulators each would not fit a consumer's 232 registers.
                 raise InvalidArgumentError(f"`block_n` must be 64, 96, 128 or 192 with block_m=256 (got {self.block_n})")
-        if self.pingpong and (self.swap_ab or self.block_m != 64):
+        if self.pingpong and (self.swap_ab or self.block_m not in (64, 128) or (self.block_m == 128 and self.block_n > 192)):
             raise InvalidArgumentError(
-                f"`pingpong` needs normal mode and block_m=64 (got swap_ab={self.swap_ab}, block_m={self.block_m})"
+                "`pingpong` needs normal mode and block_m=64, or block_m=128 with block_n <= 192 (two slices of "
+                f"block_n / 2 accumulators per group) (got swap_ab={self.swap_ab}, block_m={self.block_m}, "
+                f"block_n={self.block_n})"
             )
         if isinstance(self.split_k, bool) or not isinstance(self.split_k, int) or not 1 <= self.split_k <= MAX_SPLIT_K:
             raise InvalidArgumentError(f"`split_k` must be an int between 1 and {MAX_SPLIT_K} (got {self.split_k!r})")
@@ -353,8 +358,14 @@ def _smem_bytes(block_m: int, block_n: int, stages: int, swap_ab: bool, pingpong
 
 
 def _token_box_rows(cfg: GemmConfig) -> int:
-    """Token rows per TMA box without gather (``GemmShape::kXBoxRows``)."""
-    return 64 if cfg.block_m == 256 else cfg.block_m
+    """Token rows per TMA box without gather (``GemmShape::kXBoxRows``): one 64-row slice where
+    a consumer group runs two (tall tiles, 128-row ping-pong), else the whole tile."""
+    return 64 if _slices(cfg) > 1 else cfg.block_m
+
+
+def _slices(cfg: GemmConfig) -> int:
+    """64-row wgmma slices per consumer group (``GemmShape::kSlices``)."""
+    return 2 if not cfg.swap_ab and cfg.block_m == (128 if cfg.pingpong else 256) else 1
 
 
 def tiles_per_task(rows: int, n: int, cfg: GemmConfig) -> int:

@@ -46,23 +46,30 @@ def split_k_configs() -> list:
     return found
 
 
-#: Per-expert row counts that give every slice-skip pattern of 256-row tall tiles (1..4 live
-#: 64-row slices in the last token block, several blocks per expert, an empty expert).
+#: Per-expert row counts that give every slice-skip pattern of two-slice tiles (256-row tall
+#: tiles: 1..4 live 64-row slices in the last token block; 128-row ping-pong: 1 or 2), several
+#: blocks per expert, an empty expert.
 TALL_COUNTS = [1, 63, 64, 65, 127, 128, 129, 191, 192, 193, 255, 256, 257, 300, 513, 0]
 
 
 def tall_configs() -> list:
-    """The 256-row tall-tile configurations the GPU tests force: 256 x 128 in both dtypes, with
-    and without silu_and_mul, every gather method (cp.async, TMA, staged); 256 x 64 / 96 / 192 in bf16."""
+    """The two-slice configurations the GPU tests force (a consumer group runs two 64-row slices
+    and skips a slice without rows). 256-row tall tiles: 256 x 128 in both dtypes, with and
+    without silu_and_mul, every gather method (cp.async, TMA, staged); 256 x 64 / 96 / 192 in
+    bf16. 128-row ping-pong tiles: the same, plus 128 x 192 in a 2-CTA cluster (staged or no
+    gather)."""
     from staticbatch_moe._gemm_config import GemmConfig, _max_stages
 
     found = []
-    for (bn, dtype), act, (gather, mode) in itertools.product(
-        ((128, "bf16"), (128, "fp16"), (64, "bf16"), (96, "bf16"), (192, "bf16")), (None, "silu_and_mul"),
+    for bm, (bn, dtype), act, (gather, mode) in itertools.product(
+        (256, 128), ((128, "bf16"), (128, "fp16"), (64, "bf16"), (96, "bf16"), (192, "bf16")), (None, "silu_and_mul"),
         ((True, "cp_async"), (True, "tma"), (True, "staged"), (False, "cp_async")),
     ):
-        found.append(GemmConfig(block_m=256, block_n=bn, stages=_max_stages(256, bn, 6), dtype=dtype, activation=act,
-                                gather=gather, gather_mode=mode))
+        pp = bm == 128
+        found.append(GemmConfig(block_m=bm, block_n=bn, stages=_max_stages(bm, bn, 6, pingpong=pp), dtype=dtype,
+                                activation=act, gather=gather, gather_mode=mode, pingpong=pp))
+        if pp and bn == 192 and mode != "tma" and (mode == "staged" or not gather):
+            found.append(dataclasses.replace(found[-1], cluster=2))
     return found
 
 

@@ -341,7 +341,8 @@ def test_split_k_cuda_graph_replay(warm_capture_stream: bool) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Tall tiles (block_m = 256, 64-row slices skipped at run time): every skip pattern
+# Two-slice tiles (256-row tall tiles, 128-row ping-pong; 64-row slices skipped at run time):
+# every skip pattern
 # ---------------------------------------------------------------------------------------------
 
 

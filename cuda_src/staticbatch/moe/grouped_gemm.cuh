@@ -244,8 +244,9 @@ constexpr int epi_bufs() {
 template <int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kPingpong = false, int kEpiBufs = 2>
 struct GemmShape {
   // 64-row wgmma slices per consumer warp group: 2 for tall tiles (normal mode, BLOCK_M = 256:
-  // two consumers of 128 token rows each), else 1.
-  static constexpr int kSlices = (!kSwapAB && !kPingpong && BLOCK_M == 256) ? 2 : 1;
+  // two consumers of 128 token rows each) and for 128-row ping-pong tiles (each group owns
+  // whole 128-row tiles), else 1.
+  static constexpr int kSlices = (!kSwapAB && BLOCK_M == (kPingpong ? 128 : 256)) ? 2 : 1;
   static constexpr int kNumConsumers = kSwapAB ? BLOCK_N / 64 : (kPingpong ? 2 : BLOCK_M / (64 * kSlices));
   static constexpr int kThreads = 128 * (1 + kNumConsumers);
   static constexpr int kWgmmaN = kSwapAB ? BLOCK_M : BLOCK_N;
@@ -276,8 +277,8 @@ struct GemmShape {
 
   static_assert(kNumConsumers == 1 || kNumConsumers == 2, "one or two consumer warp groups");
   static_assert(kSwapAB ? (BLOCK_N % 64 == 0) : (BLOCK_M % 64 == 0), "wgmma M side is 64 rows per consumer");
-  static_assert(kSlices == 1 || BLOCK_N <= 192, "tall tiles: two slices of BLOCK_N / 2 accumulators must fit 232 registers");
-  static_assert(!kPingpong || (!kSwapAB && BLOCK_M == 64), "ping-pong: normal mode, 64-row tiles");
+  static_assert(kSlices == 1 || BLOCK_N <= 192, "two slices of BLOCK_N / 2 accumulators must fit 224 registers");
+  static_assert(!kPingpong || (!kSwapAB && (BLOCK_M == 64 || BLOCK_M == 128)), "ping-pong: normal mode, 64 or 128 rows");
   static_assert(BLOCK_M % 8 == 0 && BLOCK_N % 16 == 0, "tiles are whole 8-row swizzle atoms");
   static_assert(BLOCK_M <= 256 && BLOCK_N <= 256, "TMA box rows are at most 256");
   static_assert(kWgmmaN >= 8 && kWgmmaN <= 256, "wgmma N is 8..256");
@@ -1087,7 +1088,9 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         // 0: the group has no rows in this tile; it still waits on each stage before it
         // releases it (an early arrival would count toward the stage's current phase).
         // Returns the stage of the last K step, not yet released.
-        static_assert(kSlices == 2 && !kSwapAB && !kPingpong, "tall tiles: two slices per consumer, normal mode");
+        static_assert(kSlices == 2 && !kSwapAB, "two slices per consumer: normal mode");
+        // First token row of this group's slices within the tile: 128 cw (tall), 0 (ping-pong).
+        constexpr int32_t kGroupRows = kPingpong ? 0 : kSlices * 64;
         auto main_loop = [&](auto live_c) -> uint32_t {
           constexpr int kLive = decltype(live_c)::value;
           uint32_t last_stage = 0;
@@ -1096,8 +1099,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
             const uint32_t phase = (it / kStages) & 1u;
             ptx::mbarrier_wait(&ss.full[s], phase);
             if constexpr (kLive > 0) {
-              // Slice h of group cw: token rows [64 (kSlices cw + h), +64), 8192 bytes each.
-              const uint64_t desc_a = ptx::make_smem_desc_k_sw128(ptx::smem_addr(ss.x[s]) + cw * kSlices * 64 * 128);
+              // Slice h of group cw: token rows [kGroupRows cw + 64 h, +64), 8192 bytes each.
+              const uint64_t desc_a = ptx::make_smem_desc_k_sw128(ptx::smem_addr(ss.x[s]) + cw * kGroupRows * 128);
               const uint64_t desc_b = ptx::make_smem_desc_k_sw128(ptx::smem_addr(ss.w[s]));
 #pragma unroll
               for (int h = 0; h < kLive; ++h) {
@@ -1126,7 +1129,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
           }
           return last_stage;
         };
-        const int32_t rows = tc.m - tc.m_block * BLOCK_M - cw * kSlices * 64;  // this group's rows, if > 0
+        const int32_t rows = tc.m - tc.m_block * BLOCK_M - cw * kGroupRows;  // this group's rows, if > 0
         live = rows > 64 ? 2 : (rows > 0 ? 1 : 0);
         if (live == 2) {
           prev_stage = main_loop(IntConst<2>{});

@@ -1,0 +1,105 @@
+"""128-row ping-pong tiles (``GemmConfig(block_m=128, pingpong=True)``: each consumer group owns
+whole 128-row tiles as two 64-row slices) against the heuristic's tiles, on the H200 (dev check,
+not a test).
+
+The layer GEMMs where the heuristic runs 64-row ping-pong tiles (T = 1024 and 4096) or 128-row
+clustered tiles (T = 16384): the heuristic's choice, 128 x 192 and 128 x 128 ping-pong tiles, and
+128 x 192 ping-pong in a 2-CTA cluster. Interleaved repeats (CUDA-graph replay, L2 flushed,
+median of 10 each); every output checked against the float32 reference. The result goes to
+benchmarks/results/dev_pingpong128_check.json.
+
+Run::
+
+    PYTHONPATH=. python benchmarks/dev_pingpong128_check.py
+"""
+import dataclasses
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import compile_configs, layer_weights, save, time_cuda
+
+import staticbatch_moe as moe
+from staticbatch_moe._gemm_config import _normal_config, choose_config
+
+POINTS = [("Qwen3-30B-A3B", 4096), ("Qwen3-235B-A22B", 4096), ("GPT-OSS-120B", 4096), ("DeepSeek-V3", 4096),
+          ("Qwen3-30B-A3B", 1024), ("Mixtral-8x7B", 1024), ("Qwen3-30B-A3B", 16384), ("Qwen3-235B-A22B", 16384)]
+REPEATS = 2
+
+
+def chosen(model: str, t: int, gemm: str) -> moe.GemmConfig:
+    h, i, e, k = moe.MODEL_SHAPES[model]
+    if gemm == "up":
+        return choose_config(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True)
+    return choose_config(t * k, e, h, i, "bf16", None, False)
+
+
+def candidates(model: str, t: int, gemm: str) -> dict[str, moe.GemmConfig]:
+    c = chosen(model, t, gemm)
+    out = {"chosen": c}
+    for bn, cl in ((192, 1), (128, 1), (192, 2)):
+        cfg = _normal_config(128, bn, True, c.activation, "bf16", c.gather)
+        if cfg.gather:
+            cfg = dataclasses.replace(cfg, gather_mode="staged")
+        out[f"pp128x{bn}" + ("_c2" if cl == 2 else "")] = dataclasses.replace(cfg, cluster=cl)
+    return out
+
+
+def bench() -> list[dict]:
+    rows = []
+    torch.manual_seed(0)
+    for model, t in POINTS:
+        h, i, e, k = moe.MODEL_SHAPES[model]
+        x = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+        w1, w2 = layer_weights(h, i, e)
+        ids = torch.rand(t, e, device="cuda").topk(k, dim=1).indices.to(torch.int32)
+        plan = moe.route_plan(ids, e)
+        m = t * k
+        mid = torch.randn(m, i, device="cuda", dtype=torch.bfloat16)
+        for gemm in ("up", "down"):
+            cands = candidates(model, t, gemm)
+            if gemm == "up":
+                ref = moe.grouped_gemm_reference(x, w1, plan, activation="silu_and_mul")
+            else:
+                ref = moe.grouped_gemm_reference(mid, w2, plan, gather=False)
+            runs, errs = {}, {}
+            for name, cfg in cands.items():
+                cols = i if gemm == "up" else h
+                out = torch.full((m, cols), float("nan"), device="cuda", dtype=torch.bfloat16)
+                if gemm == "up":
+                    def fn(out=out, cfg=cfg, a=x, w=w1) -> None:
+                        moe.grouped_gemm(a, w, plan, activation="silu_and_mul", out=out, config=cfg)
+                else:
+                    def fn(out=out, cfg=cfg, a=mid, w=w2) -> None:
+                        moe.grouped_gemm(a, w, plan, gather=False, out=out, config=cfg)
+                fn()
+                torch.cuda.synchronize()
+                d = (out.double() - ref.double()).norm() / ref.double().norm()
+                errs[name] = float(d) if torch.isfinite(out).all() else float("inf")
+                runs[name] = (out, fn)
+            del ref
+            equal = {n: bool(torch.equal(runs["chosen"][0], o)) for n, (o, _) in runs.items()}
+            ms: dict[str, list[float]] = {n: [] for n in cands}
+            for _ in range(REPEATS):
+                for n in cands:
+                    ms[n].append(round(time_cuda(runs[n][1], reps=10, flush_l2=True)["median_ms"], 4))
+            row = {"model": model, "T": t, "gemm": gemm, "rel_err": errs, "bitwise_equal_chosen": equal,
+                   "configs": {n: c.kernel_name for n, c in cands.items()}, **ms}
+            rows.append(row)
+            print(row, flush=True)
+            del runs
+        del w1, w2, x, mid
+        torch.cuda.empty_cache()
+    return rows
+
+
+if __name__ == "__main__":
+    configs = sorted({c for model, t in POINTS for g in ("up", "down") for c in candidates(model, t, g).values()},
+                     key=lambda c: c.kernel_name)
+    report = compile_configs(configs)
+    print(report, flush=True)
+    save("dev_pingpong128_check", bench(),
+         {"note": "ms, median of 10 per repeat, L2 flushed, repeats interleaved; rel_err against the float32 "
+                  "reference", "ptxas": report})
