@@ -229,7 +229,7 @@ class LoadedKernel:
         return self._clusters[key]
 
     def launch(self, grid: int, block: int, smem: int, args: list[Any] | tuple[Any, ...], stream: Any = None,
-               programmatic: bool = False) -> None:
+               programmatic: bool = False, cooperative: bool = False) -> None:
         """Launch on ``stream`` (default: torch's current stream on this device).
 
         ``args`` hold, in the kernel's parameter order: torch tensors (passed as their data
@@ -242,6 +242,12 @@ class LoadedKernel:
         sm_90): it may start once that kernel's blocks have all issued
         ``griddepcontrol.launch_dependents`` or exited, and must itself execute
         ``griddepcontrol.wait`` before it touches anything that kernel writes.
+
+        ``cooperative=True`` (a kernel whose blocks wait for each other, e.g. at a grid barrier)
+        asks the driver to check that all ``grid`` blocks can be resident at once
+        (``CU_LAUNCH_ATTRIBUTE_COOPERATIVE``): where they cannot (an MPS client limited to
+        part of the SMs, for one), the launch fails with a :class:`LaunchError` instead of
+        hanging.
         """
         from cuda.bindings import driver
 
@@ -264,20 +270,30 @@ class LoadedKernel:
             pointers[i] = ctypes.addressof(holder)
         if stream is None:
             stream = torch_stream(self.device_index)
-        if programmatic:
+        if programmatic or cooperative:
             config = driver.CUlaunchConfig()
             config.gridDimX, config.gridDimY, config.gridDimZ = grid, 1, 1
             config.blockDimX, config.blockDimY, config.blockDimZ = block, 1, 1
             config.sharedMemBytes = smem
             config.hStream = stream
-            attr = driver.CUlaunchAttribute()
-            attr.id = driver.CUlaunchAttributeID.CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
-            attr.value.programmaticStreamSerializationAllowed = 1
-            config.attrs = [attr]
-            config.numAttrs = 1
+            attrs = []
+            if programmatic:
+                attr = driver.CUlaunchAttribute()
+                attr.id = driver.CUlaunchAttributeID.CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+                attr.value.programmaticStreamSerializationAllowed = 1
+                attrs.append(attr)
+            if cooperative:
+                attr = driver.CUlaunchAttribute()
+                attr.id = driver.CUlaunchAttributeID.CU_LAUNCH_ATTRIBUTE_COOPERATIVE
+                attr.value.cooperative = 1
+                attrs.append(attr)
+            config.attrs = attrs
+            config.numAttrs = len(attrs)
+            how = " and ".join(w for w, on in (("programmatic dependent", programmatic), ("cooperative", cooperative))
+                               if on)
             _check(
                 driver.cuLaunchKernelEx(config, self.function, ctypes.addressof(pointers), 0),
-                f"launching {self.compiled.name} (programmatic dependent)",
+                f"launching {self.compiled.name} ({how}, grid {grid})",
             )
             return
         _check(

@@ -68,6 +68,12 @@ _warned_fallback: set[str] = set()
 _stream_counters: dict[tuple[str, int, int], Any] = {}
 _retired_counters: list[Any] = []
 
+#: Launch the kernels whose blocks wait for one another (the staged gather's grid barrier, the
+#: one-launch MLP's flags) as cooperative launches: the driver then checks that every block can
+#: be resident at once and refuses the launch (a LaunchError) where it cannot, e.g. under MPS
+#: with an SM limit, instead of the grid hanging. One switch, for experiments.
+USE_COOPERATIVE_LAUNCH = True
+
 
 @dataclass(frozen=True, eq=False)
 class GateUpWeight:
@@ -325,12 +331,13 @@ def _launch(config: GemmConfig, device_index: int, a: Any, lda: int, weight: Any
                                     kernel.max_active_clusters(config.cluster, cfgmod.threads(config), smem))
     workspace = counters = by_token = None
     token_rows = a
+    staged_gather = config.gather and config.gather_mode == "staged"
     if config.split_k > 1:
         floats = cfgmod.splitk_workspace_floats(plan.num_rows, plan.num_experts, n, config)
         # Fully written before it is read; a fresh one per call, so launches never share one.
         workspace = torch.empty(floats, dtype=torch.float32, device=a.device)
         counters = _counters("splitk", cfgmod.splitk_counter_count(plan.num_rows, plan.num_experts, n, config), a.device)
-    elif config.gather and config.gather_mode == "staged":
+    elif staged_gather:
         # The kernel's first phase fills it with the gathered rows; its TMA map is the token map.
         workspace = token_rows = staged
         counters = _counters("barrier", 2, a.device)
@@ -364,6 +371,7 @@ def _launch(config: GemmConfig, device_index: int, a: Any, lda: int, weight: Any
             np.int32(plan.top_k),
         ],
         programmatic=programmatic,
+        cooperative=staged_gather and USE_COOPERATIVE_LAUNCH,
     )
 
 
@@ -602,5 +610,6 @@ def grouped_mlp(x: Any, w1: Any, w2: Any, plan: RoutePlan, *, out: Any = None,
             np.int32(inter),
             counters,
         ],
+        cooperative=USE_COOPERATIVE_LAUNCH,
     )
     return out

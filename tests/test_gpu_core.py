@@ -211,6 +211,37 @@ def test_two_entry_points_of_one_source_load_apart() -> None:
     assert x.tolist() == [1, 9]
 
 
+def test_cooperative_launch_runs_and_refuses_a_grid_that_cannot_be_resident() -> None:
+    """A cooperative launch of a grid whose blocks all fit runs (also captured in a CUDA graph);
+    one with more blocks than can be resident at once is refused with a LaunchError instead of
+    waiting forever at a grid barrier."""
+    src = """
+    #include <staticbatch/common.cuh>
+    extern "C" __global__ void sb_coop_count(unsigned int* x) {
+      if (threadIdx.x == 0) atomicAdd(x, 1u);
+    }
+    """
+    kernel = sb.load(sb.compile_source(src, "sb_coop_count"), 0)
+    sms = sb.device_properties(0).num_sms
+    smem = 200 * 1024  # one block per SM
+    x = torch.zeros(1, dtype=torch.int32, device="cuda")
+    kernel.launch(sms, 128, smem, [x], cooperative=True)
+    kernel.launch(sms, 128, smem, [x], cooperative=True, programmatic=True)
+    torch.cuda.synchronize()
+    assert x.item() == 2 * sms
+    g = torch.cuda.CUDAGraph()
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s), torch.cuda.graph(g, stream=s):
+        kernel.launch(sms, 128, smem, [x], cooperative=True)
+    g.replay()
+    torch.cuda.synchronize()
+    assert x.item() == 3 * sms
+    with pytest.raises(sb.LaunchError, match="cooperative"):
+        kernel.launch(sms + 1, 128, smem, [x], cooperative=True)
+    torch.cuda.synchronize()
+    assert x.item() == 3 * sms
+
+
 @pytest.mark.parametrize("mapper", ["binary_search", "warp_search"])
 def test_device_search_mappers_many_tasks(mapper: str) -> None:
     rng = np.random.default_rng(11)

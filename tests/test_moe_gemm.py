@@ -389,6 +389,27 @@ def test_tall_config_validation_and_launch_shape() -> None:
     assert "GemmShape<256, 128, 4, false, false, 2>" in src and "__launch_bounds__(384, 1)" in src
 
 
+def test_pingpong_128_config_validation_and_launch_shape() -> None:
+    """128-row ping-pong tiles: each group's tile is two 64-row slices (at most 192 wide), one
+    64-row TMA box per slice, the two groups' 8 KB staging buffers as for 64-row ping-pong."""
+    cfg = cfgmod.GemmConfig(block_m=128, block_n=192, stages=4, pingpong=True)
+    assert cfg.kernel_name == "sb_grouped_gemm_bf16_bm128_bn192_s4_pp"
+    assert cfg.num_consumers == 2 and cfgmod.threads(cfg) == 384
+    assert cfgmod.shared_bytes(cfg) == 4 * (128 + 192) * 128 + 2 * 2 * 8192 + 1024 + 1024 <= cfgmod.MAX_SHARED_BYTES
+    assert cfgmod._max_stages(128, 192, 6, pingpong=True) == 4 and cfgmod._max_stages(128, 128, 6, pingpong=True) == 6
+    assert cfgmod._token_box_rows(cfg) == 64 and cfgmod._slices(cfg) == 2
+    assert cfgmod._token_box_rows(cfgmod.GemmConfig(block_m=64, block_n=256, pingpong=True)) == 64
+    assert cfgmod._slices(cfgmod.GemmConfig(block_m=128, block_n=256)) == 1
+    for bn in (64, 96, 128):
+        cfgmod.GemmConfig(block_m=128, block_n=bn, stages=4, pingpong=True, cluster=2)
+    with pytest.raises(sb.InvalidArgumentError, match="block_n <= 192"):
+        cfgmod.GemmConfig(block_m=128, block_n=256, stages=3, pingpong=True)
+    with pytest.raises(sb.InvalidArgumentError, match="store_warps"):
+        cfgmod.GemmConfig(block_m=128, block_n=192, stages=3, pingpong=True, store_warps=True)
+    src = cfgmod.kernel_source(cfg)
+    assert "GemmShape<128, 192, 4, false, true, 2>" in src and "__launch_bounds__(384, 1)" in src
+
+
 def test_tall_tiles_skip_empty_slices() -> None:
     """Python twin of the tall tile's slice skipping: each expert's weight tile is read
     ceil(m / 256) times and at most 63 rows of compute per expert are wasted."""

@@ -432,6 +432,31 @@ def test_staged_gather_bitwise_repeatable_and_barrier_left_zero() -> None:
     assert any(int(b[1]) >= 4 for b in barriers)  # the generation moved once per launch
 
 
+def test_grid_barrier_kernels_launch_cooperatively(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The staged gather (grid barrier) is launched cooperatively, so that the driver refuses a
+    grid that cannot be resident at once; kernels without a grid barrier are not."""
+    import staticbatch._launch as launch_mod
+
+    seen: list[tuple[str, bool]] = []
+    real = launch_mod.LoadedKernel.launch
+
+    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append((self.compiled.name, bool(kwargs.get("cooperative", False))))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(launch_mod.LoadedKernel, "launch", spy)
+    e, t, k, h, i = 16, 1000, 4, 1024, 512
+    p = moe.route_plan(uniform_ids(t, e, k), e)
+    a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+    w = moe.pack_gate_up(_weights(e, 2 * i, h, torch.bfloat16, seed=7))
+    for cfg in (_staged(), dataclasses.replace(_staged(), cluster=2), _staged(64, 256, pingpong=True),
+                cfg_plain := moe.GemmConfig(block_m=128, block_n=256, stages=4, activation="silu_and_mul", gather=True)):
+        seen.clear()
+        out = moe.grouped_gemm(a, w, p, activation="silu_and_mul", config=cfg)
+        assert [c for name, c in seen if name == cfg.kernel_name] == [cfg is not cfg_plain], (cfg.kernel_name, seen)
+        assert rel_err(out, moe.grouped_gemm_reference(a, w, p, activation="silu_and_mul")) < TOL
+
+
 def test_staged_gather_cuda_graph_replay() -> None:
     # Two replays each: the barrier's generation moves on, the result does not.
     _capture_layer_and_replay(8, 2048, 2, 512, 256, up=_staged(), replays=2, seed=6)

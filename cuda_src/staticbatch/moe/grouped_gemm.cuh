@@ -380,19 +380,25 @@ SB_DEVICE uint32_t epi_offset(int32_t row, int32_t chunk) {
 
 // Copies rows [0, kRows) x 16-byte pieces [0, pieces) of a staging buffer to global memory:
 // buffer row r -> output row (out_row0 + r) of the task, columns col0 + 8 * piece. Rows at or
-// past the task's m and columns at or past n_out are skipped. 128 threads, `tid` = 0..127;
-// 8 consecutive threads cover one 128-byte row, so each warp stores 4 whole row segments.
-template <int kRows, typename Elem>
+// past the task's m and columns at or past n_out are skipped. kThreads threads (a multiple of
+// 8), `tid` = 0..kThreads-1: 8 consecutive threads cover one 128-byte row, so each warp stores 4
+// whole row segments, and a thread's piece is the same in every row it stores. kOneAtATime:
+// keep one piece in flight instead of unrolling the row loop (the store warps' few registers;
+// their stores do not wait).
+template <int kRows, int kThreads, bool kOneAtATime, typename Elem>
 SB_DEVICE void epi_copy_out(int32_t pieces, uint32_t buf, int32_t tid, const TileCoord& tc, int32_t out_row0, int32_t col0,
                             int32_t n_out, Elem* out) {
+  static_assert(kThreads % 8 == 0, "whole 128-byte rows per pass");
+  constexpr int kRowStep = kThreads / 8;
   const int32_t c = tid & 7;
   const int32_t col = col0 + c * 8;
   if (c >= pieces || col >= n_out) return;
-#pragma unroll
-  for (int i = 0; i < (kRows * 8 + 127) / 128; ++i) {
-    const int32_t r = (tid >> 3) + 16 * i;
+  static_assert(kOneAtATime || kRows * 8 <= 8 * kThreads, "at most 8 passes unrolled");
+#pragma unroll (kOneAtATime ? 1 : 8)
+  for (int i = 0; i < (kRows * 8 + kThreads - 1) / kThreads; ++i) {
+    const int32_t r = (tid >> 3) + kRowStep * i;
     const int32_t row = out_row0 + r;  // row within the task
-    if ((kRows % 16 == 0 || r < kRows) && row < tc.m) {
+    if ((kRows % kRowStep == 0 || r < kRows) && row < tc.m) {
       const uint4 v = ptx::ld_shared_v4(buf + epi_offset(r, c));
       ptx::st_global_v4(out + (tc.start + row) * static_cast<int64_t>(n_out) + col, v);
     }
@@ -446,34 +452,24 @@ SB_DEVICE void epilogue_normal(const float (&acc)[kAccum], uint32_t epi_base, ui
     stage_chunk<Ops, BLOCK_N, kSiluMul>(acc, ch, buf, warp_in_group, lane);
     ptx::named_barrier_sync(bar_id, 128);
     const int pieces = kGroups - ch * 8 < 8 ? kGroups - ch * 8 : 8;  // a constant once unrolled
-    epi_copy_out<64>(pieces, buf, tid, tc, row0, tile_col0 + ch * kEpiCols, n_out, out);
+    epi_copy_out<64, 128, false>(pieces, buf, tid, tc, row0, tile_col0 + ch * kEpiCols, n_out, out);
   }
 }
 
 // Store warps (producer warps 1-3, `st` = 0..95): copy one consumer's staged output tile, chunk
-// ch in buffer ch, to global memory; the same rows and columns as epi_copy_out.
+// ch in buffer ch, to global memory; the same rows and columns as epilogue_normal's copies.
 template <int BLOCK_N, bool kSiluMul, typename Elem>
 SB_DEVICE void store_staged(uint32_t epi_base, int32_t st, const TileCoord& tc, int32_t row0, int32_t n_out,
                             Elem* out) {
   constexpr int kGroups = kSiluMul ? BLOCK_N / 16 : BLOCK_N / 8;
   constexpr int kChunks = epi_chunks<BLOCK_N, kSiluMul>();
   constexpr uint32_t kBufBytes = 64 * kEpiCols * 2;
-  constexpr int kPerThread = (64 * 8 + kStoreThreads - 1) / kStoreThreads;  // 16-byte pieces of a chunk
   const int32_t tile_col0 = tc.n_block * (kSiluMul ? BLOCK_N / 2 : BLOCK_N);
 #pragma unroll
   for (int ch = 0; ch < kChunks; ++ch) {
     const int pieces = kGroups - ch * 8 < 8 ? kGroups - ch * 8 : 8;
-    const uint32_t buf = epi_base + ch * kBufBytes;
-#pragma unroll 1
-    for (int j = 0; j < kPerThread; ++j) {  // stores do not wait: one piece at a time keeps registers low
-      const int32_t i = st + kStoreThreads * j;
-      const int32_t r = i >> 3, c = i & 7;
-      if (i < 64 * 8 && c < pieces && row0 + r < tc.m && tile_col0 + ch * kEpiCols + c * 8 < n_out) {
-        const uint4 v = ptx::ld_shared_v4(buf + epi_offset(r, c));
-        ptx::st_global_v4(out + (tc.start + row0 + r) * static_cast<int64_t>(n_out) + tile_col0 + ch * kEpiCols + c * 8,
-                          v);
-      }
-    }
+    epi_copy_out<64, kStoreThreads, true>(pieces, epi_base + ch * kBufBytes, st, tc, row0, tile_col0 + ch * kEpiCols,
+                                       n_out, out);
   }
 }
 
@@ -509,7 +505,7 @@ SB_DEVICE void epilogue_swap(const float (&acc)[kAccum], uint32_t epi_base, uint
   }
   ptx::named_barrier_sync(bar_id, 128);
   const int32_t col0 = kSiluMul ? (tc.n_block * BLOCK_N + cw * 64) / 2 : tc.n_block * BLOCK_N + cw * 64;
-  epi_copy_out<BLOCK_M>(kSiluMul ? 4 : 8, buf, tid, tc, tc.m_block * BLOCK_M, col0, n_out, out);
+  epi_copy_out<BLOCK_M, 128, false>(kSiluMul ? 4 : 8, buf, tid, tc, tc.m_block * BLOCK_M, col0, n_out, out);
 }
 
 // Split-K hand-off of one consumer warp group (swap mode, see "Split-K" in the header).
@@ -580,6 +576,21 @@ SB_DEVICE bool splitk_reduce(float (&acc)[kAccum], float* workspace, uint32_t* c
 // Qwen3-30B-A3B's gate/up at T = 1024, 128 tasks, ran 15 % slower than the plain row loop it
 // replaced; H200, 2026-11-28.)
 constexpr int kStageUnroll = 16;
+
+// Loads this lane's pieces p0, p0 + 32, ... (kStageUnroll of them, those below `total`) of a run
+// of rows of `pieces` 16-byte pieces each into v: piece p is piece p % pieces of the row that
+// row_src(p / pieces) points to. Both staged copies issue all the loads before any store.
+template <typename RowSrc>
+SB_DEVICE void load_pieces(uint4 (&v)[kStageUnroll], int32_t p0, int32_t total, int32_t pieces, RowSrc row_src) {
+#pragma unroll
+  for (int u = 0; u < kStageUnroll; ++u) {
+    const int32_t p = p0 + 32 * u;
+    if (p < total) {
+      const int32_t j = p / pieces;
+      v[u] = ptx::ld_global_nc_v4(row_src(j) + (p - j * pieces));
+    }
+  }
+}
 SB_DEVICE void stage_rows(const uint16_t* a, int64_t lda, const int32_t* gather_idx, const int32_t* tile_offsets,
                           const int32_t* task_rows, const int64_t* task_starts, int32_t num_tasks, int32_t k,
                           uint16_t* workspace) {
@@ -594,15 +605,9 @@ SB_DEVICE void stage_rows(const uint16_t* a, int64_t lda, const int32_t* gather_
     const int32_t total = rows * pieces;
     for (int32_t p0 = lane; p0 < total; p0 += 32 * kStageUnroll) {
       uint4 v[kStageUnroll];
-#pragma unroll
-      for (int u = 0; u < kStageUnroll; ++u) {
-        const int32_t p = p0 + 32 * u;
-        if (p < total) {
-          const int32_t r = p / pieces;
-          const uint4* src = reinterpret_cast<const uint4*>(a + static_cast<int64_t>(__ldg(gather_idx + r0 + r)) * lda);
-          v[u] = ptx::ld_global_nc_v4(src + (p - r * pieces));
-        }
-      }
+      load_pieces(v, p0, total, pieces, [&](int32_t r) {
+        return reinterpret_cast<const uint4*>(a + static_cast<int64_t>(__ldg(gather_idx + r0 + r)) * lda);
+      });
 #pragma unroll
       for (int u = 0; u < kStageUnroll; ++u) {
         const int32_t p = p0 + 32 * u;
@@ -667,15 +672,8 @@ SB_DEVICE void stage_rows_by_token(const uint16_t* a, int64_t lda, const int32_t
     const int32_t total = (num_tokens - t0 < group ? num_tokens - t0 : group) * pieces;
     for (int32_t p0 = lane; p0 < total; p0 += 32 * kStageUnroll) {
       uint4 v[kStageUnroll];
-#pragma unroll
-      for (int u = 0; u < kStageUnroll; ++u) {
-        const int32_t p = p0 + 32 * u;
-        if (p < total) {
-          const int32_t j = p / pieces;
-          v[u] = ptx::ld_global_nc_v4(reinterpret_cast<const uint4*>(a + static_cast<int64_t>(t0 + j) * lda) +
-                                      (p - j * pieces));
-        }
-      }
+      load_pieces(v, p0, total, pieces,
+                  [&](int32_t j) { return reinterpret_cast<const uint4*>(a + static_cast<int64_t>(t0 + j) * lda); });
       for (int32_t slot = 0; slot < top_k; ++slot) {
 #pragma unroll
         for (int u = 0; u < kStageUnroll; ++u) {
