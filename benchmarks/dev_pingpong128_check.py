@@ -9,8 +9,9 @@ benchmarks/results/dev_pingpong128_check.json.
 
 Run::
 
-    PYTHONPATH=. python benchmarks/dev_pingpong128_check.py
+    PYTHONPATH=. python benchmarks/dev_pingpong128_check.py [--points Qwen3-30B-A3B:16384,...] [--name NAME]
 """
+import argparse
 import dataclasses
 import os
 import sys
@@ -38,7 +39,7 @@ def chosen(model: str, t: int, gemm: str) -> moe.GemmConfig:
 def candidates(model: str, t: int, gemm: str) -> dict[str, moe.GemmConfig]:
     c = chosen(model, t, gemm)
     out = {"chosen": c}
-    for bn, cl in ((192, 1), (128, 1), (192, 2)):
+    for bn, cl in ((192, 1), (192, 2)) if t >= 16384 else ((192, 1), (128, 1), (192, 2)):
         cfg = _normal_config(128, bn, True, c.activation, "bf16", c.gather)
         if cfg.gather:
             cfg = dataclasses.replace(cfg, gather_mode="staged")
@@ -95,10 +96,16 @@ def bench() -> list[dict]:
 
 
 if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--points", default=None, help="model:T,... (default: the T = 1024 / 4096 points above)")
+    ap.add_argument("--name", default="dev_pingpong128_check")
+    args = ap.parse_args()
+    if args.points:
+        POINTS = [(p.split(":")[0], int(p.split(":")[1])) for p in args.points.split(",")]
     configs = sorted({c for model, t in POINTS for g in ("up", "down") for c in candidates(model, t, g).values()},
                      key=lambda c: c.kernel_name)
     report = compile_configs(configs)
     print(report, flush=True)
-    save("dev_pingpong128_check", bench(),
+    save(args.name, bench(),
          {"note": "ms, median of 10 per repeat, L2 flushed, repeats interleaved; rel_err against the float32 "
                   "reference", "ptxas": report})
