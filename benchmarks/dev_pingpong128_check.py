@@ -60,9 +60,12 @@ def bench() -> list[dict]:
         mid = torch.randn(m, i, device="cuda", dtype=torch.bfloat16)
         for gemm in ("up", "down"):
             cands = candidates(model, t, gemm)
-            if gemm == "up":
+            # The float32 reference of a T = 16384 point takes minutes: there the outputs are
+            # compared bitwise with the heuristic's (and checked for NaN) only.
+            ref = None
+            if t < 16384 and gemm == "up":
                 ref = moe.grouped_gemm_reference(x, w1, plan, activation="silu_and_mul")
-            else:
+            elif t < 16384:
                 ref = moe.grouped_gemm_reference(mid, w2, plan, gather=False)
             runs, errs = {}, {}
             for name, cfg in cands.items():
@@ -76,8 +79,10 @@ def bench() -> list[dict]:
                         moe.grouped_gemm(a, w, plan, gather=False, out=out, config=cfg)
                 fn()
                 torch.cuda.synchronize()
-                d = (out.double() - ref.double()).norm() / ref.double().norm()
-                errs[name] = float(d) if torch.isfinite(out).all() else float("inf")
+                if not torch.isfinite(out).all():
+                    errs[name] = float("inf")
+                elif ref is not None:
+                    errs[name] = float((out.double() - ref.double()).norm() / ref.double().norm())
                 runs[name] = (out, fn)
             del ref
             equal = {n: bool(torch.equal(runs["chosen"][0], o)) for n, (o, _) in runs.items()}
