@@ -77,9 +77,10 @@
 //       (a_map's box is {64, 64}); the cp.async gather skips the rows of dead slices, each
 //       thread copying two chunks of 8 rows (kCopyChunks) so that the row indices fit its
 //       registers; the TMA gather loads rows < m only, as always.
-//     ping-pong (kPingpong, normal mode, BLOCK_M = 64): two consumer warp groups, each owning
-//       whole 64 x BLOCK_N tiles; the block's tiles alternate between them (g takes the
-//       block's tiles 2i + g). Named barriers order the main loops (g may start its main
+//     ping-pong (kPingpong, normal mode, BLOCK_M = 64 or 128): two consumer warp groups, each
+//       owning whole BLOCK_M x BLOCK_N tiles (a 128-row tile as two 64-row slices, BLOCK_N <=
+//       192, slices without rows of the task skipped as in tall tiles); the block's tiles
+//       alternate between them (g takes the block's tiles 2i + g). Named barriers order the main loops (g may start its main
 //       loop only once the other has issued all of its own), so one group's epilogue runs
 //       under the other's main loop. The ordering is also what makes the parity waits
 //       sound: a group waits on a stage's full barrier only after the previous use of that
