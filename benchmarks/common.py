@@ -36,6 +36,71 @@ def layer_weights(h: int, i: int, e: int) -> tuple[Any, Any]:
     return w1, w2
 
 
+class LayerGemms:
+    """The two GEMMs of one MoE layer on random data, for A/B checks of configurations: uniform
+    routing of ``t`` tokens, the gate/up GEMM (``"up"``: gathered, SiLU fused) and the down GEMM
+    (``"down"``: on random grouped rows). Draws from torch's global generator. With
+    ``data=False`` only the shape (for :meth:`chosen`, e.g. to compile the configurations first)."""
+
+    def __init__(self, model: str, t: int, data: bool = True) -> None:
+        import torch
+
+        import staticbatch_moe as moe
+
+        self.model, self.t = model, t
+        self.h, self.i, self.e, self.k = moe.MODEL_SHAPES[model]
+        if not data:
+            return
+        self.x = torch.randn(t, self.h, device="cuda", dtype=torch.bfloat16)
+        self.w1, self.w2 = layer_weights(self.h, self.i, self.e)
+        ids = torch.rand(t, self.e, device="cuda").topk(self.k, dim=1).indices.to(torch.int32)
+        self.plan = moe.route_plan(ids, self.e)
+        self.mid = torch.randn(t * self.k, self.i, device="cuda", dtype=torch.bfloat16)
+
+    def chosen(self, gemm: str) -> Any:
+        """The heuristic's configuration of ``gemm``."""
+        from staticbatch_moe._gemm_config import choose_config
+
+        m = self.t * self.k
+        if gemm == "up":
+            return choose_config(m, self.e, 2 * self.i, self.h, "bf16", "silu_and_mul", True)
+        return choose_config(m, self.e, self.h, self.i, "bf16", None, False)
+
+    def call(self, gemm: str, cfg: Any) -> tuple[Any, Callable[[], None]]:
+        """A NaN-poisoned output and the call that fills it with ``cfg`` (not yet run)."""
+        import torch
+
+        import staticbatch_moe as moe
+
+        out = torch.full((self.t * self.k, self.i if gemm == "up" else self.h), float("nan"), device="cuda",
+                         dtype=torch.bfloat16)
+        if gemm == "up":
+            def fn() -> None:
+                moe.grouped_gemm(self.x, self.w1, self.plan, activation="silu_and_mul", out=out, config=cfg)
+        else:
+            def fn() -> None:
+                moe.grouped_gemm(self.mid, self.w2, self.plan, gather=False, out=out, config=cfg)
+        return out, fn
+
+    def reference(self, gemm: str) -> Any:
+        """The float32 reference of ``gemm``."""
+        import staticbatch_moe as moe
+
+        if gemm == "up":
+            return moe.grouped_gemm_reference(self.x, self.w1, self.plan, activation="silu_and_mul")
+        return moe.grouped_gemm_reference(self.mid, self.w2, self.plan, gather=False)
+
+
+def interleaved_ms(calls: dict[str, Callable[[], Any]], repeats: int, reps: int = 10) -> dict[str, list[float]]:
+    """``repeats`` medians of ``reps`` replays (CUDA graph, L2 write-flushed) of each call, in
+    ms, the calls taking turns so that clock drift falls on all of them alike."""
+    ms: dict[str, list[float]] = {n: [] for n in calls}
+    for _ in range(repeats):
+        for n, fn in calls.items():
+            ms[n].append(round(time_cuda(fn, reps=reps, flush_l2=True)["median_ms"], 4))
+    return ms
+
+
 def time_cuda(fn: Callable[[], Any], *, reps: int = 50, warmup: int = 5, graph: bool = True,
               flush_l2: bool | str = False, warmup_ms: float = 60.0) -> dict[str, float]:
     """Median, p20 and p80 of one call of ``fn`` in milliseconds.

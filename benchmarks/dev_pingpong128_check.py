@@ -19,27 +19,20 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import compile_configs, layer_weights, save, time_cuda
+from common import LayerGemms, compile_configs, interleaved_ms, save
 
 import staticbatch_moe as moe
-from staticbatch_moe._gemm_config import _normal_config, choose_config
+from staticbatch_moe._gemm_config import _normal_config
 
 POINTS = [("Qwen3-30B-A3B", 4096), ("Qwen3-235B-A22B", 4096), ("GPT-OSS-120B", 4096), ("DeepSeek-V3", 4096),
           ("Qwen3-30B-A3B", 1024), ("Mixtral-8x7B", 1024)]
 REPEATS = 2
 
 
-def chosen(model: str, t: int, gemm: str) -> moe.GemmConfig:
-    h, i, e, k = moe.MODEL_SHAPES[model]
-    if gemm == "up":
-        return choose_config(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True)
-    return choose_config(t * k, e, h, i, "bf16", None, False)
-
-
-def candidates(model: str, t: int, gemm: str) -> dict[str, moe.GemmConfig]:
-    c = chosen(model, t, gemm)
+def candidates(layer: LayerGemms, gemm: str) -> dict[str, moe.GemmConfig]:
+    c = layer.chosen(gemm)
     out = {"chosen": c}
-    for bn, cl in ((192, 1), (192, 2)) if t >= 16384 else ((192, 1), (128, 1), (192, 2)):
+    for bn, cl in ((192, 1), (192, 2)) if layer.t >= 16384 else ((192, 1), (128, 1), (192, 2)):
         cfg = _normal_config(128, bn, True, c.activation, "bf16", c.gather)
         if cfg.gather:
             cfg = dataclasses.replace(cfg, gather_mode="staged")
@@ -51,32 +44,15 @@ def bench() -> list[dict]:
     rows = []
     torch.manual_seed(0)
     for model, t in POINTS:
-        h, i, e, k = moe.MODEL_SHAPES[model]
-        x = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
-        w1, w2 = layer_weights(h, i, e)
-        ids = torch.rand(t, e, device="cuda").topk(k, dim=1).indices.to(torch.int32)
-        plan = moe.route_plan(ids, e)
-        m = t * k
-        mid = torch.randn(m, i, device="cuda", dtype=torch.bfloat16)
+        layer = LayerGemms(model, t)
         for gemm in ("up", "down"):
-            cands = candidates(model, t, gemm)
-            # The float32 reference of a T = 16384 point takes minutes: there the outputs are
+            cands = candidates(layer, gemm)
+            # As in bench_grouped_gemm, no float32 reference at T = 16384: there the outputs are
             # compared bitwise with the heuristic's (and checked for NaN) only.
-            ref = None
-            if t < 16384 and gemm == "up":
-                ref = moe.grouped_gemm_reference(x, w1, plan, activation="silu_and_mul")
-            elif t < 16384:
-                ref = moe.grouped_gemm_reference(mid, w2, plan, gather=False)
+            ref = layer.reference(gemm) if t < 16384 else None
             runs, errs = {}, {}
             for name, cfg in cands.items():
-                cols = i if gemm == "up" else h
-                out = torch.full((m, cols), float("nan"), device="cuda", dtype=torch.bfloat16)
-                if gemm == "up":
-                    def fn(out=out, cfg=cfg, a=x, w=w1) -> None:
-                        moe.grouped_gemm(a, w, plan, activation="silu_and_mul", out=out, config=cfg)
-                else:
-                    def fn(out=out, cfg=cfg, a=mid, w=w2) -> None:
-                        moe.grouped_gemm(a, w, plan, gather=False, out=out, config=cfg)
+                out, fn = layer.call(gemm, cfg)
                 fn()
                 torch.cuda.synchronize()
                 if not torch.isfinite(out).all():
@@ -86,16 +62,12 @@ def bench() -> list[dict]:
                 runs[name] = (out, fn)
             del ref
             equal = {n: bool(torch.equal(runs["chosen"][0], o)) for n, (o, _) in runs.items()}
-            ms: dict[str, list[float]] = {n: [] for n in cands}
-            for _ in range(REPEATS):
-                for n in cands:
-                    ms[n].append(round(time_cuda(runs[n][1], reps=10, flush_l2=True)["median_ms"], 4))
+            ms = interleaved_ms({n: fn for n, (_, fn) in runs.items()}, REPEATS)
             row = {"model": model, "T": t, "gemm": gemm, "rel_err": errs, "bitwise_equal_chosen": equal,
                    "configs": {n: c.kernel_name for n, c in cands.items()}, **ms}
             rows.append(row)
             print(row, flush=True)
-            del runs
-        del w1, w2, x, mid
+        del layer
         torch.cuda.empty_cache()
     return rows
 
@@ -107,7 +79,7 @@ if __name__ == "__main__":
     args = ap.parse_args()
     if args.points:
         POINTS = [(p.split(":")[0], int(p.split(":")[1])) for p in args.points.split(",")]
-    configs = sorted({c for model, t in POINTS for g in ("up", "down") for c in candidates(model, t, g).values()},
+    configs = sorted({c for model, t in POINTS for g in ("up", "down") for c in candidates(LayerGemms(model, t, data=False), g).values()},
                      key=lambda c: c.kernel_name)
     report = compile_configs(configs)
     print(report, flush=True)

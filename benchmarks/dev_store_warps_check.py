@@ -19,23 +19,19 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import compile_configs, layer_weights, save, time_cuda
+from common import LayerGemms, compile_configs, interleaved_ms, save
 
 import staticbatch_moe as moe
-from staticbatch_moe._gemm_config import _max_stages, _normal_config, choose_config, with_store_warps
+from staticbatch_moe._gemm_config import _max_stages, _normal_config, with_store_warps
 
 POINTS = [("Qwen3-30B-A3B", 16384), ("Qwen3-235B-A22B", 16384), ("GPT-OSS-120B", 16384), ("DeepSeek-V3", 16384),
           ("Mixtral-8x7B", 16384), ("Mixtral-8x7B", 4096), ("Mixtral-8x7B", 1024), ("Qwen3-30B-A3B", 4096)]
 REPEATS = 3
 
 
-def pair(model: str, t: int, gemm: str) -> dict[str, moe.GemmConfig]:
+def pair(layer: LayerGemms, gemm: str) -> dict[str, moe.GemmConfig]:
     """{"inline": the 128-row tile without store warps, "store_warps": with}."""
-    h, i, e, k = moe.MODEL_SHAPES[model]
-    if gemm == "up":
-        c = choose_config(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True)
-    else:
-        c = choose_config(t * k, e, h, i, "bf16", None, False)
+    c = layer.chosen(gemm)
     bn = c.block_n if c.block_n in (192, 256) else 256
     base = dataclasses.replace(_normal_config(128, bn, False, c.activation, "bf16", c.gather),
                                gather_mode=c.gather_mode if c.gather else "cp_async", cluster=2)
@@ -48,48 +44,30 @@ def bench() -> list[dict]:
     rows = []
     torch.manual_seed(0)
     for model, t in POINTS:
-        h, i, e, k = moe.MODEL_SHAPES[model]
-        x = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
-        w1, w2 = layer_weights(h, i, e)
-        ids = torch.rand(t, e, device="cuda").topk(k, dim=1).indices.to(torch.int32)
-        plan = moe.route_plan(ids, e)
-        m = t * k
-        mid = torch.randn(m, i, device="cuda", dtype=torch.bfloat16)
+        layer = LayerGemms(model, t)
         for gemm in ("down", "up"):
-            cands = pair(model, t, gemm)
+            cands = pair(layer, gemm)
             runs = {}
             for name, cfg in cands.items():
-                cols = i if gemm == "up" else h
-                out = torch.full((m, cols), float("nan"), device="cuda", dtype=torch.bfloat16)
-                if gemm == "up":
-                    def fn(out=out, cfg=cfg, a=x, w=w1) -> None:
-                        moe.grouped_gemm(a, w, plan, activation="silu_and_mul", out=out, config=cfg)
-                else:
-                    def fn(out=out, cfg=cfg, a=mid, w=w2) -> None:
-                        moe.grouped_gemm(a, w, plan, gather=False, out=out, config=cfg)
+                out, fn = layer.call(gemm, cfg)
                 fn()
                 runs[name] = (out, fn)
             torch.cuda.synchronize()
             equal = bool(torch.equal(runs["inline"][0], runs["store_warps"][0]))
             no_nan = not bool(torch.isnan(runs["store_warps"][0]).any())
-            ms: dict[str, list[float]] = {n: [] for n in cands}
-            for _ in range(REPEATS):
-                for n in cands:
-                    ms[n].append(round(time_cuda(runs[n][1], reps=10, flush_l2=True)["median_ms"], 4))
+            ms = interleaved_ms({n: fn for n, (_, fn) in runs.items()}, REPEATS)
             row = {"model": model, "T": t, "gemm": gemm, "bitwise_equal": equal, "no_nan": no_nan,
                    "configs": {n: c.kernel_name for n, c in cands.items()}, **ms,
-                   "chosen": (choose_config(m, e, 2 * i, h, "bf16", "silu_and_mul", True) if gemm == "up"
-                              else choose_config(m, e, h, i, "bf16", None, False)).kernel_name}
+                   "chosen": layer.chosen(gemm).kernel_name}
             rows.append(row)
             print(row, flush=True)
-            del runs
-        del w1, w2, x, mid
+        del layer
         torch.cuda.empty_cache()
     return rows
 
 
 if __name__ == "__main__":
-    configs = sorted({c for model, t in POINTS for g in ("up", "down") for c in pair(model, t, g).values()},
+    configs = sorted({c for model, t in POINTS for g in ("up", "down") for c in pair(LayerGemms(model, t, data=False), g).values()},
                      key=lambda c: c.kernel_name)
     report = compile_configs(configs)
     print(report, flush=True)
