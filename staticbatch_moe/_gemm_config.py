@@ -1122,8 +1122,8 @@ def token_tma_descriptor(a: torch.Tensor, cfg: GemmConfig) -> bytes:
         (``"staged"``); ignored with ``"cp_async"``.
     cfg : GemmConfig
         Sets the box over the view ``{K, rows}``: ``{64, cfg.block_m}`` elements without
-        ``gather`` (``{64, 64}`` for ``block_m=256``: one box per 64-row slice that holds
-        rows of the task; also the staged gather's workspace), ``{64, 1}`` (one token row) with
+        ``gather`` (``{64, 64}`` for ``block_m=256`` and 128-row ping-pong tiles: one box per
+        64-row slice that holds rows of the task; also the staged gather's workspace), ``{64, 1}`` (one token row) with
         the TMA gather; 128-byte swizzle,
         out-of-bounds rows and columns read as zero.
 

@@ -245,7 +245,9 @@ def _weight_descriptor(weight: Any, cfg: GemmConfig) -> sb.ByValue:
 def _token_descriptor(a: Any, config: GemmConfig) -> sb.ByValue:
     """The token map of ``a``, cached by what it encodes (address, shape, strides, box), so
     the decode loop, whose activations reuse a few allocator blocks, does not re-encode it."""
-    key = (a.data_ptr(), tuple(a.shape), a.stride(0), a.dtype, config.gather, config.gather_mode, config.block_m)
+    # The box: its rows depend on more than block_m (128-row ping-pong tiles load 64-row slices).
+    key = (a.data_ptr(), tuple(a.shape), a.stride(0), a.dtype, config.gather, config.gather_mode,
+           cfgmod._token_box_rows(config))
     desc = _token_cache.get(key)
     if desc is None:
         desc = sb.ByValue(cfgmod.token_tma_descriptor(a, config), align=64)

@@ -457,6 +457,33 @@ def test_grid_barrier_kernels_launch_cooperatively(monkeypatch) -> None:  # type
         assert rel_err(out, moe.grouped_gemm_reference(a, w, p, activation="silu_and_mul")) < TOL
 
 
+@pytest.mark.parametrize("silu", [False, True])
+def test_token_map_not_shared_by_tiles_of_the_same_height_and_other_box(silu: bool) -> None:
+    """A 128 x 256 tile (one 128-row token box) and a 128-row ping-pong tile (64-row boxes) on the
+    same rows, alternately: each launch gets its own token map. (Sharing one, cached by block_m
+    alone, left the full barriers expecting bytes that never came: a hang.)"""
+    e, t, k, h, i = 8, 600, 2, 1024, 256
+    p = moe.route_plan(uniform_ids(t, e, k), e)
+    if silu:
+        a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+        w = moe.pack_gate_up(_weights(e, 2 * i, h, torch.bfloat16, seed=13))
+        ref = moe.grouped_gemm_reference(a, w, p, activation="silu_and_mul")
+    else:
+        a = torch.randn(p.num_rows, i, device="cuda", dtype=torch.bfloat16)
+        w = _weights(e, h, i, torch.bfloat16, seed=13)
+        ref = moe.grouped_gemm_reference(a, w, p, gather=False)
+    act = "silu_and_mul" if silu else None
+    tall = moe.GemmConfig(block_m=128, block_n=256, stages=4, activation=act, gather=silu,
+                          gather_mode="staged" if silu else "cp_async")
+    pp = moe.GemmConfig(block_m=128, block_n=192, stages=4, pingpong=True, activation=act, gather=silu,
+                        gather_mode="staged" if silu else "cp_async")
+    for cfg in (tall, pp, tall, pp):
+        out = torch.full_like(ref, float("nan"), dtype=torch.bfloat16)
+        moe.grouped_gemm(a, w, p, gather=silu, activation=act, out=out, config=cfg)
+        torch.cuda.synchronize()
+        assert rel_err(out, ref) < TOL, cfg.kernel_name
+
+
 def test_staged_gather_cuda_graph_replay() -> None:
     # Two replays each: the barrier's generation moves on, the result does not.
     _capture_layer_and_replay(8, 2048, 2, 512, 256, up=_staged(), replays=2, seed=6)
