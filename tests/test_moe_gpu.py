@@ -519,16 +519,14 @@ CLUSTER_TILES = [(128, 256, False), (64, 256, True), (128, 128, False), (64, 128
 CLUSTER_COUNTS = {"edge": EDGE, "one-row": [1], "one-expert": [300], "odd": [129, 0, 5], "skew": [3000, 1, 1, 0, 40]}
 
 
-@pytest.mark.parametrize("silu", [False, True], ids=["down", "gate-up-staged"])
-@pytest.mark.parametrize("tiles", CLUSTER_TILES, ids=["128x256", "pp64x256", "128x128", "pp64x128", "128x192", "pp64x192"])
-def test_cluster_matches_reference_and_unclustered_bitwise(silu: bool, tiles: tuple[int, int, bool]) -> None:
-    """Every tile is computed exactly as without a cluster (the multicast only moves bytes)."""
-    from moe_cases import cluster_config
-
-    for k in (200, 2880):
+def _check_pair_bitwise(silu: bool, configs, shapes, seed_of) -> None:  # type: ignore[no-untyped-def]
+    """For each (k, n) of ``shapes`` and each CLUSTER_COUNTS case: the first configuration of
+    ``configs`` (two) matches the float32 reference, writes every row, and equals the second
+    bitwise. ``seed_of(k)``: the routing's seed."""
+    for k, n in shapes:
         for case, counts in CLUSTER_COUNTS.items():
-            ids = ids_with_counts(counts, seed=k)
-            e, n = len(counts), 320
+            ids = ids_with_counts(counts, seed=seed_of(k))
+            e = len(counts)
             p = moe.route_plan(ids, e)
             g = torch.Generator(device="cuda").manual_seed(k)
             a = torch.randn(ids.shape[0] if silu else p.num_rows, k, device="cuda", generator=g).to(torch.bfloat16)
@@ -536,15 +534,24 @@ def test_cluster_matches_reference_and_unclustered_bitwise(silu: bool, tiles: tu
             wt = moe.pack_gate_up(w) if silu else w
             act = "silu_and_mul" if silu else None
             outs = []
-            for cluster in (2, 1):
+            for cfg in configs:
                 out = torch.full((p.num_rows, n // 2 if silu else n), float("nan"), dtype=torch.bfloat16, device="cuda")
-                moe.grouped_gemm(a, wt, p, gather=silu, activation=act, out=out,
-                                 config=cluster_config(*tiles, silu=silu, cluster=cluster))
+                moe.grouped_gemm(a, wt, p, gather=silu, activation=act, out=out, config=cfg)
                 outs.append(out)
             ref = moe.grouped_gemm_reference(a, wt, p, gather=silu, activation=act)
             assert not torch.isnan(outs[0]).any(), (case, k)
             assert rel_err(outs[0], ref) < TOL, (case, k)
             assert torch.equal(outs[0], outs[1]), (case, k)
+
+
+@pytest.mark.parametrize("silu", [False, True], ids=["down", "gate-up-staged"])
+@pytest.mark.parametrize("tiles", CLUSTER_TILES, ids=["128x256", "pp64x256", "128x128", "pp64x128", "128x192", "pp64x192"])
+def test_cluster_matches_reference_and_unclustered_bitwise(silu: bool, tiles: tuple[int, int, bool]) -> None:
+    """Every tile is computed exactly as without a cluster (the multicast only moves bytes)."""
+    from moe_cases import cluster_config
+
+    _check_pair_bitwise(silu, [cluster_config(*tiles, silu=silu, cluster=c) for c in (2, 1)],
+                        [(200, 320), (2880, 320)], lambda k: k)
 
 
 def test_cluster_cuda_graph_replay() -> None:
@@ -568,26 +575,9 @@ def test_store_warps_match_reference_and_inline_epilogue_bitwise(silu: bool, blo
     one tile or many."""
     from moe_cases import store_warps_config
 
-    for k, n in ((200, 320), (2880, 1424)):
-        for case, counts in CLUSTER_COUNTS.items():
-            ids = ids_with_counts(counts, seed=k + block_n)
-            e = len(counts)
-            p = moe.route_plan(ids, e)
-            g = torch.Generator(device="cuda").manual_seed(k)
-            a = torch.randn(ids.shape[0] if silu else p.num_rows, k, device="cuda", generator=g).to(torch.bfloat16)
-            w = _weights(e, n, k, torch.bfloat16, seed=k)
-            wt = moe.pack_gate_up(w) if silu else w
-            act = "silu_and_mul" if silu else None
-            outs = []
-            for sw in (True, False):
-                out = torch.full((p.num_rows, n // 2 if silu else n), float("nan"), dtype=torch.bfloat16, device="cuda")
-                moe.grouped_gemm(a, wt, p, gather=silu, activation=act, out=out,
-                                 config=store_warps_config(block_n, silu=silu, cluster=cluster, store_warps=sw))
-                outs.append(out)
-            ref = moe.grouped_gemm_reference(a, wt, p, gather=silu, activation=act)
-            assert not torch.isnan(outs[0]).any(), (case, k)
-            assert rel_err(outs[0], ref) < TOL, (case, k)
-            assert torch.equal(outs[0], outs[1]), (case, k)
+    _check_pair_bitwise(silu, [store_warps_config(block_n, silu=silu, cluster=cluster, store_warps=sw)
+                               for sw in (True, False)],
+                        [(200, 320), (2880, 1424)], lambda k: k + block_n)
 
 
 @pytest.mark.parametrize("top_k", [1, 2, 8])
