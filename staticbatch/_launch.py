@@ -289,12 +289,12 @@ class LoadedKernel:
                 attrs.append(attr)
             config.attrs = attrs
             config.numAttrs = len(attrs)
-            result = driver.cuLaunchKernelEx(config, self.function, ctypes.addressof(pointers), 0)
-            err = result[0] if isinstance(result, tuple) else result
-            if err != driver.CUresult.CUDA_SUCCESS:  # the message only when it is needed
-                how = " and ".join(w for w, on in (("programmatic dependent", programmatic),
-                                                   ("cooperative", cooperative)) if on)
-                _check(result, f"launching {self.compiled.name} ({how}, grid {grid})")
+            how = " and ".join(w for w, on in (("programmatic dependent", programmatic), ("cooperative", cooperative))
+                               if on)
+            _check(
+                driver.cuLaunchKernelEx(config, self.function, ctypes.addressof(pointers), 0),
+                f"launching {self.compiled.name} ({how}, grid {grid})",
+            )
             return
         _check(
             driver.cuLaunchKernel(
