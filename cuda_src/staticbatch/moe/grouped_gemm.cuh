@@ -406,6 +406,20 @@ SB_DEVICE void epi_copy_out(int32_t pieces, uint32_t buf, int32_t tid, const Til
   }
 }
 
+// The output chunks of one consumer's 64 rows of a normal-mode tile, as epilogue_normal writes
+// them and store_staged copies them out: kCount chunks of kEpiCols output columns, each staged in
+// a kBufBytes buffer as 16-byte pieces of 8 columns.
+template <int BLOCK_N, bool kSiluMul>
+struct EpiChunks {
+  static constexpr int kGroups = kSiluMul ? BLOCK_N / 16 : BLOCK_N / 8;  // 8-column output groups
+  static constexpr int kCount = epi_chunks<BLOCK_N, kSiluMul>();
+  static constexpr uint32_t kBufBytes = 64 * kEpiCols * 2;
+  // Pieces of chunk ch: 8, fewer in a last partial chunk.
+  static constexpr int pieces(int ch) { return kGroups - ch * 8 < 8 ? kGroups - ch * 8 : 8; }
+  // First output column of the tile.
+  SB_DEVICE static int32_t col0(const TileCoord& tc) { return tc.n_block * (kSiluMul ? BLOCK_N / 2 : BLOCK_N); }
+};
+
 // Writes output chunk `ch` (64 columns) of one consumer warp group's 64 token rows of a
 // normal-mode tile into staging buffer `buf` (activation applied, converted). Accumulator i of
 // this thread sits at
@@ -413,7 +427,7 @@ SB_DEVICE void epi_copy_out(int32_t pieces, uint32_t buf, int32_t tid, const Til
 //   col = 8 * (i / 4) + 2 * (lane % 4) + i % 2.
 template <typename Ops, int BLOCK_N, bool kSiluMul, int kAccum>
 SB_DEVICE void stage_chunk(const float (&acc)[kAccum], int ch, uint32_t buf, int32_t warp_in_group, int32_t lane) {
-  constexpr int kGroups = kSiluMul ? BLOCK_N / 16 : BLOCK_N / 8;  // 8-column output groups
+  constexpr int kGroups = EpiChunks<BLOCK_N, kSiluMul>::kGroups;
 #pragma unroll
   for (int gi = 0; gi < 8; ++gi) {
     const int g = ch * 8 + gi;
@@ -442,18 +456,15 @@ template <typename Ops, int BLOCK_N, bool kSiluMul, int kAccum, typename Elem>
 SB_DEVICE void epilogue_normal(const float (&acc)[kAccum], uint32_t epi_base, uint32_t& chunk_count,
                                uint32_t bar_id, const TileCoord& tc, int32_t row0, int32_t n_out, Elem* out,
                                int32_t warp_in_group, int32_t lane, int32_t tid) {
-  constexpr int kGroups = kSiluMul ? BLOCK_N / 16 : BLOCK_N / 8;
-  constexpr int kChunks = epi_chunks<BLOCK_N, kSiluMul>();
-  constexpr uint32_t kBufBytes = 64 * kEpiCols * 2;
-  const int32_t tile_col0 = tc.n_block * (kSiluMul ? BLOCK_N / 2 : BLOCK_N);
+  using Chunks = EpiChunks<BLOCK_N, kSiluMul>;
+  const int32_t tile_col0 = Chunks::col0(tc);
 #pragma unroll
-  for (int ch = 0; ch < kChunks; ++ch) {
-    const uint32_t buf = epi_base + (chunk_count & 1u) * kBufBytes;
+  for (int ch = 0; ch < Chunks::kCount; ++ch) {
+    const uint32_t buf = epi_base + (chunk_count & 1u) * Chunks::kBufBytes;
     ++chunk_count;
     stage_chunk<Ops, BLOCK_N, kSiluMul>(acc, ch, buf, warp_in_group, lane);
     ptx::named_barrier_sync(bar_id, 128);
-    const int pieces = kGroups - ch * 8 < 8 ? kGroups - ch * 8 : 8;  // a constant once unrolled
-    epi_copy_out<64, 128, false>(pieces, buf, tid, tc, row0, tile_col0 + ch * kEpiCols, n_out, out);
+    epi_copy_out<64, 128, false>(Chunks::pieces(ch), buf, tid, tc, row0, tile_col0 + ch * kEpiCols, n_out, out);
   }
 }
 
@@ -462,15 +473,12 @@ SB_DEVICE void epilogue_normal(const float (&acc)[kAccum], uint32_t epi_base, ui
 template <int BLOCK_N, bool kSiluMul, typename Elem>
 SB_DEVICE void store_staged(uint32_t epi_base, int32_t st, const TileCoord& tc, int32_t row0, int32_t n_out,
                             Elem* out) {
-  constexpr int kGroups = kSiluMul ? BLOCK_N / 16 : BLOCK_N / 8;
-  constexpr int kChunks = epi_chunks<BLOCK_N, kSiluMul>();
-  constexpr uint32_t kBufBytes = 64 * kEpiCols * 2;
-  const int32_t tile_col0 = tc.n_block * (kSiluMul ? BLOCK_N / 2 : BLOCK_N);
+  using Chunks = EpiChunks<BLOCK_N, kSiluMul>;
+  const int32_t tile_col0 = Chunks::col0(tc);
 #pragma unroll
-  for (int ch = 0; ch < kChunks; ++ch) {
-    const int pieces = kGroups - ch * 8 < 8 ? kGroups - ch * 8 : 8;
-    epi_copy_out<64, kStoreThreads, true>(pieces, epi_base + ch * kBufBytes, st, tc, row0, tile_col0 + ch * kEpiCols,
-                                       n_out, out);
+  for (int ch = 0; ch < Chunks::kCount; ++ch) {
+    epi_copy_out<64, kStoreThreads, true>(Chunks::pieces(ch), epi_base + ch * Chunks::kBufBytes, st, tc, row0,
+                                          tile_col0 + ch * kEpiCols, n_out, out);
   }
 }
 
@@ -720,6 +728,49 @@ SB_DEVICE void grid_barrier(uint32_t* counters) {
 // gather. kTmaGather selects the gather method and means nothing without kGather. With
 // kSplitK > 1 (swap mode only) `splitk_workspace` and `splitk_counters` are the split-K
 // workspace and counters (see the header); else unused.
+// The block's shared storage: its dynamic shared memory, the base rounded up to 1024 bytes
+// (the 128-byte swizzle atom).
+template <typename Storage>
+SB_DEVICE Storage& aligned_storage() {
+  unsigned char* raw = dynamic_smem<unsigned char>();
+  const uint32_t raw_addr = ptx::smem_addr(raw);
+  return *reinterpret_cast<Storage*>(raw + ((1024u - (raw_addr & 1023u)) & 1023u));
+}
+
+// The first weight load waits on a chain of dependent plan reads (tile_offsets' total, the
+// mapper's search, the task arrays), each a trip to DRAM when the plan is not in L2. Warp 1
+// (this lane of it) starts the lines of those arrays on their way at once, in parallel (up to
+// 1024 tasks): `tile_offsets2` is a second GEMM's (the one-launch MLP) or null, `gather_idx`
+// (all of a decode step's rows) null without gather. On the H200 (2026-11-28, both GEMMs of a
+// layer, L2 flushed): Qwen3-30B-A3B T = 1 33.8 -> 32.8 us, GPT-OSS-120B T = 1 66.0 -> 65.4 us,
+// the other decode points within noise.
+SB_DEVICE void prefetch_plan(int32_t lane, int32_t num_tasks, const int32_t* tile_offsets, const int32_t* tile_offsets2,
+                             const int32_t* task_rows, const int32_t* task_expert, const int64_t* task_starts,
+                             const int32_t* gather_idx) {
+  if (lane * 32 <= num_tasks) {
+    ptx::prefetch_l2(tile_offsets + lane * 32);
+    if (tile_offsets2 != nullptr) ptx::prefetch_l2(tile_offsets2 + lane * 32);
+  }
+  if (lane * 32 < num_tasks) {
+    ptx::prefetch_l2(task_rows + lane * 32);
+    ptx::prefetch_l2(task_expert + lane * 32);
+  }
+  if (lane * 16 <= num_tasks) ptx::prefetch_l2(task_starts + lane * 16);
+  if (lane == 0 && gather_idx != nullptr) ptx::prefetch_l2(gather_idx);
+}
+
+// The ring's barriers (one thread): each stage's full barrier expects `full_arrivals`, its
+// empty barrier `empty_arrivals`.
+template <int kStages, typename Storage>
+SB_DEVICE void init_ring(Storage& ss, uint32_t full_arrivals, uint32_t empty_arrivals) {
+#pragma unroll
+  for (int s = 0; s < kStages; ++s) {
+    ptx::mbarrier_init(&ss.full[s], full_arrivals);
+    ptx::mbarrier_init(&ss.empty[s], empty_arrivals);
+  }
+  ptx::fence_barrier_init();
+}
+
 template <bool kBf16, int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kGather, bool kSiluMul,
           bool kPingpong = false, bool kTmaGather = false, int kSplitK = 1, bool kStaged = false, int kCluster = 1,
           bool kStoreWarps = false>
@@ -747,40 +798,16 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   constexpr bool kCpAsyncGather = kGather && !kTmaGather;  // rows by cp.async (generic proxy)
   constexpr bool kRowTma = kGather && kTmaGather;          // rows by one TMA each
 
-  // Shared storage, its base rounded up to 1024 bytes (the 128-byte swizzle atom).
-  unsigned char* raw = dynamic_smem<unsigned char>();
-  const uint32_t raw_addr = ptx::smem_addr(raw);
-  Storage& ss = *reinterpret_cast<Storage*>(raw + ((1024u - (raw_addr & 1023u)) & 1023u));
+  Storage& ss = aligned_storage<Storage>();
 
   const int32_t warp = ptx::warp_id_uniform();
   const int32_t lane = static_cast<int32_t>(threadIdx.x & 31);
   const int32_t warp_group = warp / 4;
 
-  // The first weight load waits on a chain of dependent plan reads (tile_offsets' total, the
-  // mapper's search, the task arrays), each a trip to DRAM when the plan is not in L2. Warp 1
-  // starts the lines of those arrays on their way at once, in parallel (up to 1024 tasks). On the
-  // H200 (2026-11-28, both GEMMs of a layer, L2 flushed): Qwen3-30B-A3B T = 1 33.8 -> 32.8 us,
-  // GPT-OSS-120B T = 1 66.0 -> 65.4 us, the other decode points within noise.
-  if (warp == 1) {
-    if (lane * 32 <= num_tasks) ptx::prefetch_l2(tile_offsets + lane * 32);
-    if (lane * 32 < num_tasks) {
-      ptx::prefetch_l2(task_rows + lane * 32);
-      ptx::prefetch_l2(task_expert + lane * 32);
-    }
-    if (lane * 16 <= num_tasks) ptx::prefetch_l2(task_starts + lane * 16);
-    if (lane == 0 && gather_idx != nullptr) ptx::prefetch_l2(gather_idx);  // all of a decode step's rows
-  }
-
-  if (threadIdx.x == 0) {
-#pragma unroll
-    for (int s = 0; s < kStages; ++s) {
-      // cp.async gather: 128 cp.async arrivals + thread 0's expect_tx; otherwise only the latter.
-      ptx::mbarrier_init(&ss.full[s], kCpAsyncGather ? 128 + 1 : 1);
-      // One arrival per consumer warp (of both CTAs of a 2-CTA cluster).
-      ptx::mbarrier_init(&ss.empty[s], Shape::kStageConsumerWarps * kCluster);
-    }
-    ptx::fence_barrier_init();
-  }
+  if (warp == 1) prefetch_plan(lane, num_tasks, tile_offsets, nullptr, task_rows, task_expert, task_starts, gather_idx);
+  // cp.async gather: 128 cp.async arrivals + thread 0's expect_tx; otherwise only the latter. One
+  // empty arrival per consumer warp (of both CTAs of a 2-CTA cluster).
+  if (threadIdx.x == 0) init_ring<kStages>(ss, kCpAsyncGather ? 128 + 1 : 1, Shape::kStageConsumerWarps * kCluster);
   if (threadIdx.x == 32) {
     ptx::tma_prefetch_descriptor(&w_map);
     if constexpr (!kCpAsyncGather) ptx::tma_prefetch_descriptor(&a_map);

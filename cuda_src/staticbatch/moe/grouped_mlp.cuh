@@ -86,34 +86,16 @@ SB_DEVICE void grouped_mlp(const ptx::TmaDescriptor& w1_map, const ptx::TmaDescr
   constexpr int kRowsPerThread = Shape::kRowsPerProducerThread;
   static_assert(Shape::kCopyChunks == 1 && Shape::kCopyRowStep == 16, "one 16-byte chunk per thread and row");
 
-  unsigned char* raw = dynamic_smem<unsigned char>();
-  const uint32_t raw_addr = ptx::smem_addr(raw);
-  Storage& ss = *reinterpret_cast<Storage*>(raw + ((1024u - (raw_addr & 1023u)) & 1023u));
+  Storage& ss = aligned_storage<Storage>();
 
   const int32_t warp = ptx::warp_id_uniform();
   const int32_t lane = static_cast<int32_t>(threadIdx.x & 31);
   const int32_t warp_group = warp / 4;
 
-  if (warp == 1) {  // the plan's lines on their way to L2 (see grouped_gemm.cuh)
-    if (lane * 32 <= num_tasks) {
-      ptx::prefetch_l2(tile_offsets1 + lane * 32);
-      ptx::prefetch_l2(tile_offsets2 + lane * 32);
-    }
-    if (lane * 32 < num_tasks) {
-      ptx::prefetch_l2(task_rows + lane * 32);
-      ptx::prefetch_l2(task_expert + lane * 32);
-    }
-    if (lane * 16 <= num_tasks) ptx::prefetch_l2(task_starts + lane * 16);
-    if (lane == 0) ptx::prefetch_l2(gather_idx);
-  }
-  if (threadIdx.x == 0) {
-#pragma unroll
-    for (int s = 0; s < kStages; ++s) {
-      ptx::mbarrier_init(&ss.full[s], 128 + 1);  // 128 cp.async arrivals + the weight's expect_tx
-      ptx::mbarrier_init(&ss.empty[s], Shape::kStageConsumerWarps);
-    }
-    ptx::fence_barrier_init();
-  }
+  // The plan's lines on their way to L2 (see grouped_gemm.cuh).
+  if (warp == 1) prefetch_plan(lane, num_tasks, tile_offsets1, tile_offsets2, task_rows, task_expert, task_starts, gather_idx);
+  // 128 cp.async arrivals + the weight's expect_tx; one empty arrival per consumer warp.
+  if (threadIdx.x == 0) init_ring<kStages>(ss, 128 + 1, Shape::kStageConsumerWarps);
   if (threadIdx.x == 32) {
     ptx::tma_prefetch_descriptor(&w1_map);
     ptx::tma_prefetch_descriptor(&w2_map);
