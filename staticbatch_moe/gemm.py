@@ -420,9 +420,8 @@ def grouped_gemm(
         over its own experts' tiles only (the class is chosen on the device, no sync).
     programmatic_launch : bool
         Launch as a programmatic dependent of the kernel before it on the stream (PDL, Hopper):
-        this kernel's blocks may start while that kernel finishes, and in swap mode (small
-        experts) without gather they load their first weight stages before waiting for it; no
-        token row is read and no output
+        this kernel's blocks may start while that kernel finishes, and without gather they load
+        their first weight stages before waiting for it; no token row is read and no output
         written before it has completed. Only if that kernel writes neither ``w`` nor the
         plan's arrays (the MoE layer uses it for the down GEMM, which follows the gate/up GEMM).
         Taken only when the plan's tile prefix sums for this call are built already (else the

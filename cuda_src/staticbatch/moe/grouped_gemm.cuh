@@ -168,15 +168,11 @@
 // kernel launched after this one as a programmatic dependent may be scheduled as blocks exit.
 // Launched that way itself (host: programmatic_launch=True), the kernel runs ahead of the kernel
 // before it only as far as the weight and the plan allow, which that kernel must not write:
-// in swap mode without gather (weight streaming: the down GEMM at decode), warp 0 of the
-// producer maps its first tiles and issues the weight TMA loads of the first kStages stages
-// (each stage's expect_tx counts weight and token bytes, so the stage completes only when both
-// have landed), then waits (griddepcontrol.wait) before any token-row load; every other thread,
-// and in normal mode every thread, waits at the start, so no token row is read and no output
-// written before the previous kernel has completed. Launched normally, the wait returns at once.
-// Normal mode does not load ahead: its early weight loads competed with the tail of the kernel
-// before it (64-row ping-pong down GEMMs at T = 1024-4096 measured 1-9 % slower as programmatic
-// dependents than launched normally, H200, 2026-11-28, benchmarks/dev_pdl_grid_check.py).
+// without gather, warp 0 of the producer maps its first tiles and issues the weight TMA loads of
+// the first kStages stages (each stage's expect_tx counts weight and token bytes, so the stage
+// completes only when both have landed), then waits (griddepcontrol.wait) before any token-row
+// load; every other thread waits at the start, so no token row is read and no output written
+// before the previous kernel has completed. Launched normally, the wait returns at once.
 //
 // Tile classes (host: grouped_gemm with a sequence of TileClass). One call may launch this
 // kernel once per class of experts (by row count), each launch with its own tile_offsets in
@@ -822,10 +818,9 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   if constexpr (kCluster > 1) ptx::cluster_sync();
   const uint32_t cta_rank = kCluster > 1 ? ptx::cluster_ctarank() : 0u;
 
-  // Programmatic dependent launch (see the header): in swap mode without gather, the producer's
-  // warp 0 loads the first weight stages before it waits for the previous kernel; everyone else
-  // waits now.
-  constexpr bool kWeightsFirst = kSwapAB && !kGather && !kStaged && kCluster == 1;
+  // Programmatic dependent launch (see the header): without gather, the producer's warp 0 loads
+  // the first weight stages before it waits for the previous kernel; everyone else waits now.
+  constexpr bool kWeightsFirst = !kGather && !kStaged && kCluster == 1;
   if (!kWeightsFirst || warp_group != 0) ptx::griddep_wait();
 
   const int32_t total_tiles = __ldg(tile_offsets + num_tasks);
