@@ -425,7 +425,10 @@ def grouped_gemm(
         written before it has completed. Only if that kernel writes neither ``w`` nor the
         plan's arrays (the MoE layer uses it for the down GEMM, which follows the gate/up GEMM).
         Taken only when the plan's tile prefix sums for this call are built already (else the
-        kernel before would be the one building them). The launches of a call after its first
+        kernel before would be the one building them), and with the heuristic's tiles
+        (``config=None``) only where it measured faster
+        (:func:`~staticbatch_moe._gemm_config.programmatic_pays`: swap-mode and 2-CTA-cluster
+        tiles, not 64-row ping-pong ones). The launches of a call after its first
         are always programmatic dependents of the one before. Ignored on the reference path.
 
     Returns
@@ -475,13 +478,16 @@ def grouped_gemm(
     if any(c.config.gather and c.config.gather_mode == "staged" for c in classes):
         # The first phase of each staged launch fills its own experts' rows of it.
         staged = torch.empty(plan.num_rows, k, dtype=a.dtype, device=a.device)
+    # With the heuristic's tiles, a programmatic launch only where it measured faster.
+    first_programmatic = programmatic_launch and built and (
+        config is not None or not cfgmod.USE_PROGRAMMATIC_RULE or cfgmod.programmatic_pays(classes[0].config))
     # One class takes every task (check_tile_classes): its staged copy may go token by token.
     by_token = STAGE_BY_TOKEN and len(classes) == 1
     for i, (c, tile_offsets) in enumerate(zip(classes, offsets)):
         # The launches after the first are programmatic dependents of the one before: their
         # experts, output rows and staged rows are disjoint from it.
         _launch(c.config, device_index, a, lda, weight, out, plan, n, k, gather, tile_offsets, staged,
-                programmatic=(programmatic_launch and built) if i == 0 else True, stage_by_token=by_token)
+                programmatic=first_programmatic if i == 0 else True, stage_by_token=by_token)
     return out
 
 

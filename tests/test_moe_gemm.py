@@ -636,3 +636,15 @@ def test_mlp_heuristic(monkeypatch: pytest.MonkeyPatch) -> None:
         cfgmod.choose_mlp_config.cache_clear()
     assert cfgmod.mlp_flag_count(100, 8, 16) == 1 + 7 + 8
     assert cfgmod.mlp_kernel_name(cfgmod._swap_config(8, 64, "silu_and_mul", "fp16", True)) == "sb_grouped_mlp_fp16_bm8_bn64_s12"
+
+
+def test_programmatic_rule() -> None:
+    """Programmatic launches pay for swap-mode and clustered tiles, not for 64-row ping-pong ones;
+    the heuristic's decode and long-prefill down GEMMs get them, its T = 4096 ones not."""
+    assert cfgmod.programmatic_pays(cfgmod.GemmConfig(block_m=8, block_n=128, swap_ab=True, stages=4))
+    assert cfgmod.programmatic_pays(cfgmod.GemmConfig(block_m=128, block_n=256, cluster=2))
+    assert not cfgmod.programmatic_pays(cfgmod.GemmConfig(block_m=64, block_n=256, pingpong=True))
+    h, i, e, k = MODELS["Qwen3-30B-A3B"]
+    assert cfgmod.programmatic_pays(moe.choose_config(1 * k, e, h, i, "bf16", None, False))
+    assert not cfgmod.programmatic_pays(moe.choose_config(4096 * k, e, h, i, "bf16", None, False))
+    assert cfgmod.programmatic_pays(moe.choose_config(16384 * k, e, h, i, "bf16", None, False))

@@ -457,6 +457,37 @@ def test_grid_barrier_kernels_launch_cooperatively(monkeypatch) -> None:  # type
         assert rel_err(out, moe.grouped_gemm_reference(a, w, p, activation="silu_and_mul")) < TOL
 
 
+def test_programmatic_launch_follows_the_rule_with_heuristic_tiles(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """programmatic_launch=True with the heuristic's tiles: taken for swap-mode tiles (decode),
+    not for 64-row ping-pong ones (programmatic_pays); with an explicit config always taken.
+    The output is the same either way."""
+    import staticbatch._launch as launch_mod
+    from staticbatch_moe import _gemm_config as cfgmod
+
+    seen: list[tuple[str, bool]] = []
+    real = launch_mod.LoadedKernel.launch
+
+    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append((self.compiled.name, bool(kwargs.get("programmatic", False))))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(launch_mod.LoadedKernel, "launch", spy)
+    e, k, h, i = 8, 2, 1024, 512
+    for t, pays in ((4, True), (600, False)):
+        p = moe.route_plan(uniform_ids(t, e, k), e)
+        mid = torch.randn(t * k, i, device="cuda", dtype=torch.bfloat16)
+        w2 = _weights(e, h, i, torch.bfloat16, seed=t)
+        chosen = moe.choose_config(t * k, e, h, i, "bf16", None, False)
+        assert cfgmod.programmatic_pays(chosen) == pays, chosen
+        ref = moe.grouped_gemm_reference(mid, w2, p, gather=False)
+        moe.grouped_gemm(mid, w2, p, gather=False)  # builds the plan's tile offsets (else never programmatic)
+        for config, want in ((None, pays), (chosen, True)):
+            seen.clear()
+            out = moe.grouped_gemm(mid, w2, p, gather=False, config=config, programmatic_launch=True)
+            assert [prog for name, prog in seen if name == chosen.kernel_name] == [want], (t, config, seen)
+            assert rel_err(out, ref) < TOL
+
+
 @pytest.mark.parametrize("silu", [False, True])
 def test_token_map_not_shared_by_tiles_of_the_same_height_and_other_box(silu: bool) -> None:
     """A 128 x 256 tile (one 128-row token box) and a 128-row ping-pong tile (64-row boxes) on the
