@@ -785,11 +785,11 @@ def programmatic_pays(cfg: GemmConfig) -> bool:
     """Whether a programmatic dependent launch of ``cfg``'s kernel measured faster than a plain
     one (the down GEMM after the gate/up GEMM, both GEMMs of a layer timed together): swap-mode
     tiles (decode: Qwen3-30B-A3B T = 1 31.3 -> 29.2 us, Qwen3-235B-A22B 82.7 -> 79.8 us) and 2-CTA
-    clusters (T = 16384: 1-3 % faster or level). Not 64-row ping-pong tiles without a cluster
-    (T = 1024-4096): as programmatic dependents the layer measured 1-9 % slower at most of the
-    ten points of the grid, in two runs (GPT-OSS-120B T = 4096 2.04 against 2.24 ms, Qwen3-235B-A22B
-    2.45 against 2.61 ms; H200, 2026-11-28, benchmarks/dev_pdl_grid_check.py), also with the
-    kernel's early weight loads switched off, so the cause is not those loads (not found)."""
+    clusters (T >= 4096: level in the median of 12 points). Not 64-row ping-pong tiles without a
+    cluster (T = 1024-4096): as programmatic dependents the layer measured 1-10 % slower at 11 of
+    14 points (GPT-OSS-120B T = 4096 2.04 against 2.24 ms, Qwen3-235B-A22B 2.45 against 2.61 ms;
+    H200, 2026-11-28, benchmarks/dev_pdl_grid_check.py), also with the kernel's early weight
+    loads switched off, so the cause is not those loads (not found)."""
     return cfg.swap_ab or cfg.cluster > 1
 
 
