@@ -432,19 +432,25 @@ def test_staged_gather_bitwise_repeatable_and_barrier_left_zero() -> None:
     assert any(int(b[1]) >= 4 for b in barriers)  # the generation moved once per launch
 
 
-def test_grid_barrier_kernels_launch_cooperatively(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """The staged gather (grid barrier) is launched cooperatively, so that the driver refuses a
-    grid that cannot be resident at once; kernels without a grid barrier are not."""
+def _spy_launches(monkeypatch, flag: str) -> list[tuple[str, bool]]:  # type: ignore[no-untyped-def]
+    """Records (kernel name, the launch's keyword ``flag``) for every kernel launch from now on."""
     import staticbatch._launch as launch_mod
 
     seen: list[tuple[str, bool]] = []
     real = launch_mod.LoadedKernel.launch
 
     def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        seen.append((self.compiled.name, bool(kwargs.get("cooperative", False))))
+        seen.append((self.compiled.name, bool(kwargs.get(flag, False))))
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(launch_mod.LoadedKernel, "launch", spy)
+    return seen
+
+
+def test_grid_barrier_kernels_launch_cooperatively(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The staged gather (grid barrier) is launched cooperatively, so that the driver refuses a
+    grid that cannot be resident at once; kernels without a grid barrier are not."""
+    seen = _spy_launches(monkeypatch, "cooperative")
     e, t, k, h, i = 16, 1000, 4, 1024, 512
     p = moe.route_plan(uniform_ids(t, e, k), e)
     a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
@@ -461,17 +467,9 @@ def test_programmatic_launch_follows_the_rule_with_heuristic_tiles(monkeypatch) 
     """programmatic_launch=True with the heuristic's tiles: taken for swap-mode tiles (decode),
     not for 64-row ping-pong ones (programmatic_pays); with an explicit config always taken.
     The output is the same either way."""
-    import staticbatch._launch as launch_mod
     from staticbatch_moe import _gemm_config as cfgmod
 
-    seen: list[tuple[str, bool]] = []
-    real = launch_mod.LoadedKernel.launch
-
-    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        seen.append((self.compiled.name, bool(kwargs.get("programmatic", False))))
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(launch_mod.LoadedKernel, "launch", spy)
+    seen = _spy_launches(monkeypatch, "programmatic")
     e, k, h, i = 8, 2, 1024, 512
     for t, pays in ((4, True), (600, False)):
         p = moe.route_plan(uniform_ids(t, e, k), e)
