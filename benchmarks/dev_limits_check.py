@@ -4,7 +4,7 @@ Three parts, each a list of rows in benchmarks/results/dev_limits_check.json:
 
 - ``decode``: where the time of a T = 1 layer goes, by differences (CUDA graph, L2 read-flushed,
   median of 30): a graph of one empty kernel; each GEMM alone; the same GEMM on a K = 64 copy
-  of the problem (same plan, tiles and launch, 1/32 or less of the weight bytes: what is left is
+  of the problem (same plan, tiles and launch, 1/12 to 1/64 of the weight bytes: what is left is
   fixed cost); gate/up with 64-wide weight tiles (twice the tiles, every SM busy); both GEMMs as
   the layer runs them (down launched programmatically).
 - ``t4096``: Qwen3-30B-A3B at T = 4096, where the gate/up GEMM needs the staged gather's copy.
