@@ -59,6 +59,11 @@ VLLM_MS = {
 }
 
 
+def roofline_ms(flops: float, bytes_: float, compute_tflops: float) -> float:
+    """The roofline floor in ms: max(FLOPs / compute ceiling, bytes / memory ceiling)."""
+    return max(flops / (compute_tflops * 1e12), bytes_ / (MEMORY_CEILING_TBPS * 1e12)) * 1e3
+
+
 def measure_compute_ceiling() -> float:
     a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
     b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
@@ -121,7 +126,7 @@ def main() -> int:
                 flops = 6 * m * h * i
                 # weights of active experts; x read, mid written and read, y written (bf16)
                 bytes_ = active * 3 * h * i * 2 + (t * h + 2 * m * i + m * h) * 2
-                floor_ms = max(flops / (ceiling * 1e12), bytes_ / (MEMORY_CEILING_TBPS * 1e12)) * 1e3
+                floor_ms = roofline_ms(flops, bytes_, ceiling)
                 # Ours, checked once against the float32 reference.
                 mid = torch.empty(m, i, device="cuda", dtype=torch.bfloat16)
                 y = torch.empty(m, h, device="cuda", dtype=torch.bfloat16)
@@ -211,8 +216,7 @@ def main() -> int:
         summary["uniform_min_efficiency"] = min(effs)
         # For reference only (the floors use the ceiling above): the same against the cuBLAS rate
         # measured in this run, where that is lower than GPU.md's (a clock-limited machine).
-        eff_measured = [max(r["flops"] / (measured * 1e12), r["bytes"] / (MEMORY_CEILING_TBPS * 1e12)) * 1e3
-                        / r["ours"]["median_ms"] for r in uni]
+        eff_measured = [roofline_ms(r["flops"], r["bytes"], measured) / r["ours"]["median_ms"] for r in uni]
         summary["uniform_geomean_efficiency_at_measured_ceiling"] = gm(eff_measured)
         sp = [r["grouped_mm"]["median_ms"] / r["ours"]["median_ms"] for r in uni if r["grouped_mm"]]
         if sp:

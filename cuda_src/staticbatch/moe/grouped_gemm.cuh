@@ -722,12 +722,6 @@ SB_DEVICE void grid_barrier(uint32_t* counters) {
   __syncthreads();
 }
 
-// The kernel body. All threads of the block call it; the block has Shape::kThreads threads
-// and Shape::kSmemBytes bytes of dynamic shared memory. `a_map` is read without kGather (box
-// {64, BLOCK_M}) and with kTmaGather (box {64, 1}); it may be all zeros for the cp.async
-// gather. kTmaGather selects the gather method and means nothing without kGather. With
-// kSplitK > 1 (swap mode only) `splitk_workspace` and `splitk_counters` are the split-K
-// workspace and counters (see the header); else unused.
 // The block's shared storage: its dynamic shared memory, the base rounded up to 1024 bytes
 // (the 128-byte swizzle atom).
 template <typename Storage>
@@ -771,6 +765,12 @@ SB_DEVICE void init_ring(Storage& ss, uint32_t full_arrivals, uint32_t empty_arr
   ptx::fence_barrier_init();
 }
 
+// The kernel body. All threads of the block call it; the block has Shape::kThreads threads
+// and Shape::kSmemBytes bytes of dynamic shared memory. `a_map` is read without kGather (box
+// {64, BLOCK_M}) and with kTmaGather (box {64, 1}); it may be all zeros for the cp.async
+// gather. kTmaGather selects the gather method and means nothing without kGather. With
+// kSplitK > 1 (swap mode only) `splitk_workspace` and `splitk_counters` are the split-K
+// workspace and counters (see the header); else unused.
 template <bool kBf16, int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kGather, bool kSiluMul,
           bool kPingpong = false, bool kTmaGather = false, int kSplitK = 1, bool kStaged = false, int kCluster = 1,
           bool kStoreWarps = false>
