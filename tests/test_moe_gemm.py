@@ -127,6 +127,9 @@ def test_every_shipped_config_compiles() -> None:
         assert compiled.cubin[:4] == b"\x7fELF"
         if compiled.log:  # a fresh compile: the resource report must show no spills
             assert " 0 bytes spill stores" in compiled.log, (cfg.kernel_name, compiled.log)
+            # ... and ptxas must not have serialised the wgmmas (C7514: the accumulators read
+            # by ordinary instructions while a wgmma may be in flight).
+            assert "C7514" not in compiled.log, (cfg.kernel_name, compiled.log)
 
 
 def test_gather_mode() -> None:
@@ -460,6 +463,7 @@ def test_tall_tile_widths_compile_without_spills() -> None:
         assert compiled.cubin[:4] == b"\x7fELF"
         if compiled.log:
             assert " 0 bytes spill stores" in compiled.log, (cfg.kernel_name, compiled.log)
+            assert "C7514" not in compiled.log, (cfg.kernel_name, compiled.log)  # wgmmas not serialised
 
 
 def test_heuristic_wide_tile_pads_n_least() -> None:
@@ -577,6 +581,7 @@ def test_every_mlp_config_compiles_without_spills() -> None:
         assert compiled.cubin[:4] == b"\x7fELF"
         if compiled.log:
             assert " 0 bytes spill stores" in compiled.log, (cfgmod.mlp_kernel_name(cfg), compiled.log)
+            assert "C7514" not in compiled.log, (cfgmod.mlp_kernel_name(cfg), compiled.log)  # wgmmas not serialised
 
 
 def _mlp_problem(t: int, e: int, k: int, h: int, i: int, dtype=torch.bfloat16):  # type: ignore[no-untyped-def]
