@@ -218,10 +218,10 @@ class GemmConfig:
             raise InvalidArgumentError(f"`activation` must be one of {_ACTIVATIONS} (got {self.activation!r})")
         if self.gather_mode not in _GATHER_MODES:
             raise InvalidArgumentError(f"`gather_mode` must be one of {_GATHER_MODES} (got {self.gather_mode!r})")
-        if self.gather_mode == "staged" and (self.swap_ab or self.split_k > 1):
+        if self.gather_mode == "staged" and ((self.swap_ab and self.block_m <= 64) or self.split_k > 1):
             raise InvalidArgumentError(
-                f"`gather_mode='staged'` needs normal mode without split-K "
-                f"(got swap_ab={self.swap_ab}, split_k={self.split_k})"
+                f"`gather_mode='staged'` needs normal mode or fitted swap tiles (block_m 128 or 256), without "
+                f"split-K (got swap_ab={self.swap_ab}, block_m={self.block_m}, split_k={self.split_k})"
             )
         if not self.gather and self.gather_mode != _GATHER_MODES[0]:
             raise InvalidArgumentError(
@@ -229,8 +229,10 @@ class GemmConfig:
                 f"(got {self.gather_mode!r})"
             )
         if self.swap_ab:
-            if self.block_m not in (8, 16, 32, 48, 64):
-                raise InvalidArgumentError(f"`block_m` must be 8, 16, 32, 48 or 64 in swap mode (got {self.block_m})")
+            if self.block_m not in (8, 16, 32, 48, 64, 128, 256):
+                raise InvalidArgumentError(
+                    f"`block_m` must be 8, 16, 32, 48, 64, 128 or 256 in swap mode (got {self.block_m})"
+                )
             if self.block_n not in (64, 128):
                 raise InvalidArgumentError(f"`block_n` must be 64 or 128 in swap mode (got {self.block_n})")
         else:
@@ -251,6 +253,11 @@ class GemmConfig:
             raise InvalidArgumentError(f"`split_k` must be an int between 1 and {MAX_SPLIT_K} (got {self.split_k!r})")
         if self.split_k > 1 and not self.swap_ab:
             raise InvalidArgumentError(f"`split_k` > 1 needs swap mode (got split_k={self.split_k}, swap_ab=False)")
+        if self.split_k > 1 and self.block_m > 64:
+            raise InvalidArgumentError(
+                f"`split_k` > 1 needs block_m <= 64 (fitted swap tiles take no split-K) (got split_k={self.split_k}, "
+                f"block_m={self.block_m})"
+            )
         if self.stages < 2:
             raise InvalidArgumentError(f"`stages` must be at least 2 (got {self.stages})")
         if self.cluster not in (1, 2) or isinstance(self.cluster, bool):
@@ -352,15 +359,30 @@ def _num_consumers(block_m: int, block_n: int, swap_ab: bool, pingpong: bool) ->
 def _smem_bytes(block_m: int, block_n: int, stages: int, swap_ab: bool, pingpong: bool, epi_bufs: int = 2) -> int:
     ring = stages * (block_m + block_n) * _BLOCK_K * 2
     consumers = _num_consumers(block_m, block_n, swap_ab, pingpong)
-    epilogue = consumers * epi_bufs * (block_m if swap_ab else 64) * 128
+    epilogue = consumers * epi_bufs * min(block_m, 64) * 128  # 64 rows, or (swap) at most 64 tokens
     barriers = 16 * stages
     return ring + epilogue + -(-barriers // 1024) * 1024 + 1024
 
 
 def _token_box_rows(cfg: GemmConfig) -> int:
     """Token rows per TMA box without gather (``GemmShape::kXBoxRows``): one 64-row slice where
-    a consumer group runs two (tall tiles, 128-row ping-pong), else the whole tile."""
-    return 64 if _slices(cfg) > 1 else cfg.block_m
+    a consumer group runs two (tall tiles, 128-row ping-pong), 16 (one wgmma N step) for fitted
+    swap tiles, else the whole tile."""
+    if _slices(cfg) > 1:
+        return 64
+    return FITTED_N_STEP if is_fitted(cfg) else cfg.block_m
+
+
+#: Token rows by which a fitted swap tile's wgmma N grows (``GemmShape::kNStep``).
+FITTED_N_STEP = 16
+
+
+def is_fitted(cfg: GemmConfig) -> bool:
+    """A fitted swap tile (``swap_ab`` with ``block_m`` 128 or 256): each expert's rows are split
+    evenly over its ``ceil(rows / block_m)`` m-blocks, and each tile's wgmma N is its row count
+    rounded up to :data:`FITTED_N_STEP`, so that no tile computes more than 15 rows past its
+    expert's end."""
+    return cfg.swap_ab and cfg.block_m > 64
 
 
 def _slices(cfg: GemmConfig) -> int:
@@ -448,13 +470,14 @@ extern "C" __global__ void {cluster_dims}__launch_bounds__({threads(cfg)}, 1) {c
 
 def check_mlp_config(cfg: GemmConfig) -> GemmConfig:
     """Checks that ``cfg`` describes a tile of :func:`mlp_kernel_source`'s kernel (both GEMMs of a
-    layer in one launch): swap mode, no split-K, no cluster. Returns it."""
+    layer in one launch): swap mode of at most 64 tokens, no split-K, no cluster. Returns it."""
     if not isinstance(cfg, GemmConfig):
         raise InvalidArgumentError(f"`config` must be a GemmConfig (got {type(cfg).__name__})")
-    if not cfg.swap_ab or cfg.split_k != 1 or cfg.cluster != 1:
+    if not cfg.swap_ab or cfg.block_m > 64 or cfg.split_k != 1 or cfg.cluster != 1:
         raise InvalidArgumentError(
-            "`config` of the one-launch expert MLP must be a swap-mode tile (swap_ab=True) without split-K or "
-            f"clusters (got swap_ab={cfg.swap_ab}, split_k={cfg.split_k}, cluster={cfg.cluster})"
+            "`config` of the one-launch expert MLP must be a swap-mode tile (swap_ab=True) of at most 64 tokens "
+            f"without split-K or clusters (got swap_ab={cfg.swap_ab}, block_m={cfg.block_m}, split_k={cfg.split_k}, "
+            f"cluster={cfg.cluster})"
         )
     return cfg
 
@@ -547,6 +570,15 @@ def _rows_estimate(total_rows: int, num_experts: int) -> tuple[int, float, float
     return active, avg_m, m_est
 
 
+def fitted_config(block_m: int, activation: str | None, dtype: str, gather: bool) -> GemmConfig:
+    """The heuristic's fitted swap tile of ``block_m`` (128 or 256) tokens: 128 weight rows, the
+    deepest ring, the staged gather when gathering."""
+    return GemmConfig(
+        block_m=block_m, block_n=128, stages=_max_stages(block_m, 128, 12, swap_ab=True), swap_ab=True,
+        activation=activation, dtype=dtype, gather=gather, gather_mode="staged" if gather else _GATHER_MODES[0],
+    )
+
+
 def _swap_config(block_m: int, block_n: int, activation, dtype, gather, split_k: int = 1) -> GemmConfig:
     return GemmConfig(
         block_m=block_m, block_n=block_n, stages=_max_stages(block_m, block_n, 12, swap_ab=True), swap_ab=True,
@@ -605,6 +637,29 @@ PINGPONG_MAX_ROWS = 320
 #: tokens, where an extra launch that finds no tiles costs little next to the GEMM.
 USE_TILE_CLASSES = True
 TILE_CLASSES_MIN_TOKENS = 512
+
+#: Fitted swap tiles of 128 tokens (see is_fitted) for the average expert where the busy
+#: expert's estimated rows lie in (SWAP_MAX_ROWS, FITTED_MAX_ROWS] (about 64 rows per expert),
+#: instead of 64-row ping-pong tiles: an expert costs one tile of its own size, not a full tile
+#: plus a nearly empty one. On the H200 (2026-11-28, benchmarks/dev_fitted_swap_check.py, both
+#: GEMMs, uniform routing, T = 1024): Qwen3-235B-A22B 1.315 -> 1.275 ms, Qwen3-30B-A3B 0.358 ->
+#: 0.352 ms. At 128 rows per expert and more (T = 4096) they were slower than the ping-pong tiles
+#: at every model (DeepSeek-V3 7.42 -> 8.00 ms with 256 tokens, 9.07 with 128).
+USE_FITTED_SWAP = True
+FITTED_MAX_ROWS = 96
+#: Below TILE_CLASSES_MIN_TOKENS, from FITTED_CLASS_MIN_TOKENS tokens up, with swap tiles of at
+#: most FITTED_CLASS_MIN_ROWS tokens for the average expert and a weight of at least
+#: FITTED_CLASS_MIN_WEIGHT elements per expert: experts of more than FITTED_CLASS_MIN_ROWS rows
+#: get a class of fitted 128-token tiles (skewed routing makes a few experts hot; uniform routing
+#: leaves the class empty or nearly). On the H200 (2026-11-28, benchmarks/dev_fitted_rule_check.py,
+#: both GEMMs, T = 128, skewed routing): DeepSeek-V3 3.90 -> 3.70 ms, Qwen3-235B-A22B 1.199 ->
+#: 1.109 ms, GPT-OSS-120B 1.164 -> 1.105 ms; uniform routing 0.2-0.8 % slower (the empty launch).
+#: Qwen3-30B-A3B (weights of 3.1M and 1.6M elements) was 2 % slower with it under both routings:
+#: a second launch costs too much next to so small a GEMM, hence the weight floor.
+USE_FITTED_CLASS = True
+FITTED_CLASS_MIN_TOKENS = 128
+FITTED_CLASS_MIN_ROWS = 32
+FITTED_CLASS_MIN_WEIGHT = 4_000_000
 
 #: Let choose_config pick split-K (swap mode, few tiles). Off: on the H200 (2026-11-28,
 #: benchmarks/dev_splitk_check.py, T=1 for the five model shapes) every split of every
@@ -725,6 +780,8 @@ def choose_config(
         if USE_SPLIT_K:
             block_n, split_k = _choose_split(m_tiles, n, k, block_m, block_n, num_sms)
         return _swap_config(block_m, block_n, activation, dtype, gather, split_k)
+    if USE_FITTED_SWAP and m_est <= FITTED_MAX_ROWS:
+        return fitted_config(128, activation, dtype, gather)
     if USE_TALL_TILES and TALL_MIN_ROWS < avg_m <= TALL_MAX_ROWS:
         # Each weight tile once per 256 rows of an expert, at most 63 rows of wasted compute.
         return _normal_config(256, 128, False, activation, dtype, gather)
@@ -880,6 +937,11 @@ def choose_tile_classes(
     can reach is left out. With ``USE_TILE_CLASSES``, at least ``TILE_CLASSES_MIN_TOKENS``
     tokens and swap mode for the average expert, experts of more than ``SWAP_MAX_ROWS`` rows
     get 64-row ping-pong tiles (the configuration choose_config gives experts of that size).
+    With ``USE_FITTED_CLASS``, from ``FITTED_CLASS_MIN_TOKENS`` to ``TILE_CLASSES_MIN_TOKENS``
+    tokens, with swap tiles of at most ``FITTED_CLASS_MIN_ROWS`` tokens for the average expert
+    and weights of at least ``FITTED_CLASS_MIN_WEIGHT`` elements per expert, experts of more
+    than ``FITTED_CLASS_MIN_ROWS`` rows get fitted 128-token swap tiles (see
+    :func:`is_fitted`). Where choose_config itself picks fitted tiles there is one class.
 
     On the H200 (2026-11-28, ``dev/ab_pp.py``, both GEMMs of a layer): skewed routing
     DeepSeek-V3 T = 1024 6.64 -> 5.79 ms, T = 512 5.58 -> 5.23 ms, GPT-OSS-120B T = 1024 1.92 ->
@@ -893,7 +955,12 @@ def choose_tile_classes(
     """
     base = choose_config(total_rows, num_experts, n, k, dtype, activation, gather, num_sms)
     tokens = total_rows if num_tokens is None else num_tokens
-    if not USE_TILE_CLASSES or tokens < TILE_CLASSES_MIN_TOKENS or not base.swap_ab or tokens <= SWAP_MAX_ROWS:
+    if (USE_FITTED_CLASS and FITTED_CLASS_MIN_TOKENS <= tokens < TILE_CLASSES_MIN_TOKENS and base.swap_ab
+            and not is_fitted(base) and base.block_m <= FITTED_CLASS_MIN_ROWS and n * k >= FITTED_CLASS_MIN_WEIGHT):
+        hot = fitted_config(128, activation, dtype, gather)
+        return (TileClass(hot, FITTED_CLASS_MIN_ROWS, None), TileClass(base, 0, FITTED_CLASS_MIN_ROWS))
+    if (not USE_TILE_CLASSES or tokens < TILE_CLASSES_MIN_TOKENS or not base.swap_ab or is_fitted(base)
+            or tokens <= SWAP_MAX_ROWS):
         return (TileClass(base),)
     # The class's wave count is unknown (its rows are): the width that pads N least.
     hot = _prefill_config(64, _wide_tile(n), activation, dtype, gather, k)

@@ -159,6 +159,42 @@ def test_gather_mode() -> None:
                           split_k=2)
 
 
+def test_fitted_swap_config() -> None:
+    """Swap mode with 128 or 256 tokens is a fitted tile: 16-row token boxes, at most 64 tokens per
+    staging buffer (so the ring still fits), the staged gather allowed; other sizes, split-K and
+    the one-launch MLP are errors that name the argument."""
+    for bm, stages in ((128, 6), (256, 4)):
+        cfg = cfgmod.GemmConfig(block_m=bm, block_n=128, stages=cfgmod._max_stages(bm, 128, 12, swap_ab=True),
+                                swap_ab=True, activation="silu_and_mul", gather=True, gather_mode="staged")
+        assert cfg.stages == stages and cfgmod.is_fitted(cfg) and cfgmod._token_box_rows(cfg) == cfgmod.FITTED_N_STEP
+        assert cfgmod.shared_bytes(cfg) <= cfgmod.MAX_SHARED_BYTES
+        assert cfg.kernel_name == f"sb_grouped_gemm_bf16_bm{bm}_bn128_s{stages}_swap_gstg_silu"
+        assert f"GemmShape<{bm},128,{stages},true,false,2>" in "".join(cfgmod.kernel_source(cfg).split())
+        assert cfgmod.tiles_per_task(bm + 1, 320, cfg) == 2 * 3
+    plain = cfgmod.GemmConfig(block_m=64, block_n=128, stages=8, swap_ab=True)
+    assert not cfgmod.is_fitted(plain) and cfgmod._token_box_rows(plain) == 64
+    with pytest.raises(sb.InvalidArgumentError, match="`block_m` must be 8, 16, 32, 48, 64, 128 or 256 in swap mode"):
+        cfgmod.GemmConfig(block_m=96, block_n=128, stages=4, swap_ab=True)
+    with pytest.raises(sb.InvalidArgumentError, match="`split_k` > 1 needs block_m <= 64"):
+        cfgmod.GemmConfig(block_m=128, block_n=128, stages=4, swap_ab=True, split_k=2)
+    with pytest.raises(sb.InvalidArgumentError, match="at most 64 tokens"):
+        cfgmod.check_mlp_config(cfgmod.GemmConfig(block_m=128, block_n=128, stages=4, swap_ab=True))
+
+
+@pytest.mark.nvrtc
+def test_fitted_swap_configs_compile_without_spills() -> None:
+    from moe_cases import fitted_configs
+
+    configs = fitted_configs()
+    compiled = sb.compile_many([(cfgmod.kernel_source(c), c.kernel_name) for c in configs],
+                               options=("--ptxas-options=-v",))
+    for cfg, comp in zip(configs, compiled):
+        assert comp.cubin[:4] == b"\x7fELF"
+        if comp.log:
+            assert " 0 bytes spill stores" in comp.log, (cfg.kernel_name, comp.log)
+            assert "C7514" not in comp.log, (cfg.kernel_name, comp.log)
+
+
 def test_cluster_config() -> None:
     """cluster=2: its own kernel name, the compile-time cluster shape, the template argument;
     what it cannot combine with is an error that names the argument."""
@@ -385,7 +421,7 @@ def test_tall_config_validation_and_launch_shape() -> None:
     with pytest.raises(sb.InvalidArgumentError, match="pingpong"):
         cfgmod.GemmConfig(block_m=256, block_n=128, pingpong=True)
     with pytest.raises(sb.InvalidArgumentError, match="swap mode"):
-        cfgmod.GemmConfig(block_m=256, block_n=128, swap_ab=True)
+        cfgmod.GemmConfig(block_m=192, block_n=128, swap_ab=True)  # (256 is a fitted swap tile)
     with pytest.raises(sb.InvalidArgumentError, match="shared memory"):
         cfgmod.GemmConfig(block_m=256, block_n=128, stages=5)
     src = cfgmod.kernel_source(cfg)
@@ -524,7 +560,8 @@ def test_check_tile_classes_needs_every_row_count_once() -> None:
 @pytest.mark.parametrize("model", list(MODELS))
 def test_heuristic_tile_classes(model: str) -> None:
     """Cover every row count; the last class is choose_config's; from TILE_CLASSES_MIN_TOKENS
-    tokens a swap-mode average gets 64-row ping-pong tiles for its hot experts, heaviest first."""
+    tokens a swap-mode average gets 64-row ping-pong tiles for its hot experts, from
+    FITTED_CLASS_MIN_TOKENS up to there (large enough weights) fitted swap tiles, heaviest first."""
     h, i, e, k = MODELS[model]
     for t in (*TS, 512, 700, 2048):
         for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False)):
@@ -532,7 +569,15 @@ def test_heuristic_tile_classes(model: str) -> None:
             assert _check_classes(classes, activation=act, gather=gather) == classes
             base = moe.choose_config(t * k, e, n, kk, "bf16", act, gather)
             assert classes[-1].config == base
-            if t < cfgmod.TILE_CLASSES_MIN_TOKENS or not base.swap_ab:
+            fitted_class = (cfgmod.FITTED_CLASS_MIN_TOKENS <= t < cfgmod.TILE_CLASSES_MIN_TOKENS and base.swap_ab
+                            and base.block_m <= cfgmod.FITTED_CLASS_MIN_ROWS
+                            and n * kk >= cfgmod.FITTED_CLASS_MIN_WEIGHT)
+            if fitted_class:  # a class of fitted 128-token tiles for the experts above 32 rows
+                hot = classes[0]
+                assert len(classes) == 2 and (hot.min_rows, hot.max_rows) == (cfgmod.FITTED_CLASS_MIN_ROWS, None)
+                assert cfgmod.is_fitted(hot.config) and hot.config.block_m == 128
+                assert hot.config.gather_mode == ("staged" if gather else "cp_async")
+            elif t < cfgmod.TILE_CLASSES_MIN_TOKENS or not base.swap_ab or cfgmod.is_fitted(base):
                 assert len(classes) == 1
             else:
                 hot = classes[0]
@@ -544,6 +589,16 @@ def test_heuristic_tile_classes(model: str) -> None:
     classes = moe.choose_tile_classes(1024 * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=1024)
     assert [(c.min_rows, c.max_rows) for c in classes] == [(64, None), (0, 64)]
     assert classes[-1].config.swap_ab
+    # ... and at T = 128 (4 rows on average): fitted tiles above 32 rows.
+    classes = moe.choose_tile_classes(128 * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=128)
+    assert [(c.min_rows, c.max_rows) for c in classes] == [(32, None), (0, 32)]
+    assert cfgmod.is_fitted(classes[0].config) and classes[-1].config.block_m == 8
+    # Qwen3-30B-A3B's small weights get no fitted class at T = 128, and fitted tiles for every
+    # expert at T = 1024 (64 rows on average).
+    h, i, e, k = MODELS["Qwen3-30B-A3B"]
+    assert len(moe.choose_tile_classes(128 * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=128)) == 1
+    (only,) = moe.choose_tile_classes(1024 * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=1024)
+    assert cfgmod.is_fitted(only.config) and only.config.gather_mode == "staged"
 
 
 def test_tile_classes_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:

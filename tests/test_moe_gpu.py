@@ -388,6 +388,49 @@ def test_tall_tiles_bitwise_deterministic() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Fitted swap tiles (swap mode, 128 or 256 tokens: rows split evenly, wgmma N chosen per tile)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("silu", [False, True])
+@pytest.mark.parametrize("k", [200, 2880])
+def test_fitted_swap_tiles_every_split(dtype: torch.dtype, silu: bool, k: int) -> None:
+    from moe_cases import FITTED_COUNTS, fitted_configs
+
+    ids = ids_with_counts(FITTED_COUNTS, seed=k)
+    tag = "bf16" if dtype == torch.bfloat16 else "fp16"
+    act = "silu_and_mul" if silu else None
+    configs = [c for c in fitted_configs() if c.dtype == tag and c.activation == act]
+    assert configs
+    for cfg in configs:
+        # N = 320: the last weight block is partial for both widths.
+        err = _check(ids, len(FITTED_COUNTS), 320, k, dtype=dtype, gather=cfg.gather, silu=silu, config=cfg, seed=k)
+        assert err < TOL, (cfg.kernel_name, k, err)
+
+
+def test_fitted_swap_tiles_bitwise_deterministic_and_equal_to_plain_swap() -> None:
+    """Same input twice: identical bits. A fitted tile sums the same K steps in the same order as a
+    64-token swap tile, so the outputs are bit-identical to it too."""
+    from moe_cases import FITTED_COUNTS
+
+    ids = ids_with_counts(FITTED_COUNTS, seed=5)
+    e, n, k = len(FITTED_COUNTS), 384, 1000
+    p = moe.route_plan(ids, e)
+    a = torch.randn(ids.shape[0], k, device="cuda", dtype=torch.bfloat16)
+    w = moe.pack_gate_up(_weights(e, n, k, torch.bfloat16, seed=6))
+    outs = []
+    for bm, mode in ((128, "staged"), (256, "staged"), (256, "cp_async"), (64, "cp_async"), (256, "staged")):
+        cfg = moe.GemmConfig(block_m=bm, block_n=128, stages=moe._gemm_config._max_stages(bm, 128, 12, swap_ab=True),
+                             swap_ab=True, activation="silu_and_mul", gather=True, gather_mode=mode)
+        out = torch.full((p.num_rows, n // 2), float("nan"), dtype=torch.bfloat16, device="cuda")
+        outs.append(moe.grouped_gemm(a, w, p, activation="silu_and_mul", out=out, config=cfg))
+    for o in outs[1:]:
+        assert torch.equal(o, outs[0])
+    assert rel_err(outs[0], moe.grouped_gemm_reference(a, w, p, activation="silu_and_mul")) < TOL
+
+
+# ---------------------------------------------------------------------------------------------
 # Staged gather (gather_mode="staged": rows copied to a workspace, grid barrier, then TMA)
 # ---------------------------------------------------------------------------------------------
 

@@ -88,6 +88,16 @@
 //     swap mode (kSwapAB = true, small m): the weight tile is wgmma's A side, BLOCK_N =
 //       64 * kNumConsumers weight rows, consumer g computes weight rows [64g, 64g + 64) x
 //       all BLOCK_M tokens (wgmma N = BLOCK_M = 8..64), and the result is stored transposed.
+//     fitted swap tiles (kSwapAB, BLOCK_M = 128 or 256; GemmShape::kFitted): the tile follows
+//       its expert's row count. A task of m rows keeps ceil(m / BLOCK_M) m-blocks (the host's
+//       tile counts do not change), but they hold ceil(m / m_blocks) rows each rounded up to
+//       kNStep = 16, the last one the rest (locate_tile: row0, row_end), and each tile's wgmma N
+//       is its row count rounded up to 16: with_fitted_n picks one of BLOCK_M / 16 main-loop
+//       instantiations per tile (uniform over the warp group). An expert of 130 rows is one
+//       tile of N = 144, not a full tile and a 2-row one. Without gather the token rows come in
+//       {64, 16} boxes, only as many as N needs; the cp.async gather copies N rows (zeros past
+//       the tile's rows). The epilogue stages the tokens 64 at a time and stores rows below
+//       row_end only.
 //   A ring of kStages (weight, token) stages with full/empty mbarriers; the empty barrier
 //   expects one arrival per warp of the warp group(s) that consume a stage. Stage and phase
 //   come from a running K-step counter that every role advances identically across tiles
@@ -248,6 +258,11 @@ struct GemmShape {
   // two consumers of 128 token rows each) and for 128-row ping-pong tiles (each group owns
   // whole 128-row tiles), else 1.
   static constexpr int kSlices = (!kSwapAB && BLOCK_M == (kPingpong ? 128 : 256)) ? 2 : 1;
+  // Fitted swap tiles (swap mode, BLOCK_M = 128 or 256 tokens; see "fitted swap tiles" in the
+  // header): a task's rows are split evenly over its m-blocks, and each tile's wgmma N is its
+  // row count rounded up to kNStep.
+  static constexpr bool kFitted = kSwapAB && BLOCK_M > 64;
+  static constexpr int kNStep = 16;
   static constexpr int kNumConsumers = kSwapAB ? BLOCK_N / 64 : (kPingpong ? 2 : BLOCK_M / (64 * kSlices));
   static constexpr int kThreads = 128 * (1 + kNumConsumers);
   static constexpr int kWgmmaN = kSwapAB ? BLOCK_M : BLOCK_N;
@@ -258,7 +273,7 @@ struct GemmShape {
   static constexpr uint32_t kXBytes = kXRows * BLOCK_K * 2;
   // Token rows per TMA box without kGather: the whole block, or (tall tiles) one 64-row slice,
   // so that slices past the task's m are not loaded.
-  static constexpr int kXBoxRows = kSlices > 1 ? 64 : kXRows;
+  static constexpr int kXBoxRows = kSlices > 1 ? 64 : (kFitted ? kNStep : kXRows);
   // cp.async gather: each producer thread copies kCopyChunks 16-byte chunks of a row (chunk c
   // and c + kChunkStep) in rows r, r + kCopyRowStep, ...: one chunk of 8 rows (BLOCK_M = 128),
   // two of 8 rows with tall tiles, so that the row indices stay in 8 of the producer's kProducerRegs registers.
@@ -272,8 +287,9 @@ struct GemmShape {
   static constexpr int kRowsPerGatherThread = (kXRows + 32 * kGatherWarps - 1) / (32 * kGatherWarps);
   // Warps that release a stage: the one ping-pong group that consumed it, else every consumer.
   static constexpr int kStageConsumerWarps = kPingpong ? 4 : 4 * kNumConsumers;
-  // Output rows a consumer stages per epilogue chunk: its 64 token rows, or (swap) the tokens.
-  static constexpr int kEpiRows = kSwapAB ? BLOCK_M : 64;
+  // Output rows a consumer stages per epilogue chunk: its 64 token rows, or (swap) the tokens,
+  // at most 64 of them (fitted tiles stage their tokens 64 at a time).
+  static constexpr int kEpiRows = kSwapAB && BLOCK_M < 64 ? BLOCK_M : 64;
   static constexpr uint32_t kEpiBytes = kEpiRows * kEpiCols * 2;
 
   static_assert(kNumConsumers == 1 || kNumConsumers == 2, "one or two consumer warp groups");
@@ -285,6 +301,7 @@ struct GemmShape {
   static_assert(kWgmmaN >= 8 && kWgmmaN <= 256, "wgmma N is 8..256");
   static_assert(kStages >= 2, "at least two stages");
   static_assert(kEpiBufs >= 2 && kEpiBufs <= 4, "two to four staging buffers per consumer");
+  static_assert(!kFitted || BLOCK_M == 128 || BLOCK_M == 256, "fitted swap tiles: 128 or 256 tokens");
 
   struct SharedStorage {
     alignas(1024) uint16_t w[kStages][kWRows * BLOCK_K];
@@ -335,12 +352,27 @@ struct IntConst {
   static constexpr int value = N;
 };
 
+// Calls f(IntConst<N>{}) for N = n rounded up to a multiple of kStep (kStep <= n <= kMax): picks
+// a fitted tile's main-loop instantiation at run time.
+template <int kStep, int kMax, typename F>
+SB_DEVICE void with_fitted_n(int32_t n, F&& f) {
+  if constexpr (kMax > kStep) {
+    if (n <= kMax - kStep) {
+      with_fitted_n<kStep, kMax - kStep>(n, f);
+      return;
+    }
+  }
+  f(IntConst<kMax>{});
+}
+
 // Where one tile lies: its task's rows, the (m, n) block within the task and its K steps.
 struct TileCoord {
   int32_t m;         // rows of the task
   int64_t start;     // first output row of the task
   int32_t expert;    // expert whose weight the task uses
-  int32_t m_block;   // token block (BLOCK_M rows)
+  int32_t m_block;   // token block
+  int32_t row0;      // first row of the tile within the task (m_block * BLOCK_M unless fitted)
+  int32_t row_end;   // one past its last row within the task (at most m)
   int32_t n_block;   // weight block (BLOCK_N rows)
   int32_t k_block0;  // first K step (of BLOCK_K) of the tile: 0 unless split-K
   int32_t k_blocks;  // K steps of the tile: all of K unless split-K
@@ -349,8 +381,10 @@ struct TileCoord {
 // kSplitK > 1: the tile index within a task is split + kSplitK * (m_block + m_blocks * n_block)
 // (see "Split-K" in the header), and slice `split` gets K steps
 // [split * nk / kSplitK, (split + 1) * nk / kSplitK), nk = num_k_blocks (not empty when
-// kSplitK <= nk, which the host checks).
-template <int BLOCK_M, int kSplitK = 1>
+// kSplitK <= nk, which the host checks). kFitStep > 0 (fitted swap tiles): the task's
+// ceil(m / BLOCK_M) m-blocks hold ceil(m / m_blocks) rows each, rounded up to kFitStep (the
+// last one the rest, never empty: (m_blocks - 1) * BLOCK_M < m); else BLOCK_M rows each.
+template <int BLOCK_M, int kSplitK = 1, int kFitStep = 0>
 SB_DEVICE TileCoord locate_tile(const TaskTile& tt, const int32_t* task_rows, const int64_t* task_starts,
                                 const int32_t* task_expert, int32_t num_k_blocks) {
   TileCoord c;
@@ -361,6 +395,10 @@ SB_DEVICE TileCoord locate_tile(const TaskTile& tt, const int32_t* task_rows, co
   const int32_t mn = tt.index / kSplitK;
   c.m_block = mn % m_blocks;  // m fastest: neighbouring tile ids share the weight tile
   c.n_block = mn / m_blocks;
+  const int32_t block_rows = kFitStep > 0 ? ceil_div<int32_t>(ceil_div<int32_t>(c.m, m_blocks), kFitStep) * kFitStep
+                                          : BLOCK_M;
+  c.row0 = c.m_block * block_rows;
+  c.row_end = c.m - c.row0 < block_rows ? c.m : c.row0 + block_rows;
   if constexpr (kSplitK == 1) {
     c.k_block0 = 0;
     c.k_blocks = num_k_blocks;
@@ -381,7 +419,8 @@ SB_DEVICE uint32_t epi_offset(int32_t row, int32_t chunk) {
 
 // Copies rows [0, kRows) x 16-byte pieces [0, pieces) of a staging buffer to global memory:
 // buffer row r -> output row (out_row0 + r) of the task, columns col0 + 8 * piece. Rows at or
-// past the task's m and columns at or past n_out are skipped. kThreads threads (a multiple of
+// past the tile's end (tc.row_end: the task's m, or a fitted tile's last row) and columns at or
+// past n_out are skipped. kThreads threads (a multiple of
 // 8), `tid` = 0..kThreads-1: 8 consecutive threads cover one 128-byte row, so each warp stores 4
 // whole row segments, and a thread's piece is the same in every row it stores. kOneAtATime:
 // keep one piece in flight instead of unrolling the row loop (the store warps' few registers;
@@ -399,7 +438,7 @@ SB_DEVICE void epi_copy_out(int32_t pieces, uint32_t buf, int32_t tid, const Til
   for (int i = 0; i < (kRows * 8 + kThreads - 1) / kThreads; ++i) {
     const int32_t r = (tid >> 3) + kRowStep * i;
     const int32_t row = out_row0 + r;  // row within the task
-    if ((kRows % kRowStep == 0 || r < kRows) && row < tc.m) {
+    if ((kRows % kRowStep == 0 || r < kRows) && row < tc.row_end) {
       const uint4 v = ptx::ld_shared_v4(buf + epi_offset(r, c));
       ptx::st_global_v4(out + (tc.start + row) * static_cast<int64_t>(n_out) + col, v);
     }
@@ -483,41 +522,53 @@ SB_DEVICE void store_staged(uint32_t epi_base, int32_t st, const TileCoord& tc, 
 }
 
 // Swap-mode epilogue of one consumer warp group: weight rows [64 cw, 64 cw + 64) of the tile
-// (output columns; 32 of them after silu_and_mul) x the tile's BLOCK_M tokens (output rows),
-// transposed through the staging buffer. Accumulator i sits at wgmma row (weight)
-// 16 * warp_in_group + lane / 4 + 8 * ((i / 2) % 2) and column (token) 8 * (i / 4) + 2 * (lane % 4) + i % 2.
+// (output columns; 32 of them after silu_and_mul) x the tile's tokens (output rows), transposed
+// through the staging buffers, at most 64 tokens per buffer. `live`: the tokens the tile's wgmma
+// computed (BLOCK_M, or a fitted tile's row count rounded up to its N step; uniform over the
+// warp group); accumulators of tokens at or past it are not read. Accumulator i sits at wgmma
+// row (weight) 16 * warp_in_group + lane / 4 + 8 * ((i / 2) % 2) and column (token)
+// 8 * (i / 4) + 2 * (lane % 4) + i % 2.
 template <typename Ops, int BLOCK_M, int BLOCK_N, bool kSiluMul, int kAccum, typename Elem>
 SB_DEVICE void epilogue_swap(const float (&acc)[kAccum], uint32_t epi_base, uint32_t& chunk_count, uint32_t bar_id,
                              const TileCoord& tc, int32_t cw, int32_t n_out, Elem* out, int32_t warp_in_group,
-                             int32_t lane, int32_t tid) {
-  constexpr uint32_t kBufBytes = BLOCK_M * kEpiCols * 2;
-  const uint32_t buf = epi_base + (chunk_count & 1u) * kBufBytes;
-  ++chunk_count;
+                             int32_t lane, int32_t tid, int32_t live = BLOCK_M) {
+  constexpr int kChunkRows = BLOCK_M < 64 ? BLOCK_M : 64;  // tokens per staging buffer
+  constexpr uint32_t kBufBytes = kChunkRows * kEpiCols * 2;
+  const int32_t col0 = kSiluMul ? (tc.n_block * BLOCK_N + cw * 64) / 2 : tc.n_block * BLOCK_N + cw * 64;
 #pragma unroll
-  for (int j = 0; j < BLOCK_M / 8; ++j) {
+  for (int ch = 0; ch < BLOCK_M / kChunkRows; ++ch) {
+    if (ch * kChunkRows >= live) break;
+    const uint32_t buf = epi_base + (chunk_count & 1u) * kBufBytes;
+    ++chunk_count;
 #pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      const int32_t tok = j * 8 + (lane & 3) * 2 + e;  // buffer row
-      if constexpr (kSiluMul) {
-        // Rows 16 * warp_in_group + lane / 4 (gate) and + 8 (up) -> one output column.
-        const int32_t wc = warp_in_group * 8 + lane / 4;
-        ptx::st_shared_b16(buf + epi_offset(tok, wc >> 3) + (wc & 7) * 2,
-                           Ops::one(silu_mul(acc[j * 4 + e], acc[j * 4 + 2 + e])));
-      } else {
-        // Weight rows wc and wc + 8 converted as one pair. Converting each accumulator on its
-        // own made ptxas serialise the kernel's wgmmas (C7514, "non wgmma instructions reading
-        // accumulator registers"); the pair does not, and the down GEMMs at T = 1 measured
-        // 2-12 % faster for it (H200, 2026-11-28, dev_swap_epilogue_check.json).
-        const uint32_t pr = Ops::pack(acc[j * 4 + e], acc[j * 4 + 2 + e]);
-        const int32_t wc = warp_in_group * 16 + lane / 4;
-        ptx::st_shared_b16(buf + epi_offset(tok, wc >> 3) + (wc & 7) * 2, static_cast<unsigned short>(pr & 0xffffu));
-        ptx::st_shared_b16(buf + epi_offset(tok, (wc + 8) >> 3) + (wc & 7) * 2, static_cast<unsigned short>(pr >> 16));
+    for (int jj = 0; jj < kChunkRows / 8; ++jj) {
+      const int j = ch * (kChunkRows / 8) + jj;  // 8-token group of the tile
+      if (j * 8 < live) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int32_t tok = jj * 8 + (lane & 3) * 2 + e;  // buffer row
+          if constexpr (kSiluMul) {
+            // Rows 16 * warp_in_group + lane / 4 (gate) and + 8 (up) -> one output column.
+            const int32_t wc = warp_in_group * 8 + lane / 4;
+            ptx::st_shared_b16(buf + epi_offset(tok, wc >> 3) + (wc & 7) * 2,
+                               Ops::one(silu_mul(acc[j * 4 + e], acc[j * 4 + 2 + e])));
+          } else {
+            // Weight rows wc and wc + 8 converted as one pair. Converting each accumulator on
+            // its own made ptxas serialise the kernel's wgmmas (C7514, "non wgmma instructions
+            // reading accumulator registers"); the pair does not, and the down GEMMs at T = 1
+            // measured 2-12 % faster for it (H200, 2026-11-28, dev_swap_epilogue_check.json).
+            const uint32_t pr = Ops::pack(acc[j * 4 + e], acc[j * 4 + 2 + e]);
+            const int32_t wc = warp_in_group * 16 + lane / 4;
+            ptx::st_shared_b16(buf + epi_offset(tok, wc >> 3) + (wc & 7) * 2, static_cast<unsigned short>(pr & 0xffffu));
+            ptx::st_shared_b16(buf + epi_offset(tok, (wc + 8) >> 3) + (wc & 7) * 2,
+                               static_cast<unsigned short>(pr >> 16));
+          }
+        }
       }
     }
+    ptx::named_barrier_sync(bar_id, 128);
+    epi_copy_out<kChunkRows, 128, false>(kSiluMul ? 4 : 8, buf, tid, tc, tc.row0 + ch * kChunkRows, col0, n_out, out);
   }
-  ptx::named_barrier_sync(bar_id, 128);
-  const int32_t col0 = kSiluMul ? (tc.n_block * BLOCK_N + cw * 64) / 2 : tc.n_block * BLOCK_N + cw * 64;
-  epi_copy_out<BLOCK_M, 128, false>(kSiluMul ? 4 : 8, buf, tid, tc, tc.m_block * BLOCK_M, col0, n_out, out);
 }
 
 // Split-K hand-off of one consumer warp group (swap mode, see "Split-K" in the header).
@@ -800,6 +851,10 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   constexpr int kXRows = Shape::kXRows;
   constexpr bool kCpAsyncGather = kGather && !kTmaGather;  // rows by cp.async (generic proxy)
   constexpr bool kRowTma = kGather && kTmaGather;          // rows by one TMA each
+  constexpr bool kFitted = Shape::kFitted;
+  constexpr int kFitStep = kFitted ? Shape::kNStep : 0;    // locate_tile's row split
+  // Fitted tiles: the wgmma N of a tile of `rows` rows (also the token rows loaded).
+  auto fitted_n = [](int32_t rows) { return (rows + Shape::kNStep - 1) / Shape::kNStep * Shape::kNStep; };
 
   Storage& ss = aligned_storage<Storage>();
 
@@ -866,8 +921,9 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       // plus without gather the token box (or, tall tiles, its live 64-row slices), plus with the
       // TMA gather 128 bytes per token row that exists.
       auto stage_bytes_of = [&](const TileCoord& tc) -> uint32_t {
-        const int32_t rows = tc.m - tc.m_block * BLOCK_M < kXRows ? tc.m - tc.m_block * BLOCK_M : kXRows;
-        const uint32_t live = Shape::kSlices > 1 ? static_cast<uint32_t>((rows + 63) / 64 * 64) : kXRows;
+        const int32_t rows = tc.row_end - tc.row0;
+        const uint32_t live = Shape::kSlices > 1 ? static_cast<uint32_t>((rows + 63) / 64 * 64)
+                                                 : (kFitted ? static_cast<uint32_t>(fitted_n(rows)) : kXRows);
         const uint32_t x_box_bytes = Shape::kXBoxRows == kXRows ? Shape::kXBytes : live * 128u;
         return Shape::kWBytes + (!kGather ? x_box_bytes : (kRowTma ? static_cast<uint32_t>(rows) * 128u : 0u));
       };
@@ -879,7 +935,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         constexpr uint32_t kEarlyMax = static_cast<uint32_t>(kStages);
         for (int32_t tile = static_cast<int32_t>(blockIdx.x); tile < total_tiles && early < kEarlyMax;
              tile += static_cast<int32_t>(gridDim.x)) {
-          const TileCoord tc = locate_tile<BLOCK_M, kSplitK>(early_mapper.map(tile), task_rows, task_starts,
+          const TileCoord tc = locate_tile<BLOCK_M, kSplitK, kFitStep>(early_mapper.map(tile), task_rows, task_starts,
                                                              task_expert, num_k_blocks);
           for (int32_t kb = tc.k_block0; kb < tc.k_block0 + tc.k_blocks && early < kEarlyMax; ++kb, ++early) {
             if (t == 0) {  // stage `early` is fresh: nothing to wait for
@@ -895,7 +951,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       for (int32_t tile = static_cast<int32_t>(blockIdx.x); tile < total_tiles;
            tile += static_cast<int32_t>(gridDim.x)) {
         const TaskTile tt = mapper.map(tile);
-        const TileCoord tc = locate_tile<BLOCK_M, kSplitK>(tt, task_rows, task_starts, task_expert, num_k_blocks);
+        const TileCoord tc = locate_tile<BLOCK_M, kSplitK, kFitStep>(tt, task_rows, task_starts, task_expert, num_k_blocks);
         // Clusters: the two tiles share the weight tile when they are neighbours in one task
         // with the same n-block (tile ids are m-fastest within a task); then each CTA loads
         // half of it into both.
@@ -906,12 +962,13 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
           share_w = mate_live_of(tile) && mate_index >= 0 && mate_index < m_blocks * n_blocks &&
                     mate_index / m_blocks == tc.n_block;
         }
-        const int32_t tile_row0 = tc.m_block * BLOCK_M;  // first row of this token block within the task
-        // Token rows of this tile that exist (the rest are past the task's m).
-        const int32_t x_rows = tc.m - tile_row0 < kXRows ? tc.m - tile_row0 : kXRows;
-        // Token rows that some consumer reads: all, or (tall tiles) the 64-row slices that hold
-        // rows of the task; the other slices are skipped by the consumers and not loaded.
-        const int32_t x_live = Shape::kSlices > 1 ? (x_rows + 63) / 64 * 64 : kXRows;
+        const int32_t tile_row0 = tc.row0;  // first row of this token block within the task
+        // Token rows of this tile that exist (the rest are past the task's m, or another tile's).
+        const int32_t x_rows = tc.row_end - tile_row0;
+        // Token rows that some consumer reads: all, (tall tiles) the 64-row slices that hold rows
+        // of the task, or (fitted tiles) the rows rounded up to the wgmma N step; the others are
+        // skipped by the consumers and not loaded.
+        const int32_t x_live = Shape::kSlices > 1 ? (x_rows + 63) / 64 * 64 : (kFitted ? fitted_n(x_rows) : kXRows);
         // Gather: source row in a of each token row this thread loads (-1 past the task's end).
         constexpr int kSrcRows = kRowTma ? Shape::kRowsPerGatherThread : (kGather ? Shape::kRowsPerProducerThread : 1);
         int32_t src_row[kSrcRows];
@@ -949,7 +1006,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
             }
             if constexpr (!kGather && Shape::kXBoxRows == kXRows) {
               ptx::tma_load_2d(ptx::smem_addr(ss.x[s]), &a_map, &ss.full[s], kb * BLOCK_K, x_row0);
-            } else if constexpr (!kGather) {  // tall tiles: one box per live 64-row slice
+            } else if constexpr (!kGather) {  // tall / fitted tiles: one box per live slice / N step
 #pragma unroll
               for (int j = 0; j < kXRows / Shape::kXBoxRows; ++j) {
                 if (j * Shape::kXBoxRows < x_live) {
@@ -976,7 +1033,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
 #pragma unroll
             for (int i = 0; i < kSrcRows; ++i) {
               const int32_t r = row0 + Shape::kCopyRowStep * i;
-              if (r < kXRows && (Shape::kSlices == 1 || r < x_live)) {
+              if (r < kXRows && ((Shape::kSlices == 1 && !kFitted) || r < x_live)) {
 #pragma unroll
                 for (int j = 0; j < Shape::kCopyChunks; ++j) {
                   const int32_t c = chunk + Shape::kChunkStep * j;
@@ -1067,7 +1124,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     for (int32_t tile = static_cast<int32_t>(blockIdx.x) + (kPingpong ? cw * static_cast<int32_t>(gridDim.x) : 0);
          tile < total_tiles; tile += tile_step) {
       const TileCoord tc =
-          locate_tile<BLOCK_M, kSplitK>(mapper.map(tile), task_rows, task_starts, task_expert, num_k_blocks);
+          locate_tile<BLOCK_M, kSplitK, kFitStep>(mapper.map(tile), task_rows, task_starts, task_expert, num_k_blocks);
       const bool mate_live = mate_live_of(tile);
       // Ping-pong: wait for the other group to have issued its previous tile's main loop.
       if constexpr (kPingpong) {
@@ -1078,37 +1135,47 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       // at most one group (step kb's) is still in flight.
       uint32_t prev_stage = 0;
       int32_t live = kSlices;  // tall tiles: this group's 64-row slices that hold rows of the task
+      // Fitted tiles: the tokens this tile's wgmma computes (uniform over the warp group).
+      [[maybe_unused]] const int32_t live_n = kFitted ? fitted_n(tc.row_end - tc.row0) : BLOCK_M;
       if constexpr (kSlices == 1) {
-        for (int32_t kb = 0; kb < tc.k_blocks; ++kb, ++it) {
-          const uint32_t s = it % kStages;
-          const uint32_t phase = (it / kStages) & 1u;
-          // No proxy fence between the cp.async gather's arrival and wgmma: like FlashAttention-3's
-          // cp.async (paged KV) path, the consumer goes from the barrier straight to wgmma. A
-          // fence.proxy.async here cost 8-10 % of the decode gate/up GEMMs (H200, 2026-11-28:
-          // DeepSeek-V3 T=16 1.57 -> 1.42 ms, the same as without gather) and nothing at prefill.
-          ptx::mbarrier_wait(&ss.full[s], phase);
-          const uint32_t w_base = ptx::smem_addr(ss.w[s]);
-          const uint32_t x_base = ptx::smem_addr(ss.x[s]);
-          // 64-row slices are whole swizzle atoms (64 * 128 = 8192 bytes), so 1024-aligned.
-          const uint32_t a_addr = kSwapAB ? w_base + cw * 64 * 128 : (kPingpong ? x_base : x_base + cw * 64 * 128);
-          const uint32_t b_addr = kSwapAB ? x_base : w_base;
-          const uint64_t desc_a = ptx::make_smem_desc_k_sw128(a_addr);
-          const uint64_t desc_b = ptx::make_smem_desc_k_sw128(b_addr);
+        // One wgmma chain of N = kN per K16 step (kN = Shape::kWgmmaN, or a fitted tile's N).
+        auto main_loop = [&](auto n_c) {
+          constexpr int kN = decltype(n_c)::value;
+          for (int32_t kb = 0; kb < tc.k_blocks; ++kb, ++it) {
+            const uint32_t s = it % kStages;
+            const uint32_t phase = (it / kStages) & 1u;
+            // No proxy fence between the cp.async gather's arrival and wgmma: like FlashAttention-3's
+            // cp.async (paged KV) path, the consumer goes from the barrier straight to wgmma. A
+            // fence.proxy.async here cost 8-10 % of the decode gate/up GEMMs (H200, 2026-11-28:
+            // DeepSeek-V3 T=16 1.57 -> 1.42 ms, the same as without gather) and nothing at prefill.
+            ptx::mbarrier_wait(&ss.full[s], phase);
+            const uint32_t w_base = ptx::smem_addr(ss.w[s]);
+            const uint32_t x_base = ptx::smem_addr(ss.x[s]);
+            // 64-row slices are whole swizzle atoms (64 * 128 = 8192 bytes), so 1024-aligned.
+            const uint32_t a_addr = kSwapAB ? w_base + cw * 64 * 128 : (kPingpong ? x_base : x_base + cw * 64 * 128);
+            const uint32_t b_addr = kSwapAB ? x_base : w_base;
+            const uint64_t desc_a = ptx::make_smem_desc_k_sw128(a_addr);
+            const uint64_t desc_b = ptx::make_smem_desc_k_sw128(b_addr);
 #pragma unroll
-          for (int i = 0; i < Shape::kAccum; ++i) ptx::fence_operand(acc[0][i]);
-          ptx::wgmma_fence();
+            for (int i = 0; i < Shape::kAccum; ++i) ptx::fence_operand(acc[0][i]);
+            ptx::wgmma_fence();
 #pragma unroll
-          for (int kk = 0; kk < BLOCK_K / 16; ++kk) {
-            // +32 bytes per k16 step = +2 in the descriptor's 16-byte units.
-            ptx::wgmma_m64k16<Shape::kWgmmaN, kBf16>(acc[0], desc_a + 2 * kk, desc_b + 2 * kk,
-                                                     (kb > 0 || kk > 0) ? 1 : 0);
+            for (int kk = 0; kk < BLOCK_K / 16; ++kk) {
+              // +32 bytes per k16 step = +2 in the descriptor's 16-byte units.
+              ptx::wgmma_m64k16<kN, kBf16>(acc[0], desc_a + 2 * kk, desc_b + 2 * kk, (kb > 0 || kk > 0) ? 1 : 0);
+            }
+            ptx::wgmma_commit_group();
+#pragma unroll
+            for (int i = 0; i < Shape::kAccum; ++i) ptx::fence_operand(acc[0][i]);
+            ptx::wgmma_wait_group<1>();
+            if (kb > 0) release(prev_stage, mate_live);
+            prev_stage = s;
           }
-          ptx::wgmma_commit_group();
-#pragma unroll
-          for (int i = 0; i < Shape::kAccum; ++i) ptx::fence_operand(acc[0][i]);
-          ptx::wgmma_wait_group<1>();
-          if (kb > 0) release(prev_stage, mate_live);
-          prev_stage = s;
+        };
+        if constexpr (kFitted) {
+          with_fitted_n<Shape::kNStep, BLOCK_M>(live_n, main_loop);
+        } else {
+          main_loop(IntConst<Shape::kWgmmaN>{});
         }
       } else {
         // Tall tiles (normal mode): the loop above for the first kLive 64-row slices of this
@@ -1211,7 +1278,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
           }
         }
         epilogue_swap<Ops, BLOCK_M, BLOCK_N, kSiluMul>(acc[0], epi_base, chunk_count, bar_id, tc, cw, n_out, out,
-                                                       warp_in_group, lane, tid);
+                                                       warp_in_group, lane, tid, live_n);
       }
     }
   }
