@@ -653,7 +653,7 @@ FITTED_MAX_ROWS = 96
 #: get a class of fitted 128-token tiles (skewed routing makes a few experts hot; uniform routing
 #: leaves the class empty or nearly). On the H200 (2026-11-28, benchmarks/dev_fitted_rule_check.py,
 #: both GEMMs, T = 128, skewed routing): DeepSeek-V3 3.90 -> 3.70 ms, Qwen3-235B-A22B 1.199 ->
-#: 1.109 ms, GPT-OSS-120B 1.164 -> 1.105 ms; uniform routing 0.2-0.8 % slower (the empty launch).
+#: 1.109 ms, GPT-OSS-120B 1.164 -> 1.105 ms; uniform routing level to 0.8 % slower (the empty launch).
 #: Qwen3-30B-A3B (weights of 3.1M and 1.6M elements) was 2 % slower with it under both routings:
 #: a second launch costs too much next to so small a GEMM, hence the weight floor.
 USE_FITTED_CLASS = True
