@@ -36,6 +36,24 @@ def layer_weights(h: int, i: int, e: int) -> tuple[Any, Any]:
     return w1, w2
 
 
+def time_interleaved(calls: dict[str, Callable[[], None]], repeats: int = 3, reps: int = 10) -> dict[str, list[float]]:
+    """Median ms of ``reps`` replays of each call (L2 read-flushed), ``repeats`` times in turns, so
+    that a drift of the machine spreads over every call alike."""
+    out: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, fn in calls.items():
+            out[name].append(round(time_cuda(fn, reps=reps, flush_l2="read")["median_ms"], 4))
+    return out
+
+
+def exact_routing(t: int, e: int, k: int) -> Any:
+    """top-k ids in which every expert gets exactly t * k / e rows (token t, slot j -> expert
+    (t * k + j) mod e; distinct experts per token while k <= e), on the GPU."""
+    import torch
+
+    return (torch.arange(t * k, device="cuda", dtype=torch.int64).view(t, k) % e).to(torch.int32)
+
+
 class LayerGemms:
     """The two GEMMs of one MoE layer on random data, for A/B checks of configurations: uniform
     routing of ``t`` tokens, the gate/up GEMM (``"up"``: gathered, SiLU fused) and the down GEMM

@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_grouped_gemm import routing
-from common import layer_weights, save, time_cuda
+from common import exact_routing, layer_weights, save, time_interleaved
 
 import staticbatch_moe as moe
 from staticbatch_moe._gemm_config import choose_tile_classes
@@ -31,11 +31,6 @@ pts = [("DeepSeek-V3", 4096), ("GPT-OSS-120B", 4096), ("Qwen3-235B-A22B", 4096),
        ("Mixtral-8x7B", 1024), ("Qwen3-30B-A3B", 1024)]
 if len(sys.argv) > 1:
     pts = [p for p in pts if p[0].startswith(sys.argv[1])]
-
-
-def exact_routing(t: int, e: int, k: int) -> torch.Tensor:
-    r = torch.arange(t * k, device="cuda", dtype=torch.int64).view(t, k)
-    return (r % e).to(torch.int32)
 
 
 rows = []
@@ -72,11 +67,8 @@ for model, t in pts:
         for name, fn in (("up", up), ("down", down), ("both", both)):
             fn()
             calls[f"{kind}_{name}"] = fn
-            info[f"{kind}_{name}"] = []
     torch.cuda.synchronize()
-    for _ in range(3):
-        for n, fn in calls.items():
-            info[n].append(round(time_cuda(fn, reps=10, flush_l2="read")["median_ms"], 4))
+    info.update(time_interleaved(calls))
     print(info, flush=True)
     rows.append(info)
     w1 = w2 = None

@@ -14,7 +14,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_grouped_gemm import routing
-from common import layer_weights, save, time_cuda
+from common import layer_weights, save, time_interleaved
 
 import staticbatch_moe as moe
 from staticbatch_moe import _gemm_config as cfgmod
@@ -54,12 +54,9 @@ for model in moe.MODEL_SHAPES:
                     for nn, kk, act, g in ((2 * i, h, "silu_and_mul", True), (h, i, None, False))]
                 both()
                 outs[name], calls[name] = out, both
-                info[name] = []
             torch.cuda.synchronize()
             info["equal"] = bool(torch.equal(outs["old"], outs["new"]))
-            for _ in range(3):
-                for name, fn in calls.items():
-                    info[name].append(round(time_cuda(fn, reps=10, flush_l2="read")["median_ms"], 4))
+            info.update(time_interleaved(calls))
             print({kk: v for kk, v in info.items() if not kk.endswith("_classes")}, flush=True)
             rows.append(info)
     w1 = w2 = None

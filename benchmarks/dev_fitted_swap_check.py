@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_grouped_gemm import routing
-from common import layer_weights, save, time_cuda
+from common import layer_weights, save, time_interleaved
 
 import staticbatch_moe as moe
 from staticbatch_moe._gemm_config import GemmConfig, _max_stages, choose_tile_classes
@@ -81,15 +81,12 @@ for model, t in pts:
             for g, fn, o in (("up", up, ou), ("down", down, od), ("both", both, ob)):
                 fn()
                 calls[f"{name}_{g}"], outs[f"{name}_{g}"] = fn, o
-                info[f"{name}_{g}"] = []
         torch.cuda.synchronize()
         for n, o in outs.items():
             ref = outs["heuristic_" + n.split("_")[-1]]
             mm = int(plan.expert_starts[-1])
             info[n + "_rel"] = float((o[:mm].float() - ref[:mm].float()).norm() / ref[:mm].float().norm())
-        for _ in range(3):
-            for n, fn in calls.items():
-                info[n].append(round(time_cuda(fn, reps=10, flush_l2="read")["median_ms"], 4))
+        info.update(time_interleaved(calls))
         print({kk: v for kk, v in info.items() if not kk.endswith("_rel") and kk != "configs"}, flush=True)
         print({kk: round(v, 5) for kk, v in info.items() if kk.endswith("_rel")}, flush=True)
         rows.append(info)

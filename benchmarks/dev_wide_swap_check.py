@@ -16,7 +16,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import layer_weights, save, time_cuda
+from common import exact_routing, layer_weights, save, time_interleaved
 
 import staticbatch_moe as moe
 from staticbatch_moe._gemm_config import choose_config
@@ -27,10 +27,6 @@ def forced(cfg, **kw):  # type: ignore[no-untyped-def]
     for key, v in kw.items():
         object.__setattr__(cfg, key, v)
     return cfg
-
-
-def exact_routing(t: int, e: int, k: int) -> torch.Tensor:
-    return (torch.arange(t * k, device="cuda", dtype=torch.int64).view(t, k) % e).to(torch.int32)
 
 
 pts = [("DeepSeek-V3", 4096), ("GPT-OSS-120B", 4096), ("Qwen3-235B-A22B", 4096), ("Qwen3-30B-A3B", 4096)]
@@ -71,14 +67,11 @@ for model, t in pts:
             info[name + "_error"] = repr(exc)[:300]
             continue
         calls[name], outs[name] = fn, o
-        info[name] = []
     for name, o in outs.items():
         ref = outs.get(name.split("_")[0] + "_heuristic")
         info[name + "_rel"] = float((o.float() - ref.float()).norm() / ref.float().norm())
         info[name + "_nan"] = bool(torch.isnan(o).any())
-    for _ in range(3):
-        for name, fn in calls.items():
-            info[name].append(round(time_cuda(fn, reps=10, flush_l2="read")["median_ms"], 4))
+    info.update(time_interleaved(calls))
     print(info, flush=True)
     rows.append(info)
     w1 = w2 = None

@@ -352,14 +352,20 @@ def test_split_k_cuda_graph_replay(warm_capture_stream: bool) -> None:
 def test_tall_tiles_every_slice_pattern(dtype: torch.dtype, silu: bool, k: int) -> None:
     from moe_cases import TALL_COUNTS, tall_configs
 
-    ids = ids_with_counts(TALL_COUNTS, seed=k)
+    _check_configs_on_counts(TALL_COUNTS, tall_configs(), dtype, silu, k)
+
+
+def _check_configs_on_counts(counts: list[int], configs: list, dtype: torch.dtype, silu: bool, k: int) -> None:
+    """Every configuration of ``configs`` in ``dtype`` with or without silu_and_mul, on a routing
+    that gives expert e exactly counts[e] rows, against the reference (N = 320: the last weight
+    block is partial for every width)."""
+    ids = ids_with_counts(counts, seed=k)
     tag = "bf16" if dtype == torch.bfloat16 else "fp16"
     act = "silu_and_mul" if silu else None
-    configs = [c for c in tall_configs() if c.dtype == tag and c.activation == act]
-    assert configs
-    for cfg in configs:
-        # N = 320: the last weight block is partial for every width.
-        err = _check(ids, len(TALL_COUNTS), 320, k, dtype=dtype, gather=cfg.gather, silu=silu, config=cfg, seed=k)
+    chosen = [c for c in configs if c.dtype == tag and c.activation == act]
+    assert chosen
+    for cfg in chosen:
+        err = _check(ids, len(counts), 320, k, dtype=dtype, gather=cfg.gather, silu=silu, config=cfg, seed=k)
         assert err < TOL, (cfg.kernel_name, k, err)
 
 
@@ -398,15 +404,7 @@ def test_tall_tiles_bitwise_deterministic() -> None:
 def test_fitted_swap_tiles_every_split(dtype: torch.dtype, silu: bool, k: int) -> None:
     from moe_cases import FITTED_COUNTS, fitted_configs
 
-    ids = ids_with_counts(FITTED_COUNTS, seed=k)
-    tag = "bf16" if dtype == torch.bfloat16 else "fp16"
-    act = "silu_and_mul" if silu else None
-    configs = [c for c in fitted_configs() if c.dtype == tag and c.activation == act]
-    assert configs
-    for cfg in configs:
-        # N = 320: the last weight block is partial for both widths.
-        err = _check(ids, len(FITTED_COUNTS), 320, k, dtype=dtype, gather=cfg.gather, silu=silu, config=cfg, seed=k)
-        assert err < TOL, (cfg.kernel_name, k, err)
+    _check_configs_on_counts(FITTED_COUNTS, fitted_configs(), dtype, silu, k)
 
 
 def test_fitted_swap_tiles_bitwise_deterministic_and_equal_to_plain_swap() -> None:
