@@ -1029,7 +1029,8 @@ def candidate_configs(
     """A short list (at most 8) of sensible configurations for a shape, for sweeps.
 
     Same arguments as :func:`choose_config`; the first entry is always its choice, the rest
-    are neighbours worth timing: in normal mode the same tiles with and without a 2-CTA
+    are neighbours worth timing: for fitted swap tiles the other fitted size, the 64-token swap
+    tile and 64-row ping-pong tiles; in normal mode the same tiles with and without a 2-CTA
     cluster, without store warps where it chose them and, with gather, the other of the cp.async and staged gathers; in swap mode other
     split-K factors (none, half and double the chosen one, or 2 and 4 when it chose none, where K allows), the next token-block sizes and
     the other weight width; in normal mode 256 x 128 (tall tiles), 128 x 256, 128 x 128, and
@@ -1039,7 +1040,12 @@ def candidate_configs(
     _, _, m_est = _rows_estimate(total_rows, num_experts)
     kw: dict = dict(activation=activation, dtype=dtype, gather=gather)
     cands = [first]
-    if first.swap_ab:
+    if is_fitted(first):  # the other fitted size, the largest plain swap tile, 64-row ping-pong tiles
+        cands.append(fitted_config(384 - first.block_m, **kw))
+        cands.append(_swap_config(64, 128, **kw))
+        cands.append(_prefill_config(64, _wide_tile(n), activation, dtype, gather, k))
+        cands.append(_normal_config(64, 128, True, **kw))
+    elif first.swap_ab:
         sizes = (8, 16, 32, 48, 64)
         i = sizes.index(first.block_m)
         other_n = 64 if first.block_n == 128 else 128
