@@ -33,7 +33,8 @@ Entry point of every generated translation unit (argument order and C types)::
 :func:`token_tma_descriptor` ``(a, cfg)``, a 2-D map over ``a`` [rows, K] with row stride
 ``lda`` (it holds ``a``'s address and row count, so rebuild it when ``a`` changes): without
 ``gather`` the kernel loads ``block_m`` token rows per TMA through it (box ``{64,
-block_m}``; 64 rows per box for ``block_m=256``); with ``gather`` and ``gather_mode="tma"`` it loads each gathered row with its
+block_m}``; 64 rows per box for ``block_m=256`` and 128-row ping-pong tiles, 16 for fitted swap
+tiles: :func:`_token_box_rows`); with ``gather`` and ``gather_mode="tma"`` it loads each gathered row with its
 own TMA (box ``{64, 1}``, rows = T, the token count); with ``gather_mode="cp_async"`` (the
 default) it is never read and ``token_tma_descriptor`` returns 128 zero bytes; with
 ``gather_mode="staged"`` it is the map without gather over the workspace the kernel first
@@ -43,14 +44,15 @@ fills with the gathered rows (``a`` is then the [T, K] source). Both are
 the last two parameters were ``splitk_workspace`` and ``splitk_counters`` before the staged
 gather shared them.)
 
-Staged gather (``gather_mode="staged"``, normal mode, no split-K): the kernel first copies
+Staged gather (``gather_mode="staged"``, normal mode or fitted swap tiles, no split-K): the kernel first copies
 the grouped rows ``workspace[r] = a[gather_idx[r]]`` (all blocks), meets at a grid barrier
 on ``counters`` (word 0 must be zero at launch and is zero again after it; word 1 is a
 generation number), then runs without gather, its ``a_map`` over the workspace
 (``[plan rows, K]``, same dtype, contiguous). All blocks must be resident at once: launch at
 most one block per SM (the default grid).
 
-Tiles: task ``t`` has ``ceil(m_t / block_m) * ceil(n / block_n) * split_k`` tiles (see
+Tiles: task ``t`` has ``ceil(m_t / block_m) * ceil(n / block_n) * split_k`` tiles (fitted swap
+tiles too: only the rows within each m-block differ; see
 :func:`tiles_per_task`; ``RoutePlan.tile_offsets(block_m, block_n, n, split_k)`` builds the
 prefix sums). Launch ``threads(cfg)`` threads per block, ``shared_bytes(cfg)`` bytes
 of dynamic shared memory, and a grid of ``min(total tiles, number of SMs)`` blocks (any grid
@@ -142,7 +144,9 @@ class GemmConfig:
         Token rows per tile. Normal mode: 64 or 128 (one wgmma warp group per 64 rows), or
         256 ("tall tiles": two warp groups of 128 rows, each as two 64-row slices, a slice
         without rows of the task skipped at run time; ``block_n`` 64, 96, 128 or 192, not
-        ping-pong). Swap mode: 8, 16, 32, 48 or 64 (wgmma's N side).
+        ping-pong). Swap mode: 8, 16, 32, 48 or 64 (wgmma's N side), or 128 or 256 for a
+        *fitted* tile (:func:`is_fitted`: an expert's rows split evenly over its m-blocks, each
+        tile's wgmma N its own row count rounded up to 16; no split-K).
     block_n : int
         Weight rows per tile (output columns before the activation). Normal mode: a multiple
         of 16 up to 256 that wgmma supports (64, 96, 128, 192, 256). Swap mode: 64 or 128 (one
@@ -166,7 +170,8 @@ class GemmConfig:
         threads, swizzled by hand; ``"tma"`` one TMA load of 128 bytes per token row and K
         step, one row per producer thread (up to the 4 producer warps). Measured on the H200
         (2026-11-28) the TMA gather was slower at every shape tried (up to 2x at 128 rows per
-        expert), so it is kept only for experiments. ``"staged"`` (normal mode, no split-K):
+        expert), so it is kept only for experiments. ``"staged"`` (normal mode or fitted swap
+        tiles, no split-K):
         the kernel's first phase copies all gathered rows to a workspace, the grid meets at
         a barrier, and the GEMM then reads them by TMA like ``gather=False``; the
         heuristic's choice in normal mode, where it measured 4-26 % faster than cp.async.
