@@ -578,10 +578,8 @@ def _rows_estimate(total_rows: int, num_experts: int) -> tuple[int, float, float
 def fitted_config(block_m: int, activation: str | None, dtype: str, gather: bool) -> GemmConfig:
     """The heuristic's fitted swap tile of ``block_m`` (128 or 256) tokens: 128 weight rows, the
     deepest ring, the staged gather when gathering."""
-    return GemmConfig(
-        block_m=block_m, block_n=128, stages=_max_stages(block_m, 128, 12, swap_ab=True), swap_ab=True,
-        activation=activation, dtype=dtype, gather=gather, gather_mode="staged" if gather else _GATHER_MODES[0],
-    )
+    cfg = _swap_config(block_m, 128, activation, dtype, gather)
+    return cfg.with_gather_mode("staged") if gather else cfg
 
 
 def _swap_config(block_m: int, block_n: int, activation, dtype, gather, split_k: int = 1) -> GemmConfig:
@@ -1046,7 +1044,7 @@ def candidate_configs(
     kw: dict = dict(activation=activation, dtype=dtype, gather=gather)
     cands = [first]
     if is_fitted(first):  # the other fitted size, the largest plain swap tile, 64-row ping-pong tiles
-        cands.append(fitted_config(384 - first.block_m, **kw))
+        cands.append(fitted_config(256 if first.block_m == 128 else 128, **kw))
         cands.append(_swap_config(64, 128, **kw))
         cands.append(_prefill_config(64, _wide_tile(n), activation, dtype, gather, k))
         cands.append(_normal_config(64, 128, True, **kw))

@@ -124,12 +124,17 @@ def test_every_shipped_config_compiles() -> None:
     for cfg in configs:
         compiled = sb.compile_source(cfgmod.kernel_source(cfg), cfg.kernel_name, arch="sm_90a",
                                      options=("--ptxas-options=-v",))
-        assert compiled.cubin[:4] == b"\x7fELF"
-        if compiled.log:  # a fresh compile: the resource report must show no spills
-            assert " 0 bytes spill stores" in compiled.log, (cfg.kernel_name, compiled.log)
-            # ... and ptxas must not have serialised the wgmmas (C7514: the accumulators read
-            # by ordinary instructions while a wgmma may be in flight).
-            assert "C7514" not in compiled.log, (cfg.kernel_name, compiled.log)
+        _assert_clean_cubin(cfg.kernel_name, compiled)
+
+
+def _assert_clean_cubin(name: str, compiled) -> None:  # type: ignore[no-untyped-def]
+    """A cubin, and where it was compiled fresh (its ptxas report is there) no spills and no
+    serialised wgmmas (C7514: accumulators read by ordinary instructions while a wgmma may be in
+    flight)."""
+    assert compiled.cubin[:4] == b"\x7fELF"
+    if compiled.log:
+        assert " 0 bytes spill stores" in compiled.log, (name, compiled.log)
+        assert "C7514" not in compiled.log, (name, compiled.log)
 
 
 def test_gather_mode() -> None:
@@ -189,10 +194,7 @@ def test_fitted_swap_configs_compile_without_spills() -> None:
     compiled = sb.compile_many([(cfgmod.kernel_source(c), c.kernel_name) for c in configs],
                                options=("--ptxas-options=-v",))
     for cfg, comp in zip(configs, compiled):
-        assert comp.cubin[:4] == b"\x7fELF"
-        if comp.log:
-            assert " 0 bytes spill stores" in comp.log, (cfg.kernel_name, comp.log)
-            assert "C7514" not in comp.log, (cfg.kernel_name, comp.log)
+        _assert_clean_cubin(cfg.kernel_name, comp)
 
 
 def test_cluster_config() -> None:
@@ -496,10 +498,7 @@ def test_tall_tile_widths_compile_without_spills() -> None:
                                 gather=gather, gather_mode=mode)
         compiled = sb.compile_source(cfgmod.kernel_source(cfg), cfg.kernel_name, arch="sm_90a",
                                      options=("--ptxas-options=-v",))
-        assert compiled.cubin[:4] == b"\x7fELF"
-        if compiled.log:
-            assert " 0 bytes spill stores" in compiled.log, (cfg.kernel_name, compiled.log)
-            assert "C7514" not in compiled.log, (cfg.kernel_name, compiled.log)  # wgmmas not serialised
+        _assert_clean_cubin(cfg.kernel_name, compiled)
 
 
 def test_heuristic_wide_tile_pads_n_least() -> None:
@@ -633,10 +632,7 @@ def test_every_mlp_config_compiles_without_spills() -> None:
     for cfg in mlp_configs():
         compiled = sb.compile_source(cfgmod.mlp_kernel_source(cfg), cfgmod.mlp_kernel_name(cfg), arch="sm_90a",
                                      options=("--ptxas-options=-v",))
-        assert compiled.cubin[:4] == b"\x7fELF"
-        if compiled.log:
-            assert " 0 bytes spill stores" in compiled.log, (cfgmod.mlp_kernel_name(cfg), compiled.log)
-            assert "C7514" not in compiled.log, (cfgmod.mlp_kernel_name(cfg), compiled.log)  # wgmmas not serialised
+        _assert_clean_cubin(cfgmod.mlp_kernel_name(cfg), compiled)
 
 
 def _mlp_problem(t: int, e: int, k: int, h: int, i: int, dtype=torch.bfloat16):  # type: ignore[no-untyped-def]

@@ -855,6 +855,12 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   constexpr int kFitStep = kFitted ? Shape::kNStep : 0;    // locate_tile's row split
   // Fitted tiles: the wgmma N of a tile of `rows` rows (also the token rows loaded).
   auto fitted_n = [](int32_t rows) { return (rows + Shape::kNStep - 1) / Shape::kNStep * Shape::kNStep; };
+  // Token rows of a tile of `rows` rows that some consumer reads: all kXRows, (tall tiles) the
+  // 64-row slices that hold rows of the task, or (fitted tiles) the rows rounded up to the wgmma
+  // N step; the others are skipped by the consumers and not loaded.
+  auto x_live_of = [&](int32_t rows) -> int32_t {
+    return Shape::kSlices > 1 ? (rows + 63) / 64 * 64 : (kFitted ? fitted_n(rows) : kXRows);
+  };
 
   Storage& ss = aligned_storage<Storage>();
 
@@ -922,9 +928,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       // TMA gather 128 bytes per token row that exists.
       auto stage_bytes_of = [&](const TileCoord& tc) -> uint32_t {
         const int32_t rows = tc.row_end - tc.row0;
-        const uint32_t live = Shape::kSlices > 1 ? static_cast<uint32_t>((rows + 63) / 64 * 64)
-                                                 : (kFitted ? static_cast<uint32_t>(fitted_n(rows)) : kXRows);
-        const uint32_t x_box_bytes = Shape::kXBoxRows == kXRows ? Shape::kXBytes : live * 128u;
+        const uint32_t x_box_bytes =
+            Shape::kXBoxRows == kXRows ? Shape::kXBytes : static_cast<uint32_t>(x_live_of(rows)) * 128u;
         return Shape::kWBytes + (!kGather ? x_box_bytes : (kRowTma ? static_cast<uint32_t>(rows) * 128u : 0u));
       };
       // Steps [0, early) had their weight tile loaded (and expect_tx set) before the wait.
@@ -965,10 +970,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         const int32_t tile_row0 = tc.row0;  // first row of this token block within the task
         // Token rows of this tile that exist (the rest are past the task's m, or another tile's).
         const int32_t x_rows = tc.row_end - tile_row0;
-        // Token rows that some consumer reads: all, (tall tiles) the 64-row slices that hold rows
-        // of the task, or (fitted tiles) the rows rounded up to the wgmma N step; the others are
-        // skipped by the consumers and not loaded.
-        const int32_t x_live = Shape::kSlices > 1 ? (x_rows + 63) / 64 * 64 : (kFitted ? fitted_n(x_rows) : kXRows);
+        const int32_t x_live = x_live_of(x_rows);  // token rows some consumer reads
         // Gather: source row in a of each token row this thread loads (-1 past the task's end).
         constexpr int kSrcRows = kRowTma ? Shape::kRowsPerGatherThread : (kGather ? Shape::kRowsPerProducerThread : 1);
         int32_t src_row[kSrcRows];
