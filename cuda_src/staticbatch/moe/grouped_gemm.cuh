@@ -62,7 +62,12 @@
 //   consumers: wgmma m64nNk16 from shared memory, K-major, 128-byte swizzle.
 //     normal mode (kSwapAB = false): BLOCK_M = 64 * kNumConsumers token rows; consumer
 //       warp group g computes token rows [64g, 64g + 64) x all BLOCK_N weight rows
-//       (wgmma N = BLOCK_N).
+//       (wgmma N = BLOCK_N). A 128-row tile's group whose 64 rows all lie past the task's end
+//       (a "dead" group, GemmShape::kDeadSkip) issues no wgmma and stores nothing; it still
+//       waits on and releases every stage like the live group (and, with store warps, hands
+//       them an empty tile: their copies stop at the task's end). An expert of m rows then
+//       computes at most 63 rows past m, as with 64-row tiles, while each weight stage feeds
+//       128 rows.
 //     tall tiles (normal mode, BLOCK_M = 256, BLOCK_N <= 192; kSlices = 2): two consumer warp
 //       groups, g owning token rows [128g, 128g + 128) as two 64-row slices h = 0, 1 (rows
 //       [128g + 64h, +64)), each with its own BLOCK_N / 2 accumulators; per K16 step the group
@@ -263,6 +268,9 @@ struct GemmShape {
   // row count rounded up to kNStep.
   static constexpr bool kFitted = kSwapAB && BLOCK_M > 64;
   static constexpr int kNStep = 16;
+  // Cooperative 128-row tiles (normal mode, not ping-pong): a consumer group whose 64 rows lie
+  // past the task's end skips its wgmmas and its epilogue (a "dead" group).
+  static constexpr bool kDeadSkip = !kSwapAB && !kPingpong && BLOCK_M == 128;
   static constexpr int kNumConsumers = kSwapAB ? BLOCK_N / 64 : (kPingpong ? 2 : BLOCK_M / (64 * kSlices));
   static constexpr int kThreads = 128 * (1 + kNumConsumers);
   static constexpr int kWgmmaN = kSwapAB ? BLOCK_M : BLOCK_N;
@@ -1176,6 +1184,20 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         };
         if constexpr (kFitted) {
           with_fitted_n<Shape::kNStep, BLOCK_M>(live_n, main_loop);
+        } else if constexpr (Shape::kDeadSkip) {
+          // Cooperative 128-row tiles: a group whose 64 rows all lie past the task's end runs
+          // no wgmma (the other group's alone); it still waits on and releases every stage.
+          live = tc.row_end - tc.row0 > cw * 64 ? 1 : 0;
+          if (live) {
+            main_loop(IntConst<Shape::kWgmmaN>{});
+          } else {
+            for (int32_t kb = 0; kb < tc.k_blocks; ++kb, ++it) {
+              const uint32_t s = it % kStages;
+              ptx::mbarrier_wait(&ss.full[s], (it / kStages) & 1u);
+              if (kb > 0) release(prev_stage, mate_live);
+              prev_stage = s;
+            }
+          }
         } else {
           main_loop(IntConst<Shape::kWgmmaN>{});
         }
@@ -1258,16 +1280,18 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         // Stage the whole output tile and hand it to the store warps (they drained the
         // previous one before this group may write its buffers again).
         if (tile != static_cast<int32_t>(blockIdx.x)) ptx::named_barrier_sync(kDrainedBarrier + cw, 128 + kStoreThreads);
+        if (live) {  // a dead group's rows are past the task's end: the store warps skip them
 #pragma unroll
-        for (int ch = 0; ch < epi_chunks<BLOCK_N, kSiluMul>(); ++ch) {
-          stage_chunk<Ops, BLOCK_N, kSiluMul>(acc[0], ch, epi_base + ch * (64 * kEpiCols * 2), warp_in_group, lane);
+          for (int ch = 0; ch < epi_chunks<BLOCK_N, kSiluMul>(); ++ch) {
+            stage_chunk<Ops, BLOCK_N, kSiluMul>(acc[0], ch, epi_base + ch * (64 * kEpiCols * 2), warp_in_group, lane);
+          }
         }
         ptx::named_barrier_arrive(kStagedBarrier + cw, 128 + kStoreThreads);
       } else if constexpr (!kSwapAB) {
         const int32_t row0 = tc.m_block * BLOCK_M + (kPingpong ? 0 : cw * kSlices * 64);
 #pragma unroll
         for (int h = 0; h < kSlices; ++h) {
-          if (kSlices == 1 || h < live) {
+          if (h < live) {
             epilogue_normal<Ops, BLOCK_N, kSiluMul>(acc[h], epi_base, chunk_count, bar_id, tc, row0 + 64 * h, n_out,
                                                     out, warp_in_group, lane, tid);
           }
