@@ -13,6 +13,12 @@ the skew floor fails or is near (T = 4096; Qwen3-235B-A22B T = 1024, Qwen3-30B-A
 Three interleaved repeats of a median of 10 replays, L2 read-flushed; outputs compared with
 G = 1. Result: benchmarks/results/dev_spread_check.json.
 
+Slower at every point and every G, increasingly with G (DeepSeek-V3 T = 4096 skewed 9.24 -> 9.10 /
+9.85 / 11.09 ms, uniform 7.51 -> 8.03 / 8.94 / 10.48): the kernel change was removed. To rerun,
+restore it: in grouped_gemm.cuh, ``spread_tile<G>(tile, total)`` maps pair p = tile >> 1 (of
+q = (total >> 1) / G pairs per segment, p < q * G) to ((p % G) * q + p / G) << 1 | (tile & 1), and
+every ``mapper.map(tile)`` becomes a fresh search (``mapper.lo = 0``) of ``spread_tile(tile)``.
+
 Run::
 
     PYTHONPATH=. python benchmarks/dev_spread_check.py [MODEL_PREFIX]
