@@ -664,6 +664,21 @@ FITTED_CLASS_MIN_TOKENS = 128
 FITTED_CLASS_MIN_ROWS = 32
 FITTED_CLASS_MIN_WEIGHT = 4_000_000
 
+#: From HOT_TALL_MIN_TOKENS tokens, where choose_config gives the average expert 64-row ping-pong
+#: tiles and the weight has at least HOT_TALL_MIN_WEIGHT elements per expert: experts of more than
+#: PINGPONG_MAX_ROWS rows get a class of the 128-row tiles (2-CTA cluster, store warps) that
+#: choose_config gives experts of that size. With skewed routing the hot experts then read each
+#: weight stage once per 128 rows (a dead 64-row half skipped, GemmShape::kDeadSkip); uniform
+#: routing leaves the class empty at these sizes. On the H200 (2026-11-28,
+#: benchmarks/results/dev_hot128_check.json, both GEMMs, median of three interleaved repeats),
+#: skewed routing at T = 4096: DeepSeek-V3 9.11 -> 8.39 ms, GPT-OSS-120B 2.49 -> 2.36 ms,
+#: Qwen3-235B-A22B 2.93 -> 2.72 ms; uniform within noise (the empty launch). Not taken for
+#: Qwen3-30B-A3B (weights of 3.1M and 1.6M elements: 0.71 -> 0.76 ms skewed) nor Mixtral-8x7B at
+#: T = 1024 (8 experts: 1.38 -> 1.47 ms skewed), hence the two floors.
+USE_HOT_TALL_CLASS = True
+HOT_TALL_MIN_TOKENS = 2048
+HOT_TALL_MIN_WEIGHT = 4_000_000
+
 #: Let choose_config pick split-K (swap mode, few tiles). Off: on the H200 (2026-11-28,
 #: benchmarks/dev_splitk_check.py, T=1 for the five model shapes) every split of every
 #: decode GEMM was slower than the unsplit tile (by 2-53 %), so split-K is only reachable
@@ -945,6 +960,9 @@ def choose_tile_classes(
     and weights of at least ``FITTED_CLASS_MIN_WEIGHT`` elements per expert, experts of more
     than ``FITTED_CLASS_MIN_ROWS`` rows get fitted 128-token swap tiles (see
     :func:`is_fitted`). Where choose_config itself picks fitted tiles there is one class.
+    With ``USE_HOT_TALL_CLASS``, from ``HOT_TALL_MIN_TOKENS`` tokens, where choose_config picks
+    64-row ping-pong tiles and the weight has at least ``HOT_TALL_MIN_WEIGHT`` elements per
+    expert, experts of more than ``PINGPONG_MAX_ROWS`` rows get 128-row clustered tiles.
 
     On the H200 (2026-11-28, ``dev/ab_pp.py``, both GEMMs of a layer): skewed routing
     DeepSeek-V3 T = 1024 6.64 -> 5.79 ms, T = 512 5.58 -> 5.23 ms, GPT-OSS-120B T = 1024 1.92 ->
@@ -962,6 +980,10 @@ def choose_tile_classes(
             and not is_fitted(base) and base.block_m <= FITTED_CLASS_MIN_ROWS and n * k >= FITTED_CLASS_MIN_WEIGHT):
         hot = fitted_config(128, activation, dtype, gather)
         return (TileClass(hot, FITTED_CLASS_MIN_ROWS, None), TileClass(base, 0, FITTED_CLASS_MIN_ROWS))
+    if (USE_HOT_TALL_CLASS and not base.swap_ab and base.block_m == 64 and tokens >= HOT_TALL_MIN_TOKENS
+            and n * k >= HOT_TALL_MIN_WEIGHT):
+        hot = _prefill_config(128, base.block_n, activation, dtype, gather, k)
+        return (TileClass(hot, PINGPONG_MAX_ROWS, None), TileClass(base, 0, PINGPONG_MAX_ROWS))
     if (not USE_TILE_CLASSES or tokens < TILE_CLASSES_MIN_TOKENS or not base.swap_ab or is_fitted(base)
             or tokens <= SWAP_MAX_ROWS):
         return (TileClass(base),)

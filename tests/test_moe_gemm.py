@@ -560,9 +560,11 @@ def test_check_tile_classes_needs_every_row_count_once() -> None:
 def test_heuristic_tile_classes(model: str) -> None:
     """Cover every row count; the last class is choose_config's; from TILE_CLASSES_MIN_TOKENS
     tokens a swap-mode average gets 64-row ping-pong tiles for its hot experts, from
-    FITTED_CLASS_MIN_TOKENS up to there (large enough weights) fitted swap tiles, heaviest first."""
+    FITTED_CLASS_MIN_TOKENS up to there (large enough weights) fitted swap tiles, and from
+    HOT_TALL_MIN_TOKENS a ping-pong average (large enough weights) 128-row clustered tiles for
+    experts above PINGPONG_MAX_ROWS, heaviest first."""
     h, i, e, k = MODELS[model]
-    for t in (*TS, 512, 700, 2048):
+    for t in (*TS, 512, 700, 2048, 3000):
         for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False)):
             classes = moe.choose_tile_classes(t * k, e, n, kk, "bf16", act, gather, num_tokens=t)
             assert _check_classes(classes, activation=act, gather=gather) == classes
@@ -571,7 +573,15 @@ def test_heuristic_tile_classes(model: str) -> None:
             fitted_class = (cfgmod.FITTED_CLASS_MIN_TOKENS <= t < cfgmod.TILE_CLASSES_MIN_TOKENS and base.swap_ab
                             and base.block_m <= cfgmod.FITTED_CLASS_MIN_ROWS
                             and n * kk >= cfgmod.FITTED_CLASS_MIN_WEIGHT)
-            if fitted_class:  # a class of fitted 128-token tiles for the experts above 32 rows
+            hot_tall = (t >= cfgmod.HOT_TALL_MIN_TOKENS and not base.swap_ab and base.block_m == 64
+                        and n * kk >= cfgmod.HOT_TALL_MIN_WEIGHT)
+            if hot_tall:  # 128-row clustered tiles above PINGPONG_MAX_ROWS rows
+                hot = classes[0]
+                assert len(classes) == 2 and (hot.min_rows, hot.max_rows) == (cfgmod.PINGPONG_MAX_ROWS, None)
+                assert hot.config.block_m == 128 and hot.config.cluster == 2 and not hot.config.pingpong
+                assert hot.config.block_n == base.block_n
+                assert hot.config.gather_mode == ("staged" if gather else "cp_async")
+            elif fitted_class:  # a class of fitted 128-token tiles for the experts above 32 rows
                 hot = classes[0]
                 assert len(classes) == 2 and (hot.min_rows, hot.max_rows) == (cfgmod.FITTED_CLASS_MIN_ROWS, None)
                 assert cfgmod.is_fitted(hot.config) and hot.config.block_m == 128
@@ -598,6 +608,17 @@ def test_heuristic_tile_classes(model: str) -> None:
     assert len(moe.choose_tile_classes(128 * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=128)) == 1
     (only,) = moe.choose_tile_classes(1024 * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=1024)
     assert cfgmod.is_fitted(only.config) and only.config.gather_mode == "staged"
+    # ... and no hot class at T = 4096, where DeepSeek-V3, GPT-OSS-120B and Qwen3-235B-A22B get
+    # 128-row clustered tiles above 320 rows and Mixtral-8x7B has 128-row tiles for every expert.
+    assert len(moe.choose_tile_classes(4096 * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=4096)) == 1
+    for name in ("DeepSeek-V3", "GPT-OSS-120B", "Qwen3-235B-A22B"):
+        h, i, e, k = MODELS[name]
+        classes = moe.choose_tile_classes(4096 * k, e, h, i, "bf16", None, False, num_tokens=4096)
+        assert [(c.min_rows, c.max_rows) for c in classes] == [(320, None), (0, 320)]
+        assert classes[0].config.block_m == 128 and classes[-1].config.pingpong
+    h, i, e, k = MODELS["Mixtral-8x7B"]
+    (only,) = moe.choose_tile_classes(4096 * k, e, h, i, "bf16", None, False, num_tokens=4096)
+    assert only.config.block_m == 128
 
 
 def test_tile_classes_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
