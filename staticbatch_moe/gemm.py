@@ -428,8 +428,9 @@ def grouped_gemm(
         kernel before would be the one building them), and with the heuristic's tiles
         (``config=None``) only where it measured faster
         (:func:`~staticbatch_moe._gemm_config.programmatic_pays`: swap-mode and 2-CTA-cluster
-        tiles, not 64-row ping-pong ones). The launches of a call after its first
-        are always programmatic dependents of the one before. Ignored on the reference path.
+        tiles, not 64-row ping-pong ones). The launches of a call after its first (one per
+        tile class) are programmatic dependents of the one before, with the heuristic's tiles
+        by the same rule. Ignored on the reference path.
 
     Returns
     -------
@@ -479,15 +480,17 @@ def grouped_gemm(
         # The first phase of each staged launch fills its own experts' rows of it.
         staged = torch.empty(plan.num_rows, k, dtype=a.dtype, device=a.device)
     # With the heuristic's tiles, a programmatic launch only where it measured faster.
-    first_programmatic = programmatic_launch and built and (
-        config is not None or not cfgmod.USE_PROGRAMMATIC_RULE or cfgmod.programmatic_pays(classes[0].config))
+    def pays(cfg: GemmConfig) -> bool:
+        return config is not None or not cfgmod.USE_PROGRAMMATIC_RULE or cfgmod.programmatic_pays(cfg)
+
     # One class takes every task (check_tile_classes): its staged copy may go token by token.
     by_token = STAGE_BY_TOKEN and len(classes) == 1
     for i, (c, tile_offsets) in enumerate(zip(classes, offsets)):
-        # The launches after the first are programmatic dependents of the one before: their
-        # experts, output rows and staged rows are disjoint from it.
+        # The launches after the first may be programmatic dependents of the one before (their
+        # experts, output rows and staged rows are disjoint from it), by the same rule.
+        asked = programmatic_launch and built if i == 0 else True
         _launch(c.config, device_index, a, lda, weight, out, plan, n, k, gather, tile_offsets, staged,
-                programmatic=first_programmatic if i == 0 else True, stage_by_token=by_token)
+                programmatic=asked and pays(c.config), stage_by_token=by_token)
     return out
 
 

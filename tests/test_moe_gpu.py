@@ -527,6 +527,28 @@ def test_programmatic_launch_follows_the_rule_with_heuristic_tiles(monkeypatch) 
             assert rel_err(out, ref) < TOL
 
 
+def test_later_class_launches_follow_the_rule_with_heuristic_tiles(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The heuristic's two classes at a ping-pong average (128-row clustered tiles above 320 rows,
+    empty under uniform routing, then 64-row ping-pong tiles): the second launch is not a
+    programmatic dependent (programmatic_pays), while with the same classes given explicitly it
+    is. Same output, matching the reference."""
+    seen = _spy_launches(monkeypatch, "programmatic")
+    e, k, h, i, t = 64, 4, 2048, 2048, 2048
+    classes = moe.choose_tile_classes(t * k, e, h, i, "bf16", None, False, num_tokens=t)
+    assert len(classes) == 2 and classes[0].config.cluster == 2 and classes[1].config.pingpong, classes
+    p = moe.route_plan(uniform_ids(t, e, k), e)
+    mid = torch.randn(t * k, i, device="cuda", dtype=torch.bfloat16)
+    w2 = _weights(e, h, i, torch.bfloat16, seed=t)
+    ref = moe.grouped_gemm_reference(mid, w2, p, gather=False)
+    moe.grouped_gemm(mid, w2, p, gather=False)  # builds the plan's tile offsets (else never programmatic)
+    outs = []
+    for config, want in ((None, [True, False]), (classes, [True, True])):
+        seen.clear()
+        outs.append(moe.grouped_gemm(mid, w2, p, gather=False, config=config, programmatic_launch=True))
+        assert [prog for _, prog in seen] == want, (config, seen)
+    assert rel_err(outs[0], ref) < TOL and torch.equal(outs[0], outs[1])
+
+
 @pytest.mark.parametrize("silu", [False, True])
 def test_token_map_not_shared_by_tiles_of_the_same_height_and_other_box(silu: bool) -> None:
     """A 128 x 256 tile (one 128-row token box) and a 128-row ping-pong tile (64-row boxes) on the
