@@ -141,7 +141,8 @@ class GemmConfig:
     Parameters
     ----------
     block_m : int
-        Token rows per tile. Normal mode: 64 or 128 (one wgmma warp group per 64 rows), or
+        Token rows per tile. Normal mode: 64 or 128 (one wgmma warp group per 64 rows; in a
+        128-row tile a group whose rows all lie past the expert's end skips its work), or
         256 ("tall tiles": two warp groups of 128 rows, each as two 64-row slices, a slice
         without rows of the task skipped at run time; ``block_n`` 64, 96, 128 or 192, not
         ping-pong). Swap mode: 8, 16, 32, 48 or 64 (wgmma's N side), or 128 or 256 for a
