@@ -488,7 +488,7 @@ def grouped_gemm(
     for i, (c, tile_offsets) in enumerate(zip(classes, offsets)):
         # The launches after the first may be programmatic dependents of the one before (their
         # experts, output rows and staged rows are disjoint from it), by the same rule.
-        asked = programmatic_launch and built if i == 0 else True
+        asked = (programmatic_launch and built) if i == 0 else True
         _launch(c.config, device_index, a, lda, weight, out, plan, n, k, gather, tile_offsets, staged,
                 programmatic=asked and pays(c.config), stage_by_token=by_token)
     return out
