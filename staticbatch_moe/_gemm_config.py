@@ -464,13 +464,12 @@ extern "C" __global__ void {cluster_dims}__launch_bounds__({threads(cfg)}, 1) {c
     const __grid_constant__ staticbatch::ptx::TmaDescriptor a_map, const void* a, long long lda, void* out,
     const int* gather_idx, const int* tile_offsets, const int* task_rows, const long long* task_starts,
     const int* task_expert, int num_tasks, int n, int k, void* workspace, unsigned* counters, const int* slot_to_row,
-    int num_tokens, int top_k, const void* next_w, long long next_w_expert_bytes, long long next_w_budget) {{
+    int num_tokens, int top_k) {{
   staticbatch::moe::grouped_gemm<{b}, {cfg.block_m}, {cfg.block_n}, {cfg.stages}, {swap}, {gather}, {silu}, {pp},
                                  {tma_gather}, {sk}, {stg}, {cfg.cluster}, {sw}>(
       w_map, a_map, a, static_cast<staticbatch::int64_t>(lda), out, gather_idx, tile_offsets, task_rows,
       reinterpret_cast<const staticbatch::int64_t*>(task_starts), task_expert, num_tasks, n, k, workspace,
-      reinterpret_cast<staticbatch::uint32_t*>(counters), slot_to_row, num_tokens, top_k, next_w,
-      static_cast<staticbatch::int64_t>(next_w_expert_bytes), static_cast<staticbatch::int64_t>(next_w_budget));
+      reinterpret_cast<staticbatch::uint32_t*>(counters), slot_to_row, num_tokens, top_k);
 }}
 """
 

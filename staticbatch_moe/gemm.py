@@ -74,13 +74,6 @@ _retired_counters: list[Any] = []
 #: with an SM limit, instead of the grid hanging. One switch, for experiments.
 USE_COOPERATIVE_LAUNCH = True
 
-#: Let ``grouped_gemm(prefetch_weight=...)`` start the next GEMM's weights into L2 (one switch,
-#: for experiments).
-USE_PREFETCH_WEIGHT = True
-#: At most this many bytes of ``prefetch_weight`` are started into L2 per call (the H200 has
-#: 60 MB of L2, which the GEMM's own weights stream through at the same time).
-PREFETCH_BUDGET_BYTES = 32 << 20
-
 
 @dataclass(frozen=True, eq=False)
 class GateUpWeight:
@@ -326,7 +319,7 @@ def _tile_classes(config: Any, plan: RoutePlan, n: int, k: int, dtype: str, acti
 
 def _launch(config: GemmConfig, device_index: int, a: Any, lda: int, weight: Any, out: Any, plan: RoutePlan,
             n: int, k: int, gather: bool, tile_offsets: Any, staged: Any, programmatic: bool,
-            stage_by_token: bool = False, prefetch_weight: Any = None) -> None:
+            stage_by_token: bool = False) -> None:
     """One launch of the kernel of ``config`` over the tiles of ``tile_offsets``."""
     import torch
 
@@ -378,9 +371,6 @@ def _launch(config: GemmConfig, device_index: int, a: Any, lda: int, weight: Any
             by_token,
             np.int32(plan.num_tokens),
             np.int32(plan.top_k),
-            prefetch_weight,
-            np.int64(prefetch_weight[0].numel() * prefetch_weight.element_size() if prefetch_weight is not None else 0),
-            np.int64(PREFETCH_BUDGET_BYTES),
         ],
         programmatic=programmatic,
         cooperative=staged_gather and USE_COOPERATIVE_LAUNCH,
@@ -397,7 +387,6 @@ def grouped_gemm(
     out: Any = None,
     config: GemmConfig | Sequence[TileClass] | None = None,
     programmatic_launch: bool = False,
-    prefetch_weight: Any = None,
 ) -> Any:
     """Every expert's GEMM in one statically batched kernel (one per tile class).
 
@@ -442,14 +431,6 @@ def grouped_gemm(
         tiles, not 64-row ping-pong ones). The launches of a call after its first (one per
         tile class) are programmatic dependents of the one before, with the heuristic's tiles
         by the same rule. Ignored on the reference path.
-    prefetch_weight : torch.Tensor, optional
-        The ``[E, N2, K2]`` contiguous weight of the GEMM that follows on the same plan (the
-        down weight after the gate/up GEMM; same dtype and device). Where this call has fewer
-        tiles than SMs (decode of small experts), the blocks without a tile start the weights
-        of the experts with rows into L2 (up to ``PREFETCH_BUDGET_BYTES``) for the next GEMM,
-        which should be a programmatic dependent of this one. Used by swap-mode (decode) tiles
-        without clusters or the staged gather; a hint that changes no result. Ignored on the
-        reference path.
 
     Returns
     -------
@@ -470,16 +451,6 @@ def grouped_gemm(
     import torch
 
     weight, n, n_out = _validate(a, w, plan, gather, activation, out)
-    if prefetch_weight is not None and (
-            not isinstance(prefetch_weight, torch.Tensor) or prefetch_weight.dim() != 3
-            or prefetch_weight.shape[0] != weight.shape[0] or prefetch_weight.dtype != weight.dtype
-            or prefetch_weight.device != weight.device or not prefetch_weight.is_contiguous()):
-        raise sb.InvalidArgumentError(
-            f"`prefetch_weight` must be a contiguous [{weight.shape[0]}, N2, K2] {weight.dtype} tensor on "
-            f"{weight.device} (got {getattr(prefetch_weight, 'dtype', type(prefetch_weight).__name__)} "
-            f"{list(getattr(prefetch_weight, 'shape', []))} on {getattr(prefetch_weight, 'device', None)}, "
-            f"contiguous={getattr(prefetch_weight, 'is_contiguous', lambda: None)()})"
-        )
     k = weight.shape[2]
     lda = a.stride(0) if a.shape[0] > 1 else k
     classes: tuple[TileClass, ...] = ()
@@ -518,11 +489,8 @@ def grouped_gemm(
         # The launches after the first may be programmatic dependents of the one before (their
         # experts, output rows and staged rows are disjoint from it), by the same rule.
         asked = (programmatic_launch and built) if i == 0 else True
-        # The next GEMM's weights: by the first launch's idle blocks, in swap mode (decode).
-        fetch = (prefetch_weight if i == 0 and USE_PREFETCH_WEIGHT and c.config.swap_ab and c.config.cluster == 1
-                 and not (c.config.gather and c.config.gather_mode == "staged") else None)
         _launch(c.config, device_index, a, lda, weight, out, plan, n, k, gather, tile_offsets, staged,
-                programmatic=asked and pays(c.config), stage_by_token=by_token, prefetch_weight=fetch)
+                programmatic=asked and pays(c.config), stage_by_token=by_token)
     return out
 
 
@@ -619,7 +587,7 @@ def grouped_mlp(x: Any, w1: Any, w2: Any, plan: RoutePlan, *, out: Any = None,
     if _kernel_path_problem(x) is not None:
         return grouped_mlp_reference(x, w1, w2, plan, out=out)
     if cfg is None:
-        mid = grouped_gemm(x, w1, plan, activation="silu_and_mul", prefetch_weight=w2)
+        mid = grouped_gemm(x, w1, plan, activation="silu_and_mul")
         return grouped_gemm(mid, w2, plan, gather=False, out=out, programmatic_launch=True)
     if out is None:
         out = torch.empty(plan.num_rows, h, dtype=x.dtype, device=x.device)

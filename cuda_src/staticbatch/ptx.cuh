@@ -144,19 +144,6 @@ SB_DEVICE void tma_load_3d(uint32_t dst, const TmaDescriptor* map, uint64_t* bar
       : "memory");
 }
 
-// tma_load_3d with an L2 cache policy (`policy`: a createpolicy word, e.g. kEvictFirst).
-SB_DEVICE void tma_load_3d_hint(uint32_t dst, const TmaDescriptor* map, uint64_t* bar, int32_t c0, int32_t c1,
-                                int32_t c2, uint64_t policy) {
-  asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.L2::cache_hint"
-      " [%0], [%1, {%3, %4, %5}], [%2], %6;\n"
-      :
-      : "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_addr(bar)), "r"(c0), "r"(c1), "r"(c2), "l"(policy)
-      : "memory");
-}
-// L2 policy words (the encoding CUTLASS's CacheHintSm90 uses): lines read once go first.
-constexpr uint64_t kEvictFirst = 0x12F0000000000000ull;
-
 // tma_load_3d into every CTA of the cluster named in `cta_mask` (bit i: rank i): the box lands
 // at offset `dst` of each one's shared memory and its bytes are counted on the barrier at
 // `bar`'s offset in each of them.
@@ -191,12 +178,6 @@ SB_DEVICE void tma_prefetch_descriptor(const TmaDescriptor* map) {
 // Starts the 128-byte line holding `p` on its way into L2 (a hint: no result, no fault).
 SB_DEVICE void prefetch_l2(const void* p) {
   asm volatile("prefetch.global.L2 [%0];\n" : : "l"(reinterpret_cast<uint64_t>(p)));
-}
-
-// Starts `bytes` bytes at `p` on their way into L2 (cp.async.bulk.prefetch: a hint, no
-// completion to wait for). `p` 16-byte aligned, `bytes` a multiple of 16.
-SB_DEVICE void prefetch_l2_bulk(const void* p, uint32_t bytes) {
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" : : "l"(reinterpret_cast<uint64_t>(p)), "r"(bytes) : "memory");
 }
 
 // ---------------------------------------------------------------------------------------

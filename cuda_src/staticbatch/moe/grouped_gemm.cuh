@@ -189,14 +189,6 @@
 // load; every other thread waits at the start, so no token row is read and no output written
 // before the previous kernel has completed. Launched normally, the wait returns at once.
 //
-// The next GEMM's weights (host: grouped_gemm(prefetch_weight=w2), decode). A launch with fewer
-// tiles than blocks (Qwen3-30B-A3B's gate/up GEMM at T = 1: 96 tiles for 132 SMs) leaves SMs
-// idle while DRAM is not yet at its peak. With `next_w` set (not in clusters or with the staged
-// gather, whose blocks meet), a block whose first tile would be past the end runs
-// prefetch_next_weights instead: the weights of every expert with rows, up to `next_w_budget`
-// bytes, into L2 by bulk prefetch, then exits, so that the next GEMM (a programmatic dependent,
-// its blocks taking these SMs) finds them there.
-//
 // Tile classes (host: grouped_gemm with a sequence of TileClass). One call may launch this
 // kernel once per class of experts (by row count), each launch with its own tile_offsets in
 // which the other classes' tasks have no tiles: the kernel never needs to know. A launch whose
@@ -823,35 +815,6 @@ SB_DEVICE void prefetch_plan(int32_t lane, int32_t num_tasks, const int32_t* til
   if (lane == 0 && gather_idx != nullptr) ptx::prefetch_l2(gather_idx);
 }
 
-// The next GEMM's weights into L2, by the blocks of this launch that have no tile (block
-// `idle` of `idle_blocks`; one warp each): every task with rows, its expert's
-// `expert_bytes` bytes at next_w + expert * expert_bytes, in 64 KB pieces dealt round robin
-// over the idle blocks, the first `budget` bytes of them in task order. A hint only: nothing
-// waits for it, and the next GEMM reads the same bytes whether or not they arrived.
-SB_DEVICE void prefetch_next_weights(int32_t lane, int32_t idle, int32_t idle_blocks, const int32_t* task_rows,
-                                     const int32_t* task_expert, int32_t num_tasks, const unsigned char* next_w,
-                                     int64_t expert_bytes, int64_t budget) {
-  constexpr int64_t kPiece = 64 << 10;
-  const int64_t pieces = (expert_bytes + kPiece - 1) / kPiece;  // per expert
-  int64_t before = 0;  // tasks with rows before this group of 32
-  for (int32_t j0 = 0; j0 < num_tasks && before * expert_bytes < budget; j0 += 32) {
-    const int32_t j = j0 + lane;
-    const bool live = j < num_tasks && __ldg(task_rows + j) > 0;
-    const uint32_t mask = __ballot_sync(0xffffffffu, live);
-    if (live) {
-      const int64_t a = before + __popc(mask & ((1u << lane) - 1u));  // this task's rank among those with rows
-      const unsigned char* w = next_w + static_cast<int64_t>(__ldg(task_expert + j)) * expert_bytes;
-      const int64_t first = a * pieces;  // its first piece's index over all tasks with rows
-      for (int64_t p = ((idle - first) % idle_blocks + idle_blocks) % idle_blocks; p < pieces; p += idle_blocks) {
-        const int64_t off = p * kPiece;
-        if (a * expert_bytes + off >= budget) break;
-        ptx::prefetch_l2_bulk(w + off, static_cast<uint32_t>(min(kPiece, expert_bytes - off)));
-      }
-    }
-    before += __popc(mask);
-  }
-}
-
 // The ring's barriers (one thread): each stage's full barrier expects `full_arrivals`, its
 // empty barrier `empty_arrivals`.
 template <int kStages, typename Storage>
@@ -878,8 +841,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
                             const int32_t* task_rows, const int64_t* task_starts, const int32_t* task_expert,
                             int32_t num_tasks, int32_t n, int32_t k, void* workspace = nullptr,
                             uint32_t* counters = nullptr, const int32_t* slot_to_row = nullptr,
-                            int32_t num_tokens = 0, int32_t top_k = 0, const void* next_w = nullptr,
-                            int64_t next_w_expert_bytes = 0, int64_t next_w_budget = 0) {
+                            int32_t num_tokens = 0, int32_t top_k = 0) {
   static_assert(kSplitK >= 1 && (kSplitK == 1 || kSwapAB), "split-K is for swap mode");
   static_assert(!kStaged || (!kGather && kSplitK == 1), "the staged gather runs the kernel without gather, unsplit");
   static_assert(kCluster == 1 || (kCluster == 2 && !kSwapAB && !kGather && kSplitK == 1 && !(BLOCK_M == 256)),
@@ -936,17 +898,6 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   const int32_t total_tiles = __ldg(tile_offsets + num_tasks);
   // A launch without tiles (a tile class that no expert falls in) ends here, in every block alike.
   if (total_tiles == 0) return;
-  // Blocks without a tile start the next GEMM's weights into L2 and leave (see the header).
-  if constexpr (kCluster == 1 && !kStaged) {
-    if (next_w != nullptr && static_cast<int32_t>(blockIdx.x) >= total_tiles) {
-      if (warp == 0) {
-        prefetch_next_weights(lane, static_cast<int32_t>(blockIdx.x) - total_tiles,
-                              static_cast<int32_t>(gridDim.x) - total_tiles, task_rows, task_expert, num_tasks,
-                              static_cast<const unsigned char*>(next_w), next_w_expert_bytes, next_w_budget);
-      }
-      return;
-    }
-  }
 
   if constexpr (kStaged) {  // phase 1 of the staged gather (see the header)
     if (slot_to_row != nullptr) {
@@ -1050,12 +1001,6 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
             if (it >= early) {  // else loaded before the wait
               ptx::mbarrier_arrive_expect_tx(&ss.full[s], stage_bytes);
               if constexpr (kCluster == 1) {
-#ifdef SB_SWAP_WEIGHT_EVICT_FIRST
-                if constexpr (kSwapAB) {
-                  ptx::tma_load_3d_hint(ptx::smem_addr(ss.w[s]), &w_map, &ss.full[s], kb * BLOCK_K, w_row0, tc.expert,
-                                        ptx::kEvictFirst);
-                } else
-#endif
                 ptx::tma_load_3d(ptx::smem_addr(ss.w[s]), &w_map, &ss.full[s], kb * BLOCK_K, w_row0, tc.expert);
               } else if (share_w) {  // this CTA's half, into both CTAs
                 ptx::tma_load_3d_multicast(ptx::smem_addr(ss.w[s]) + cta_rank * kHalfWBytes, &w_map, &ss.full[s],
