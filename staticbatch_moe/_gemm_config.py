@@ -199,12 +199,6 @@ class GemmConfig:
         shared memory and goes on to its next tile's main loop, while the producer warp group's
         three otherwise idle warps copy the staged tile to global memory. Needs a staging buffer
         per 64 output columns of a tile (so fewer ring stages for wide tiles without activation).
-    tail_rows : int
-        0, or 16 on 64-row ping-pong tiles (``block_n`` a multiple of 64, token rows by TMA:
-        gather staged or none, no cluster): an expert's last tile also takes up to 16 rows past
-        its 64 (an expert of 64 q + r rows, 1 <= r <= 16, has q tiles instead of q + 1). The
-        extra rows are computed as swap-mode wgmmas (weight rows x 16 tokens) on the tile's
-        weight stage, which is in shared memory already.
     """
 
     block_m: int = 128
@@ -220,7 +214,6 @@ class GemmConfig:
     split_k: int = 1
     cluster: int = 1
     store_warps: bool = False
-    tail_rows: int = 0
 
     def __post_init__(self) -> None:
         if self.block_k != _BLOCK_K:
@@ -293,17 +286,6 @@ class GemmConfig:
                 f"gathering (got swap_ab={self.swap_ab}, block_m={self.block_m}, pingpong={self.pingpong}, "
                 f"gather={self.gather}, gather_mode={self.gather_mode!r})"
             )
-        if self.tail_rows not in (0, TAIL_ROWS) or isinstance(self.tail_rows, bool):
-            raise InvalidArgumentError(f"`tail_rows` must be 0 or {TAIL_ROWS} (got {self.tail_rows!r})")
-        if self.tail_rows and (
-            not self.pingpong or self.block_m != 64 or self.block_n % 64 or self.cluster > 1
-            or (self.gather and self.gather_mode != "staged")
-        ):
-            raise InvalidArgumentError(
-                "`tail_rows` needs 64-row ping-pong tiles with block_n a multiple of 64, no cluster, and "
-                f"gather_mode='staged' if gathering (got block_m={self.block_m}, pingpong={self.pingpong}, "
-                f"block_n={self.block_n}, cluster={self.cluster}, gather={self.gather}, gather_mode={self.gather_mode!r})"
-            )
         if shared_bytes(self) > MAX_SHARED_BYTES:
             raise InvalidArgumentError(
                 f"`stages`={self.stages} needs {shared_bytes(self)} bytes of shared memory, "
@@ -316,8 +298,7 @@ class GemmConfig:
         (they need the producer's warps)."""
         staged = mode == "staged"
         cfg = self if staged or not self.store_warps else without_store_warps(self)
-        return dataclasses.replace(cfg, gather_mode=mode, cluster=self.cluster if staged else 1,
-                                   tail_rows=self.tail_rows if staged else 0)
+        return dataclasses.replace(cfg, gather_mode=mode, cluster=self.cluster if staged else 1)
 
     @property
     def num_consumers(self) -> int:
@@ -344,8 +325,6 @@ class GemmConfig:
             name += f"_c{self.cluster}"
         if self.store_warps:
             name += "_sw"
-        if self.tail_rows:
-            name += f"_t{self.tail_rows}"
         return name
 
 
@@ -365,7 +344,7 @@ def shared_bytes(cfg: GemmConfig) -> int:
     struct's 1024-byte alignment, and 1024 bytes of slack to align the base.
     """
     return _smem_bytes(cfg.block_m, cfg.block_n, cfg.stages, cfg.swap_ab, cfg.pingpong,
-                       _epi_bufs(cfg.block_n, cfg.activation, cfg.store_warps), cfg.tail_rows)
+                       _epi_bufs(cfg.block_n, cfg.activation, cfg.store_warps))
 
 
 def _epi_bufs(block_n: int, activation: str | None, store_warps: bool) -> int:
@@ -383,9 +362,8 @@ def _num_consumers(block_m: int, block_n: int, swap_ab: bool, pingpong: bool) ->
     return (block_n if swap_ab else min(block_m, 128)) // 64
 
 
-def _smem_bytes(block_m: int, block_n: int, stages: int, swap_ab: bool, pingpong: bool, epi_bufs: int = 2,
-                tail_rows: int = 0) -> int:
-    ring = stages * (block_m + tail_rows + block_n) * _BLOCK_K * 2
+def _smem_bytes(block_m: int, block_n: int, stages: int, swap_ab: bool, pingpong: bool, epi_bufs: int = 2) -> int:
+    ring = stages * (block_m + block_n) * _BLOCK_K * 2
     consumers = _num_consumers(block_m, block_n, swap_ab, pingpong)
     epilogue = consumers * epi_bufs * min(block_m, 64) * 128  # 64 rows, or (swap) at most 64 tokens
     barriers = 16 * stages
@@ -398,13 +376,11 @@ def _token_box_rows(cfg: GemmConfig) -> int:
     swap tiles, else the whole tile."""
     if _slices(cfg) > 1:
         return 64
-    return FITTED_N_STEP if is_fitted(cfg) or cfg.tail_rows else cfg.block_m
+    return FITTED_N_STEP if is_fitted(cfg) else cfg.block_m
 
 
 #: Token rows by which a fitted swap tile's wgmma N grows (``GemmShape::kNStep``).
 FITTED_N_STEP = 16
-#: Rows an expert's last 64-row ping-pong tile may take past its 64 (``GemmConfig.tail_rows``).
-TAIL_ROWS = 16
 
 
 def is_fitted(cfg: GemmConfig) -> bool:
@@ -422,10 +398,7 @@ def _slices(cfg: GemmConfig) -> int:
 
 def tiles_per_task(rows: int, n: int, cfg: GemmConfig) -> int:
     """Tiles of one task of ``rows`` token rows against a weight of ``n`` rows (each of the
-    ``ceil(rows / block_m) * ceil(n / block_n)`` output tiles counts ``split_k`` times; with
-    ``tail_rows`` the m-blocks are ``ceil(max(rows - tail_rows, 1) / block_m)`` for rows > 0)."""
-    if rows > 0 and cfg.tail_rows:
-        rows = max(rows - cfg.tail_rows, 1)
+    ``ceil(rows / block_m) * ceil(n / block_n)`` output tiles counts ``split_k`` times)."""
     return -(-rows // cfg.block_m) * -(-n // cfg.block_n) * cfg.split_k
 
 
@@ -481,7 +454,7 @@ def kernel_source(cfg: GemmConfig) -> str:
     return f"""// Generated by staticbatch_moe._gemm_config.kernel_source for {cfg!r}
 #include <staticbatch/moe/grouped_gemm.cuh>
 
-using SbShape = staticbatch::moe::GemmShape<{cfg.block_m}, {cfg.block_n}, {cfg.stages}, {swap}, {pp}, {epi_bufs}, {cfg.tail_rows}>;
+using SbShape = staticbatch::moe::GemmShape<{cfg.block_m}, {cfg.block_n}, {cfg.stages}, {swap}, {pp}, {epi_bufs}>;
 static_assert(SbShape::kSmemBytes == {shared_bytes(cfg)}, "shared_bytes() disagrees with the kernel");
 static_assert(staticbatch::moe::epi_bufs<{cfg.block_n}, {silu}, {sw}>() == {epi_bufs}, "_epi_bufs() disagrees with the kernel");
 static_assert(SbShape::kThreads == {threads(cfg)}, "threads() disagrees with the kernel");
@@ -493,7 +466,7 @@ extern "C" __global__ void {cluster_dims}__launch_bounds__({threads(cfg)}, 1) {c
     const int* task_expert, int num_tasks, int n, int k, void* workspace, unsigned* counters, const int* slot_to_row,
     int num_tokens, int top_k) {{
   staticbatch::moe::grouped_gemm<{b}, {cfg.block_m}, {cfg.block_n}, {cfg.stages}, {swap}, {gather}, {silu}, {pp},
-                                 {tma_gather}, {sk}, {stg}, {cfg.cluster}, {sw}, {cfg.tail_rows}>(
+                                 {tma_gather}, {sk}, {stg}, {cfg.cluster}, {sw}>(
       w_map, a_map, a, static_cast<staticbatch::int64_t>(lda), out, gather_idx, tile_offsets, task_rows,
       reinterpret_cast<const staticbatch::int64_t*>(task_starts), task_expert, num_tasks, n, k, workspace,
       reinterpret_cast<staticbatch::uint32_t*>(counters), slot_to_row, num_tokens, top_k);
@@ -572,10 +545,10 @@ def mlp_flag_count(total_rows: int, num_experts: int, block_m: int) -> int:
 
 
 def _max_stages(block_m: int, block_n: int, cap: int, swap_ab: bool = False, pingpong: bool = False,
-                epi_bufs: int = 2, tail_rows: int = 0) -> int:
+                epi_bufs: int = 2) -> int:
     """The deepest ring (at most ``cap``) that fits in shared memory with the epilogue buffers."""
     for s in range(cap, 2, -1):
-        if _smem_bytes(block_m, block_n, s, swap_ab, pingpong, epi_bufs, tail_rows) <= MAX_SHARED_BYTES:
+        if _smem_bytes(block_m, block_n, s, swap_ab, pingpong, epi_bufs) <= MAX_SHARED_BYTES:
             return s
     return 2
 

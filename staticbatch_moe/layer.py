@@ -235,7 +235,7 @@ def _layer_tilings(x: torch.Tensor, ids: torch.Tensor, e: int, two_i: int, h: in
         return [(pair.block_m, pair.block_n, n, 1, (0, None)) for n in (two_i, h)]
     up = choose_tile_classes(rows, e, two_i, h, dtype, "silu_and_mul" if fused else None, True, num_tokens=t)
     down = choose_tile_classes(rows, e, h, two_i // 2, dtype, None, False, num_tokens=t)
-    return [(c.config.block_m, c.config.block_n, n, c.config.split_k, (c.min_rows, c.max_rows), c.config.tail_rows)
+    return [(c.config.block_m, c.config.block_n, n, c.config.split_k, (c.min_rows, c.max_rows))
             for classes, n in ((up, two_i), (down, h)) for c in classes]
 
 

@@ -68,8 +68,7 @@ class RoutePlan:
         return self.expert_counts.device
 
     def tile_offsets(
-        self, block_m: int, block_n: int, n: int, split_k: int = 1, rows: tuple[int, int | None] = (0, None),
-        tail: int = 0,
+        self, block_m: int, block_n: int, n: int, split_k: int = 1, rows: tuple[int, int | None] = (0, None)
     ) -> Any:
         """int32 ``[E + 1]``: exclusive prefix sum over tasks of
         ceil(m / block_m) * ceil(n / block_n) * split_k.
@@ -81,43 +80,34 @@ class RoutePlan:
         ``split_k > 1`` every output tile counts ``split_k`` times (one tile per K slice).
         ``rows=(lo, hi)`` counts only the tasks with ``lo < m <= hi`` (``hi=None``: no upper
         bound); the others get no tiles (one class of a call with tile classes, see
-        :class:`staticbatch_moe.TileClass`). ``tail > 0`` (``GemmConfig.tail_rows``): a task's
-        last m-block may take ``tail`` rows more, so m counts as ``max(m - tail, 1)`` (0 stays
-        0); such prefix sums are never built in the routing pass.
+        :class:`staticbatch_moe.TileClass`).
         """
-        key = _tile_key(block_m, block_n, n, split_k, rows, tail)
+        key = _tile_key(block_m, block_n, n, split_k, rows)
         offsets = self._tile_plans.get(key)
         if offsets is None:
             import torch
 
             m = self.task_rows
-            if tuple(rows) != (0, None):
-                lo, hi = rows
+            if len(key) > 2:
+                lo, hi = key[2:]
                 keep = m > lo if hi is None else (m > lo) & (m <= hi)
                 m = torch.where(keep, m, torch.zeros_like(m))
-            if tail:
-                m = torch.where(m > 0, (m - tail).clamp(min=1), m)
             sizes = torch.stack([m, torch.full_like(m, key[1])], dim=1)
             offsets = sb.device_plan(sizes, (block_m, 1)).tile_offsets
             self._tile_plans[key] = offsets
         return offsets
 
     def has_tile_offsets(
-        self, block_m: int, block_n: int, n: int, split_k: int = 1, rows: tuple[int, int | None] = (0, None),
-        tail: int = 0,
+        self, block_m: int, block_n: int, n: int, split_k: int = 1, rows: tuple[int, int | None] = (0, None)
     ) -> bool:
         """Whether :meth:`tile_offsets` with these arguments is built already (then it launches nothing)."""
-        return _tile_key(block_m, block_n, n, split_k, rows, tail) in self._tile_plans
+        return _tile_key(block_m, block_n, n, split_k, rows) in self._tile_plans
 
 
-def _tile_key(block_m: int, block_n: int, n: int, split_k: int = 1, rows: tuple[int, int | None] = (0, None),
-              tail: int = 0) -> tuple:
-    """The cache key of a tile prefix sum: (block_m, tiles per token block), the row range if any,
-    then ("tail", rows) if the last m-block takes tail rows."""
+def _tile_key(block_m: int, block_n: int, n: int, split_k: int = 1, rows: tuple[int, int | None] = (0, None)) -> tuple:
+    """The cache key of a tile prefix sum: (block_m, tiles per token block) and the row range if any."""
     key: tuple = (block_m, -(-n // block_n) * split_k)
-    if tuple(rows) != (0, None):
-        key += tuple(rows)
-    return key + ("tail", tail) if tail else key
+    return key if tuple(rows) == (0, None) else key + tuple(rows)
 
 
 def _check_ids(topk_ids: Any, num_experts: Any) -> None:
@@ -149,11 +139,11 @@ def route_plan(topk_ids: Any, num_experts: int, *, tilings: Any = ()) -> RoutePl
         rows are never written), since checking would cost a host sync.
     num_experts : int
         E, the number of (local) experts.
-    tilings : sequence of (block_m, block_n, n[, split_k[, rows[, tail]]]), optional
+    tilings : sequence of (block_m, block_n, n[, split_k[, rows]]), optional
         Up to four GEMM tilings (the arguments of :meth:`RoutePlan.tile_offsets`, ``rows`` a
-        ``(lo, hi)`` row range of a tile class) whose tile prefix sums are built with the plan
-        on a Hopper GPU (``fused_moe`` passes the tile classes of its two GEMMs): in the same
-        pass, except those with ``tail``, which follow it; others are built on first use.
+        ``(lo, hi)`` row range of a tile class) whose tile prefix sums are built in the same
+        pass on a Hopper GPU (``fused_moe`` passes the tile classes of its two GEMMs); others
+        are built on first use.
 
     Returns
     -------
@@ -170,19 +160,14 @@ def route_plan(topk_ids: Any, num_experts: int, *, tilings: Any = ()) -> RoutePl
     tilings = list(tilings)
     if len(tilings) > rk.PLAN_TILINGS:
         raise sb.InvalidArgumentError(
-            f"`tilings` must list at most {rk.PLAN_TILINGS} (block_m, block_n, n[, split_k[, rows[, tail]]]) "
-            f"(got {len(tilings)})"
+            f"`tilings` must list at most {rk.PLAN_TILINGS} (block_m, block_n, n[, split_k[, rows]]) (got {len(tilings)})"
         )
     t, k = topk_ids.shape
     if t * k and num_experts <= rk.MAX_EXPERTS and rk.available(topk_ids):
-        tailed = [tl for tl in tilings if len(tl) > 5 and tl[5]]
-        keys = list(dict.fromkeys(_tile_key(*tl) for tl in tilings if not (len(tl) > 5 and tl[5])))
+        keys = list(dict.fromkeys(_tile_key(*tl) for tl in tilings))
         got = rk.plan(topk_ids, num_experts, keys)
         offsets = got.pop("tile_offsets")
-        plan = RoutePlan(num_tokens=t, top_k=k, num_experts=num_experts, _tile_plans=dict(zip(keys, offsets)), **got)
-        for tl in tailed:
-            plan.tile_offsets(*tl)
-        return plan
+        return RoutePlan(num_tokens=t, top_k=k, num_experts=num_experts, _tile_plans=dict(zip(keys, offsets)), **got)
     return _route_plan_torch(topk_ids, num_experts)
 
 

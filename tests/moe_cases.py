@@ -116,25 +116,6 @@ def store_warps_config(block_n: int, *, silu: bool, cluster: int = 2, store_warp
     return with_store_warps(cfg) if store_warps else cfg
 
 
-# Around 64 q + 16 (tail rows): r = 0, 1, 15, 16, 17 past 64 q, q = 0..3, and 63 / 64 / 65.
-TAIL_COUNTS = [1, 15, 16, 17, 63, 64, 65, 79, 80, 81, 127, 128, 129, 143, 144, 145, 191, 192, 193, 208, 209, 300, 0]
-
-
-def tail_configs() -> list:
-    """64-row ping-pong tiles with tail rows the GPU tests force: every width that takes them,
-    both dtypes, with and without silu_and_mul, staged gather and none."""
-    from staticbatch_moe._gemm_config import GemmConfig, _max_stages
-
-    found = []
-    for bn, dtype, act, (gather, mode) in itertools.product(
-        (64, 128, 192, 256), ("bf16", "fp16"), (None, "silu_and_mul"), ((True, "staged"), (False, "cp_async")),
-    ):
-        found.append(GemmConfig(block_m=64, block_n=bn, stages=_max_stages(64, bn, 6, pingpong=True, tail_rows=16),
-                                pingpong=True, dtype=dtype, activation=act, gather=gather, gather_mode=mode,
-                                tail_rows=16))
-    return found
-
-
 def reachable_configs() -> list:
     """Every configuration the GPU tests can reach (a superset), to compile them in parallel first."""
     import staticbatch_moe as moe
@@ -163,7 +144,6 @@ def reachable_configs() -> list:
     found.update(split_k_configs())
     found.update(tall_configs())
     found.update(fitted_configs())
-    found.update(tail_configs())
     found.update(cluster_config(bm, bn, pp, silu=silu, cluster=c) for bm, bn, pp in
                  ((128, 256, False), (64, 256, True), (128, 128, False), (64, 128, True), (128, 192, False),
                   (64, 192, True))

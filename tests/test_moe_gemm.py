@@ -150,9 +150,9 @@ def test_gather_mode() -> None:
     assert len({tma.kernel_name, cpa.kernel_name, stg.kernel_name, cfgmod.GemmConfig().kernel_name}) == 4
     squash = lambda c: "".join(cfgmod.kernel_source(c).split())  # noqa: E731
     # ..., kGather, kSiluMul, kPingpong, kTmaGather, kSplitK, kStaged, kCluster
-    assert "true,false,false,true,1,false,1,false,0>(" in squash(tma)
-    assert "true,false,false,false,1,false,1,false,0>(" in squash(cpa)
-    assert "false,false,false,false,1,true,1,false,0>(" in squash(stg)  # the staged kernel runs without gather
+    assert "true,false,false,true,1,false,1,false>(" in squash(tma)
+    assert "true,false,false,false,1,false,1,false>(" in squash(cpa)
+    assert "false,false,false,false,1,true,1,false>(" in squash(stg)  # the staged kernel runs without gather
     with pytest.raises(sb.InvalidArgumentError, match="gather_mode"):
         cfgmod.GemmConfig(gather_mode="dma")
     with pytest.raises(sb.InvalidArgumentError, match="only with gather=True"):
@@ -174,7 +174,7 @@ def test_fitted_swap_config() -> None:
         assert cfg.stages == stages and cfgmod.is_fitted(cfg) and cfgmod._token_box_rows(cfg) == cfgmod.FITTED_N_STEP
         assert cfgmod.shared_bytes(cfg) <= cfgmod.MAX_SHARED_BYTES
         assert cfg.kernel_name == f"sb_grouped_gemm_bf16_bm{bm}_bn128_s{stages}_swap_gstg_silu"
-        assert f"GemmShape<{bm},128,{stages},true,false,2,0>" in "".join(cfgmod.kernel_source(cfg).split())
+        assert f"GemmShape<{bm},128,{stages},true,false,2>" in "".join(cfgmod.kernel_source(cfg).split())
         assert cfgmod.tiles_per_task(bm + 1, 320, cfg) == 2 * 3
     plain = cfgmod.GemmConfig(block_m=64, block_n=128, stages=8, swap_ab=True)
     assert not cfgmod.is_fitted(plain) and cfgmod._token_box_rows(plain) == 64
@@ -204,7 +204,7 @@ def test_cluster_config() -> None:
     assert c2.kernel_name == cfgmod.GemmConfig(block_m=128, block_n=256, stages=4).kernel_name + "_c2"
     src = cfgmod.kernel_source(c2)
     assert "__cluster_dims__(2, 1, 1)" in src and "__cluster_dims__" not in cfgmod.kernel_source(cfgmod.GemmConfig())
-    assert "false,false,false,false,1,false,2,false,0>(" in "".join(src.split())
+    assert "false,false,false,false,1,false,2,false>(" in "".join(src.split())
     staged = cfgmod.GemmConfig(block_m=64, block_n=256, pingpong=True, gather=True, gather_mode="staged", cluster=2)
     assert staged.kernel_name.endswith("_pp_gstg_c2")
     for bad in (dict(cluster=3), dict(cluster=0), dict(cluster=True)):
@@ -222,8 +222,8 @@ def test_store_warps_config() -> None:
     staged gather only; what it cannot combine with is an error that names the argument."""
     down = cfgmod.with_store_warps(cfgmod.GemmConfig(block_m=128, block_n=256, stages=4, cluster=2))
     assert down.store_warps and down.stages == 3 and down.kernel_name.endswith("_c2_sw")
-    assert "false,false,false,false,1,false,2,true,0>(" in "".join(cfgmod.kernel_source(down).split())
-    assert "GemmShape<128,256,3,false,false,4,0>" in "".join(cfgmod.kernel_source(down).split())
+    assert "false,false,false,false,1,false,2,true>(" in "".join(cfgmod.kernel_source(down).split())
+    assert "GemmShape<128,256,3,false,false,4>" in "".join(cfgmod.kernel_source(down).split())
     assert cfgmod.shared_bytes(down) <= cfgmod.MAX_SHARED_BYTES
     assert cfgmod.shared_bytes(down) - cfgmod.shared_bytes(dataclasses.replace(down, store_warps=False)) == 2 * 2 * 8192
     up = cfgmod.with_store_warps(cfgmod.GemmConfig(block_m=128, block_n=256, stages=4, activation="silu_and_mul",
@@ -309,7 +309,7 @@ def test_split_k_source_passes_the_factor() -> None:
     cfg = cfgmod.GemmConfig(block_m=16, block_n=64, stages=12, swap_ab=True, split_k=3)
     src = cfgmod.kernel_source(cfg)
     # ..., kSiluMul, kPingpong, kTmaGather, kSplitK, kStaged, kCluster; the workspace and counters are passed on
-    assert "false, false, false, 3, false, 1, false, 0>(" in "".join(src.split()).replace(",", ", ")
+    assert "false, false, false, 3, false, 1, false>(" in "".join(src.split()).replace(",", ", ")
     assert "void* workspace" in src and "unsigned* counters" in src
 
 
@@ -427,7 +427,7 @@ def test_tall_config_validation_and_launch_shape() -> None:
     with pytest.raises(sb.InvalidArgumentError, match="shared memory"):
         cfgmod.GemmConfig(block_m=256, block_n=128, stages=5)
     src = cfgmod.kernel_source(cfg)
-    assert "GemmShape<256, 128, 4, false, false, 2, 0>" in src and "__launch_bounds__(384, 1)" in src
+    assert "GemmShape<256, 128, 4, false, false, 2>" in src and "__launch_bounds__(384, 1)" in src
 
 
 def test_pingpong_128_config_validation_and_launch_shape() -> None:
@@ -448,7 +448,7 @@ def test_pingpong_128_config_validation_and_launch_shape() -> None:
     with pytest.raises(sb.InvalidArgumentError, match="store_warps"):
         cfgmod.GemmConfig(block_m=128, block_n=192, stages=3, pingpong=True, store_warps=True)
     src = cfgmod.kernel_source(cfg)
-    assert "GemmShape<128, 192, 4, false, true, 2, 0>" in src and "__launch_bounds__(384, 1)" in src
+    assert "GemmShape<128, 192, 4, false, true, 2>" in src and "__launch_bounds__(384, 1)" in src
 
 
 def test_tall_tiles_skip_empty_slices() -> None:

@@ -930,39 +930,3 @@ def test_grouped_mlp_graph_replay_and_counters_left_zero() -> None:
     for (use, _, _), buf in gm._stream_counters.items():
         if use == "mlp":
             assert int(buf.abs().sum()) == 0
-
-
-# ---------------------------------------------------------------------------------------------
-# Tail rows (64-row ping-pong tiles whose expert's last tile takes up to 16 rows more)
-# ---------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("silu", [False, True])
-@pytest.mark.parametrize("k", [200, 2880])
-def test_tail_rows_every_count(dtype: torch.dtype, silu: bool, k: int) -> None:
-    from moe_cases import TAIL_COUNTS, tail_configs
-
-    _check_configs_on_counts(TAIL_COUNTS, tail_configs(), dtype, silu, k)
-
-
-def test_tail_rows_bitwise_repeatable_and_close_to_plain_tiles() -> None:
-    """Same input twice: identical bits; and within rounding of the same tiles without tail rows
-    (the tail rows' dot products run as other wgmma shapes)."""
-    from moe_cases import TAIL_COUNTS
-
-    ids = ids_with_counts(TAIL_COUNTS, seed=3)
-    e, n, k = len(TAIL_COUNTS), 512, 1000
-    p = moe.route_plan(ids, e)
-    a = torch.randn(ids.shape[0], k, device="cuda", dtype=torch.bfloat16)
-    w = moe.pack_gate_up(_weights(e, n, k, torch.bfloat16, seed=4))
-    plain = moe.GemmConfig(block_m=64, block_n=256, stages=4, pingpong=True, activation="silu_and_mul", gather=True,
-                           gather_mode="staged")
-    tail = dataclasses.replace(plain, tail_rows=16)
-    outs = []
-    for cfg in (tail, tail, plain):
-        out = torch.full((p.num_rows, n // 2), float("nan"), dtype=torch.bfloat16, device="cuda")
-        outs.append(moe.grouped_gemm(a, w, p, activation="silu_and_mul", out=out, config=cfg))
-    assert torch.equal(outs[0], outs[1])
-    assert rel_err(outs[0], outs[2]) < 1e-3
-    assert rel_err(outs[0], moe.grouped_gemm_reference(a, w, p, activation="silu_and_mul")) < TOL

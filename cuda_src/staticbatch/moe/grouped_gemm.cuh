@@ -257,8 +257,7 @@ constexpr int epi_bufs() {
   return kStoreWarps && epi_chunks<BLOCK_N, kSiluMul>() > 2 ? epi_chunks<BLOCK_N, kSiluMul>() : 2;
 }
 
-template <int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kPingpong = false, int kEpiBufs = 2,
-          int kTailRows = 0>
+template <int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kPingpong = false, int kEpiBufs = 2>
 struct GemmShape {
   // 64-row wgmma slices per consumer warp group: 2 for tall tiles (normal mode, BLOCK_M = 256:
   // two consumers of 128 token rows each) and for 128-row ping-pong tiles (each group owns
@@ -277,15 +276,12 @@ struct GemmShape {
   static constexpr int kWgmmaN = kSwapAB ? BLOCK_M : BLOCK_N;
   static constexpr int kAccum = kWgmmaN / 2;  // f32 accumulators per consumer thread and slice
   static constexpr int kWRows = BLOCK_N;      // weight rows per stage
-  // Tail rows (64-row ping-pong tiles, see "Tail rows" in the header): an expert's last tile may
-  // hold up to kTail more rows, which ride on the tile's weight stage as swap-mode wgmmas.
-  static constexpr int kTail = kTailRows;
-  static constexpr int kXRows = BLOCK_M + kTailRows;  // token rows per stage
+  static constexpr int kXRows = BLOCK_M;      // token rows per stage
   static constexpr uint32_t kWBytes = kWRows * BLOCK_K * 2;
   static constexpr uint32_t kXBytes = kXRows * BLOCK_K * 2;
   // Token rows per TMA box without kGather: the whole block, or (tall tiles) one 64-row slice,
   // so that slices past the task's m are not loaded.
-  static constexpr int kXBoxRows = kSlices > 1 ? 64 : ((kFitted || kTailRows > 0) ? kNStep : kXRows);
+  static constexpr int kXBoxRows = kSlices > 1 ? 64 : (kFitted ? kNStep : kXRows);
   // cp.async gather: each producer thread copies kCopyChunks 16-byte chunks of a row (chunk c
   // and c + kChunkStep) in rows r, r + kCopyRowStep, ...: one chunk of 8 rows (BLOCK_M = 128),
   // two of 8 rows with tall tiles, so that the row indices stay in 8 of the producer's kProducerRegs registers.
@@ -314,8 +310,6 @@ struct GemmShape {
   static_assert(kStages >= 2, "at least two stages");
   static_assert(kEpiBufs >= 2 && kEpiBufs <= 4, "two to four staging buffers per consumer");
   static_assert(!kFitted || BLOCK_M == 128 || BLOCK_M == 256, "fitted swap tiles: 128 or 256 tokens");
-  static_assert(kTailRows == 0 || (kTailRows == 16 && kPingpong && BLOCK_M == 64 && BLOCK_N % 64 == 0),
-                "tail rows: 16, on 64-row ping-pong tiles whose weight rows are whole 64-row wgmma blocks");
 
   struct SharedStorage {
     alignas(1024) uint16_t w[kStages][kWRows * BLOCK_K];
@@ -398,26 +392,21 @@ struct TileCoord {
 // kSplitK <= nk, which the host checks). kFitStep > 0 (fitted swap tiles): the task's
 // ceil(m / BLOCK_M) m-blocks hold ceil(m / m_blocks) rows each, rounded up to kFitStep (the
 // last one the rest, never empty: (m_blocks - 1) * BLOCK_M < m); else BLOCK_M rows each.
-template <int BLOCK_M, int kSplitK = 1, int kFitStep = 0, int kTailRows = 0>
+template <int BLOCK_M, int kSplitK = 1, int kFitStep = 0>
 SB_DEVICE TileCoord locate_tile(const TaskTile& tt, const int32_t* task_rows, const int64_t* task_starts,
                                 const int32_t* task_expert, int32_t num_k_blocks) {
   TileCoord c;
   c.m = __ldg(task_rows + tt.task);
   c.start = __ldg(task_starts + tt.task);
   c.expert = __ldg(task_expert + tt.task);
-  // Tail rows: the last m-block also takes up to kTailRows rows past its BLOCK_M.
-  const int32_t m_blocks = ceil_div<int32_t>(kTailRows > 0 ? max(c.m - kTailRows, 1) : c.m, BLOCK_M);
+  const int32_t m_blocks = ceil_div<int32_t>(c.m, BLOCK_M);
   const int32_t mn = tt.index / kSplitK;
   c.m_block = mn % m_blocks;  // m fastest: neighbouring tile ids share the weight tile
   c.n_block = mn / m_blocks;
   const int32_t block_rows = kFitStep > 0 ? ceil_div<int32_t>(ceil_div<int32_t>(c.m, m_blocks), kFitStep) * kFitStep
                                           : BLOCK_M;
   c.row0 = c.m_block * block_rows;
-  if constexpr (kTailRows > 0) {
-    c.row_end = c.m_block == m_blocks - 1 ? c.m : c.row0 + block_rows;
-  } else {
-    c.row_end = c.m - c.row0 < block_rows ? c.m : c.row0 + block_rows;
-  }
+  c.row_end = c.m - c.row0 < block_rows ? c.m : c.row0 + block_rows;
   if constexpr (kSplitK == 1) {
     c.k_block0 = 0;
     c.k_blocks = num_k_blocks;
@@ -846,7 +835,7 @@ SB_DEVICE void init_ring(Storage& ss, uint32_t full_arrivals, uint32_t empty_arr
 // workspace and counters (see the header); else unused.
 template <bool kBf16, int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kGather, bool kSiluMul,
           bool kPingpong = false, bool kTmaGather = false, int kSplitK = 1, bool kStaged = false, int kCluster = 1,
-          bool kStoreWarps = false, int kTailRows = 0>
+          bool kStoreWarps = false>
 SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescriptor& a_map, const void* a_ptr,
                             int64_t lda, void* out_ptr, const int32_t* gather_idx, const int32_t* tile_offsets,
                             const int32_t* task_rows, const int64_t* task_starts, const int32_t* task_expert,
@@ -863,8 +852,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
                 "store warps: normal mode, 128-row cooperative tiles, no in-loop gather (it uses every producer warp)");
   // Store warps: a buffer for every output chunk of a consumer's tile (at least two).
   constexpr int kEpiBufs = epi_bufs<BLOCK_N, kSiluMul, kStoreWarps>();
-  using Shape = GemmShape<BLOCK_M, BLOCK_N, kStages, kSwapAB, kPingpong, kEpiBufs, kTailRows>;
-  static_assert(kTailRows == 0 || (!kGather && kCluster == 1), "tail rows: token rows by TMA, no cluster");
+  using Shape = GemmShape<BLOCK_M, BLOCK_N, kStages, kSwapAB, kPingpong, kEpiBufs>;
   using Storage = typename Shape::SharedStorage;
   using Ops = ElemOps<kBf16>;
   constexpr int kNumConsumers = Shape::kNumConsumers;
@@ -879,7 +867,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   // 64-row slices that hold rows of the task, or (fitted tiles) the rows rounded up to the wgmma
   // N step; the others are skipped by the consumers and not loaded.
   auto x_live_of = [&](int32_t rows) -> int32_t {
-    return Shape::kSlices > 1 ? (rows + 63) / 64 * 64 : ((kFitted || kTailRows > 0) ? fitted_n(rows) : kXRows);
+    return Shape::kSlices > 1 ? (rows + 63) / 64 * 64 : (kFitted ? fitted_n(rows) : kXRows);
   };
 
   Storage& ss = aligned_storage<Storage>();
@@ -960,7 +948,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         constexpr uint32_t kEarlyMax = static_cast<uint32_t>(kStages);
         for (int32_t tile = static_cast<int32_t>(blockIdx.x); tile < total_tiles && early < kEarlyMax;
              tile += static_cast<int32_t>(gridDim.x)) {
-          const TileCoord tc = locate_tile<BLOCK_M, kSplitK, kFitStep, kTailRows>(early_mapper.map(tile), task_rows, task_starts,
+          const TileCoord tc = locate_tile<BLOCK_M, kSplitK, kFitStep>(early_mapper.map(tile), task_rows, task_starts,
                                                              task_expert, num_k_blocks);
           for (int32_t kb = tc.k_block0; kb < tc.k_block0 + tc.k_blocks && early < kEarlyMax; ++kb, ++early) {
             if (t == 0) {  // stage `early` is fresh: nothing to wait for
@@ -976,7 +964,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       for (int32_t tile = static_cast<int32_t>(blockIdx.x); tile < total_tiles;
            tile += static_cast<int32_t>(gridDim.x)) {
         const TaskTile tt = mapper.map(tile);
-        const TileCoord tc = locate_tile<BLOCK_M, kSplitK, kFitStep, kTailRows>(tt, task_rows, task_starts, task_expert, num_k_blocks);
+        const TileCoord tc = locate_tile<BLOCK_M, kSplitK, kFitStep>(tt, task_rows, task_starts, task_expert, num_k_blocks);
         // Clusters: the two tiles share the weight tile when they are neighbours in one task
         // with the same n-block (tile ids are m-fastest within a task); then each CTA loads
         // half of it into both.
@@ -1137,20 +1125,6 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     };
     constexpr int kSlices = Shape::kSlices;
     float acc[kSlices][Shape::kAccum];  // one accumulator array per 64-row slice
-    // Tail rows: per 64 weight rows of the tile, swap-mode accumulators (weight row x tail token).
-    constexpr int kTailChunks = kTailRows > 0 ? BLOCK_N / 64 : 1;
-    constexpr int kTailAccum = kTailRows > 0 ? kTailRows / 2 : 1;
-    float acc_t[kTailChunks][kTailAccum];
-#ifdef SB_TAIL_AFTER
-    constexpr bool kTailAfter = true;
-#else
-    constexpr bool kTailAfter = false;
-#endif
-#ifdef SB_TAIL_NO_MMA
-    constexpr bool kTailNoMma = true;
-#else
-    constexpr bool kTailNoMma = false;
-#endif
 #pragma unroll
     for (int h = 0; h < kSlices; ++h) {
 #pragma unroll
@@ -1160,7 +1134,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     for (int32_t tile = static_cast<int32_t>(blockIdx.x) + (kPingpong ? cw * static_cast<int32_t>(gridDim.x) : 0);
          tile < total_tiles; tile += tile_step) {
       const TileCoord tc =
-          locate_tile<BLOCK_M, kSplitK, kFitStep, kTailRows>(mapper.map(tile), task_rows, task_starts, task_expert, num_k_blocks);
+          locate_tile<BLOCK_M, kSplitK, kFitStep>(mapper.map(tile), task_rows, task_starts, task_expert, num_k_blocks);
       const bool mate_live = mate_live_of(tile);
       // Ping-pong: wait for the other group to have issued its previous tile's main loop.
       if constexpr (kPingpong) {
@@ -1173,14 +1147,10 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       int32_t live = kSlices;  // tall tiles: this group's 64-row slices that hold rows of the task
       // Fitted tiles: the tokens this tile's wgmma computes (uniform over the warp group).
       [[maybe_unused]] const int32_t live_n = kFitted ? fitted_n(tc.row_end - tc.row0) : BLOCK_M;
-      // Tail rows: this tile holds rows past its first 64 (uniform over the warp group).
-      const bool tail = kTailRows > 0 && tc.row_end - tc.row0 > BLOCK_M;
       if constexpr (kSlices == 1) {
-        // One wgmma chain of N = kN per K16 step (kN = Shape::kWgmmaN, or a fitted tile's N);
-        // with kTailOn also the tail rows' swap-mode chains (weight rows as A, tail rows as B).
-        auto main_loop = [&](auto n_c, auto tail_c) {
+        // One wgmma chain of N = kN per K16 step (kN = Shape::kWgmmaN, or a fitted tile's N).
+        auto main_loop = [&](auto n_c) {
           constexpr int kN = decltype(n_c)::value;
-          constexpr bool kTailOn = decltype(tail_c)::value != 0;
           for (int32_t kb = 0; kb < tc.k_blocks; ++kb, ++it) {
             const uint32_t s = it % kStages;
             const uint32_t phase = (it / kStages) & 1u;
@@ -1198,64 +1168,28 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
             const uint64_t desc_b = ptx::make_smem_desc_k_sw128(b_addr);
 #pragma unroll
             for (int i = 0; i < Shape::kAccum; ++i) ptx::fence_operand(acc[0][i]);
-            if constexpr (kTailOn) {
-#pragma unroll
-              for (int c = 0; c < kTailChunks; ++c) {
-#pragma unroll
-                for (int i = 0; i < kTailAccum; ++i) ptx::fence_operand(acc_t[c][i]);
-              }
-            }
-            // Tail rows: weight rows [64 c, +64) (+8192 bytes = +512 units each) x tail rows [64, 64 + kTail).
-            auto tail_k16 = [&](int kk) {
-              if constexpr (kTailOn && !kTailNoMma) {
-                const uint64_t desc_t = ptx::make_smem_desc_k_sw128(x_base + BLOCK_M * 128);
-#pragma unroll
-                for (int c = 0; c < kTailChunks; ++c) {
-                  ptx::wgmma_m64k16<kTailRows, kBf16>(acc_t[c], desc_b + (512 * c + 2 * kk), desc_t + 2 * kk,
-                                                      (kb > 0 || kk > 0) ? 1 : 0);
-                }
-              }
-            };
             ptx::wgmma_fence();
 #pragma unroll
             for (int kk = 0; kk < BLOCK_K / 16; ++kk) {
               // +32 bytes per k16 step = +2 in the descriptor's 16-byte units.
               ptx::wgmma_m64k16<kN, kBf16>(acc[0], desc_a + 2 * kk, desc_b + 2 * kk, (kb > 0 || kk > 0) ? 1 : 0);
-              if constexpr (!kTailAfter) tail_k16(kk);
-            }
-            if constexpr (kTailAfter) {
-#pragma unroll
-              for (int kk = 0; kk < BLOCK_K / 16; ++kk) tail_k16(kk);
             }
             ptx::wgmma_commit_group();
 #pragma unroll
             for (int i = 0; i < Shape::kAccum; ++i) ptx::fence_operand(acc[0][i]);
-            if constexpr (kTailOn) {
-#pragma unroll
-              for (int c = 0; c < kTailChunks; ++c) {
-#pragma unroll
-                for (int i = 0; i < kTailAccum; ++i) ptx::fence_operand(acc_t[c][i]);
-              }
-            }
             ptx::wgmma_wait_group<1>();
             if (kb > 0) release(prev_stage, mate_live);
             prev_stage = s;
           }
         };
         if constexpr (kFitted) {
-          with_fitted_n<Shape::kNStep, BLOCK_M>(live_n, [&](auto n_c) { main_loop(n_c, IntConst<0>{}); });
-        } else if constexpr (kTailRows > 0) {
-          if (tail) {
-            main_loop(IntConst<Shape::kWgmmaN>{}, IntConst<1>{});
-          } else {
-            main_loop(IntConst<Shape::kWgmmaN>{}, IntConst<0>{});
-          }
+          with_fitted_n<Shape::kNStep, BLOCK_M>(live_n, main_loop);
         } else if constexpr (Shape::kDeadSkip) {
           // Cooperative 128-row tiles: a group whose 64 rows all lie past the task's end runs
           // no wgmma (the other group's alone); it still waits on and releases every stage.
           live = tc.row_end - tc.row0 > cw * 64 ? 1 : 0;
           if (live) {
-            main_loop(IntConst<Shape::kWgmmaN>{}, IntConst<0>{});
+            main_loop(IntConst<Shape::kWgmmaN>{});
           } else {
             for (int32_t kb = 0; kb < tc.k_blocks; ++kb, ++it) {
               const uint32_t s = it % kStages;
@@ -1265,7 +1199,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
             }
           }
         } else {
-          main_loop(IntConst<Shape::kWgmmaN>{}, IntConst<0>{});
+          main_loop(IntConst<Shape::kWgmmaN>{});
         }
       } else {
         // Tall tiles (normal mode): the loop above for the first kLive 64-row slices of this
@@ -1360,27 +1294,6 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
           if (h < live) {
             epilogue_normal<Ops, BLOCK_N, kSiluMul>(acc[h], epi_base, chunk_count, bar_id, tc, row0 + 64 * h, n_out,
                                                     out, warp_in_group, lane, tid);
-          }
-        }
-#ifndef SB_TAIL_NO_EPI
-        if constexpr (kTailRows > 0) {
-#else
-        if constexpr (false) {
-#endif
-          if (tail) {
-            // The tail rows, as a swap-mode tile of kTailRows tokens per 64 weight rows, through
-            // the next staging buffer (kTailRows x 128 bytes at a time, alternating within it:
-            // its last use was two chunks ago, and the next chunk takes the other buffer).
-            TileCoord tt = tc;
-            tt.row0 = tc.row0 + BLOCK_M;
-            const uint32_t buf = epi_base + (chunk_count & 1u) * Shape::kEpiBytes;
-            ++chunk_count;
-            uint32_t tail_chunks = 0;
-#pragma unroll
-            for (int c = 0; c < kTailChunks; ++c) {
-              epilogue_swap<Ops, kTailRows, BLOCK_N, kSiluMul>(acc_t[c], buf, tail_chunks, bar_id, tt, c, n_out, out,
-                                                                warp_in_group, lane, tid, tc.row_end - tt.row0);
-            }
           }
         }
       } else {
