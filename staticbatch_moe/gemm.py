@@ -342,9 +342,7 @@ def _launch(config: GemmConfig, device_index: int, a: Any, lda: int, weight: Any
     elif staged_gather:
         # The kernel's first phase fills it with the gathered rows; its TMA map is the token map.
         workspace = token_rows = staged
-        # Words 0-1: the grid barrier; with the copy overlapped, word 0 counts finished blocks and
-        # word 2 + t task t's staged rows.
-        counters = _counters("barrier", 2 + plan.num_experts, a.device)
+        counters = _counters("barrier", 2, a.device)
         if stage_by_token and _stage_units_by_token(plan.num_tokens, k) >= grid * cfgmod.threads(config) // 32:
             # The launch covers every task and has a token group for every warp: copy token by
             # token (stage_rows_by_token).

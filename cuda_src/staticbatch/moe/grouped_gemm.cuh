@@ -723,77 +723,6 @@ SB_DEVICE void stage_rows(const uint16_t* a, int64_t lda, const int32_t* gather_
   }
 }
 
-// The staged copy overlapped with the GEMM (kStageOverlap): the rows of stage_rows, in task
-// order, copied by producer warps 1-3 of every block (`copy_warp` of `num_copy_warps`) while
-// the GEMM runs. Groups of rows of one task (about 16 KB) are dealt round-robin to those warps;
-// after each group the warp publishes it, ready[task] += rows (its lanes' stores ordered by
-// __syncwarp, then a GPU-scope fence and atomic add by lane 0). The TMA thread loads a tile's
-// token rows only once ready[task] holds all the task's rows. The producer warp group's
-// registers (kProducerRegs) allow kOverlapUnroll 16-byte pieces per lane in flight.
-constexpr int kOverlapUnroll = 4;
-SB_DEVICE void stage_rows_overlap(const uint16_t* a, int64_t lda, const int32_t* gather_idx,
-                                  const int32_t* tile_offsets, const int32_t* task_rows, const int64_t* task_starts,
-                                  int32_t num_tasks, int32_t k, uint16_t* workspace, uint32_t* ready,
-                                  int32_t copy_warp, int32_t num_copy_warps, int32_t lane) {
-  const int32_t pieces = k / 8;                                   // 16-byte pieces per row
-  const int32_t group = pieces >= 1024 ? 1 : 1024 / pieces;       // rows per group: about 16 KB
-  int32_t dealt = 0;  // groups of the copied tasks before this chunk of 32 tasks
-  for (int32_t t0 = 0; t0 < num_tasks; t0 += 32) {
-    const int32_t t = t0 + lane;
-    int32_t m = 0;
-    int64_t start = 0;
-    if (t < num_tasks && __ldg(tile_offsets + t + 1) > __ldg(tile_offsets + t)) {
-      m = __ldg(task_rows + t);
-      start = __ldg(task_starts + t);
-    }
-    const int32_t groups = (m + group - 1) / group;
-    int32_t incl = groups;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-      const int32_t v = __shfl_up_sync(0xffffffffu, incl, o);
-      if (lane >= o) incl += v;
-    }
-    const int32_t first = dealt + incl - groups;
-    const int32_t g_first = (copy_warp - first % num_copy_warps + num_copy_warps) % num_copy_warps;
-    dealt += __shfl_sync(0xffffffffu, incl, 31);
-    for (uint32_t live = __ballot_sync(0xffffffffu, g_first < groups); live != 0u; live &= live - 1u) {
-      const int32_t j = __ffs(static_cast<int32_t>(live)) - 1;
-      const int32_t mj = __shfl_sync(0xffffffffu, m, j);
-      const int32_t gj = __shfl_sync(0xffffffffu, groups, j);
-      const int64_t sj = __shfl_sync(0xffffffffu, start, j);
-      for (int32_t g = __shfl_sync(0xffffffffu, g_first, j); g < gj; g += num_copy_warps) {
-        const int32_t r0 = g * group;
-        const int32_t rows = mj - r0 < group ? mj - r0 : group;
-        const int64_t row0 = sj + r0;
-        const int32_t total = rows * pieces;
-        for (int32_t p0 = lane; p0 < total; p0 += 32 * kOverlapUnroll) {
-          uint4 v[kOverlapUnroll];
-#pragma unroll
-          for (int u = 0; u < kOverlapUnroll; ++u) {
-            const int32_t p = p0 + 32 * u;
-            if (p < total) {
-              const int32_t r = p / pieces;
-              v[u] = ptx::ld_global_nc_v4(
-                  reinterpret_cast<const uint4*>(a + static_cast<int64_t>(__ldg(gather_idx + row0 + r)) * lda) +
-                  (p - r * pieces));
-            }
-          }
-#pragma unroll
-          for (int u = 0; u < kOverlapUnroll; ++u) {
-            const int32_t p = p0 + 32 * u;
-            if (p < total) ptx::st_global_v4(reinterpret_cast<uint4*>(workspace + row0 * static_cast<int64_t>(k)) + p, v[u]);
-          }
-        }
-        __syncwarp();
-        if (lane == 0) {
-          ptx::fence_acq_rel_gpu();
-          ptx::atomic_add_acq_rel_gpu(ready + (t0 + j), static_cast<uint32_t>(rows));
-        }
-      }
-    }
-  }
-}
-
 // Phase 1 of the staged gather, by token: for every token t, its row a[t] is read once and
 // written to workspace[slot_to_row[t, s]] for each of its top_k slots s that has a row (>= 0).
 // Every grouped row is written (the call's only launch covers every task; see the header).
@@ -964,20 +893,13 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   // Programmatic dependent launch (see the header): without gather, the producer's warp 0 loads
   // the first weight stages before it waits for the previous kernel; everyone else waits now.
   constexpr bool kWeightsFirst = !kGather && !kStaged && kCluster == 1;
-  // The staged copy overlapped with the GEMM (stage_rows_overlap): where producer warps 1-3 are
-  // free (no store warps). counters[0] then counts finished blocks, counters[2 + t] task t's
-  // staged rows.
-#ifndef SB_STAGE_OVERLAP
-#define SB_STAGE_OVERLAP 0
-#endif
-  constexpr bool kStageOverlap = kStaged && !kStoreWarps && SB_STAGE_OVERLAP;
   if (!kWeightsFirst || warp_group != 0) ptx::griddep_wait();
 
   const int32_t total_tiles = __ldg(tile_offsets + num_tasks);
   // A launch without tiles (a tile class that no expert falls in) ends here, in every block alike.
   if (total_tiles == 0) return;
 
-  if constexpr (kStaged && !kStageOverlap) {  // phase 1 of the staged gather (see the header)
+  if constexpr (kStaged) {  // phase 1 of the staged gather (see the header)
     if (slot_to_row != nullptr) {
       stage_rows_by_token(static_cast<const uint16_t*>(a_ptr), lda, slot_to_row, num_tokens, top_k, k,
                           static_cast<uint16_t*>(workspace));
@@ -1039,23 +961,10 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         ptx::griddep_wait();
       }
       uint32_t it = 0;  // running K step over all tiles of this block
-      int32_t staged_task = -1;  // kStageOverlap: the last task whose rows were all staged
       for (int32_t tile = static_cast<int32_t>(blockIdx.x); tile < total_tiles;
            tile += static_cast<int32_t>(gridDim.x)) {
         const TaskTile tt = mapper.map(tile);
         const TileCoord tc = locate_tile<BLOCK_M, kSplitK, kFitStep>(tt, task_rows, task_starts, task_expert, num_k_blocks);
-        if constexpr (kStageOverlap) {
-          // Every row of the task staged (by any block) before its first token-row TMA.
-          if (tt.task != staged_task) {
-            if (t == 0) {
-              const uint32_t* ready = counters + 2 + tt.task;
-              while (ptx::ld_acquire_gpu_u32(ready) < static_cast<uint32_t>(tc.m)) ptx::nanosleep(32);
-              ptx::fence_proxy_async_global();
-            }
-            __syncwarp();
-            staged_task = tt.task;
-          }
-        }
         // Clusters: the two tiles share the weight tile when they are neighbours in one task
         // with the same n-block (tile ids are m-fastest within a task); then each CTA loads
         // half of it into both.
@@ -1158,12 +1067,6 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
             ptx::mbarrier_wait(&ss.empty[it % kStages], ((it / kStages) & 1u) ^ 1u);
           }
         }
-      }
-    } else if (kStageOverlap && t >= 32) {
-      if constexpr (kStageOverlap) {
-        stage_rows_overlap(static_cast<const uint16_t*>(a_ptr), lda, gather_idx, tile_offsets, task_rows, task_starts,
-                           num_tasks, k, static_cast<uint16_t*>(workspace), counters + 2,
-                           static_cast<int32_t>(blockIdx.x) * 3 + (warp - 1), static_cast<int32_t>(gridDim.x) * 3, lane);
       }
     } else if (kStoreWarps && t >= 32) {
       if constexpr (kStoreWarps) {
@@ -1403,14 +1306,6 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         epilogue_swap<Ops, BLOCK_M, BLOCK_N, kSiluMul>(acc[0], epi_base, chunk_count, bar_id, tc, cw, n_out, out,
                                                        warp_in_group, lane, tid, live_n);
       }
-    }
-  }
-  if constexpr (kStageOverlap) {
-    // The last block to finish (every reader of the counters is done) zeroes them for the next launch.
-    __syncthreads();
-    if (threadIdx.x == 0 && ptx::atomic_add_acq_rel_gpu(counters, 1u) == gridDim.x - 1) {
-      for (int32_t t = 0; t < num_tasks; ++t) ptx::st_relaxed_gpu_u32(counters + 2 + t, 0u);
-      ptx::st_relaxed_gpu_u32(counters, 0u);
     }
   }
 }
