@@ -144,15 +144,6 @@ SB_DEVICE void tma_load_3d(uint32_t dst, const TmaDescriptor* map, uint64_t* bar
       : "memory");
 }
 
-// Starts the 3-D box at (c0, c1, c2) of the tensor map on its way into L2 (no shared memory,
-// no completion: a hint).
-SB_DEVICE void tma_prefetch_3d(const TmaDescriptor* map, int32_t c0, int32_t c1, int32_t c2) {
-  asm volatile("cp.async.bulk.prefetch.tensor.3d.L2.global.tile [%0, {%1, %2, %3}];\n"
-               :
-               : "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2)
-               : "memory");
-}
-
 // tma_load_3d into every CTA of the cluster named in `cta_mask` (bit i: rank i): the box lands
 // at offset `dst` of each one's shared memory and its bytes are counted on the barrier at
 // `bar`'s offset in each of them.

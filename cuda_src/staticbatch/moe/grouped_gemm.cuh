@@ -893,10 +893,6 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   // Programmatic dependent launch (see the header): without gather, the producer's warp 0 loads
   // the first weight stages before it waits for the previous kernel; everyone else waits now.
   constexpr bool kWeightsFirst = !kGather && !kStaged && kCluster == 1;
-#ifndef SB_W_PREFETCH
-#define SB_W_PREFETCH 0
-#endif
-  constexpr int kWPrefetch = kCluster == 1 ? SB_W_PREFETCH : 0;  // weight K steps prefetched past the ring
   if (!kWeightsFirst || warp_group != 0) ptx::griddep_wait();
 
   const int32_t total_tiles = __ldg(tile_offsets + num_tasks);
@@ -1000,17 +996,6 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         for (int32_t kb = tc.k_block0; kb < tc.k_block0 + tc.k_blocks; ++kb, ++it) {
           const uint32_t s = it % kStages;
           const uint32_t phase = (it / kStages) & 1u;
-          if constexpr (kWPrefetch > 0) {
-            // The weight tiles of K steps [kb + kStages, kb + kStages + kWPrefetch) into L2: the
-            // ring's loads then find them there (more weight bytes in flight than the ring holds).
-            if (t == 0) {
-              const int32_t k_end = tc.k_block0 + tc.k_blocks;
-              for (int32_t kp = kb == tc.k_block0 ? kb + kStages : kb + kStages + kWPrefetch - 1;
-                   kp < kb + kStages + kWPrefetch && kp < k_end; ++kp) {
-                ptx::tma_prefetch_3d(&w_map, kp * BLOCK_K, w_row0, tc.expert);
-              }
-            }
-          }
           ptx::mbarrier_wait(&ss.empty[s], phase ^ 1u);
           if (t == 0) {
             if (it >= early) {  // else loaded before the wait
