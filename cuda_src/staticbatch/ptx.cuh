@@ -100,25 +100,6 @@ SB_DEVICE bool mbarrier_try_wait(uint64_t* bar, uint32_t parity) {
   return done != 0;
 }
 
-// mbarrier_try_wait on the barrier at shared-memory address `addr`.
-SB_DEVICE bool mbarrier_try_wait_addr(uint32_t addr, uint32_t parity) {
-  uint32_t done;
-  asm volatile(
-      "{\n.reg .pred p;\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-      "selp.u32 %0, 1, 0, p;\n}\n"
-      : "=r"(done)
-      : "r"(addr), "r"(parity)
-      : "memory");
-  return done != 0;
-}
-
-// mbarrier_wait on the barrier at shared-memory address `addr`.
-SB_DEVICE void mbarrier_wait_addr(uint32_t addr, uint32_t parity) {
-  while (!mbarrier_try_wait_addr(addr, parity)) {
-  }
-}
-
 // Waits until the phase with parity `parity` has completed (acquire, CTA scope).
 SB_DEVICE void mbarrier_wait(uint64_t* bar, uint32_t parity) {
   while (!mbarrier_try_wait(bar, parity)) {

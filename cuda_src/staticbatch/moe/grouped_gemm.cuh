@@ -1123,19 +1123,6 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         }
       }
     };
-#ifndef SB_OPAQUE_BASE
-#define SB_OPAQUE_BASE 0
-#endif
-#if SB_OPAQUE_BASE
-    // The storage's shared-memory address, made opaque so that the compiler keeps it in a
-    // register instead of re-deriving it (S2UR SR_CgaCtaId, alignment) in every K step.
-    uint32_t smem0 = ptx::smem_addr(&ss);
-    asm volatile("" : "+r"(smem0));
-    const auto byte_offset = [&](const void* p) {
-      return static_cast<uint32_t>(static_cast<const char*>(p) - reinterpret_cast<const char*>(&ss));
-    };
-    const uint32_t w_off = byte_offset(ss.w), x_off = byte_offset(ss.x), full_off = byte_offset(ss.full);
-#endif
     constexpr int kSlices = Shape::kSlices;
     float acc[kSlices][Shape::kAccum];  // one accumulator array per 64-row slice
 #pragma unroll
@@ -1171,15 +1158,9 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
             // cp.async (paged KV) path, the consumer goes from the barrier straight to wgmma. A
             // fence.proxy.async here cost 8-10 % of the decode gate/up GEMMs (H200, 2026-11-28:
             // DeepSeek-V3 T=16 1.57 -> 1.42 ms, the same as without gather) and nothing at prefill.
-#if SB_OPAQUE_BASE
-            ptx::mbarrier_wait_addr(smem0 + full_off + 8u * s, phase);
-            const uint32_t w_base = smem0 + w_off + s * Shape::kWBytes;
-            const uint32_t x_base = smem0 + x_off + s * Shape::kXBytes;
-#else
             ptx::mbarrier_wait(&ss.full[s], phase);
             const uint32_t w_base = ptx::smem_addr(ss.w[s]);
             const uint32_t x_base = ptx::smem_addr(ss.x[s]);
-#endif
             // 64-row slices are whole swizzle atoms (64 * 128 = 8192 bytes), so 1024-aligned.
             const uint32_t a_addr = kSwapAB ? w_base + cw * 64 * 128 : (kPingpong ? x_base : x_base + cw * 64 * 128);
             const uint32_t b_addr = kSwapAB ? x_base : w_base;
