@@ -37,13 +37,9 @@ def layer_weights(h: int, i: int, e: int) -> tuple[Any, Any]:
 
 
 def time_interleaved(calls: dict[str, Callable[[], None]], repeats: int = 3, reps: int = 10) -> dict[str, list[float]]:
-    """Median ms of ``reps`` replays of each call (L2 read-flushed), ``repeats`` times in turns, so
-    that a drift of the machine spreads over every call alike."""
-    out: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, fn in calls.items():
-            out[name].append(round(time_cuda(fn, reps=reps, flush_l2="read")["median_ms"], 4))
-    return out
+    """:func:`interleaved_ms` with the benchmark's read flush: ``repeats`` medians of ``reps``
+    replays of each call, in turns, so that a drift of the machine spreads over every call alike."""
+    return interleaved_ms(calls, repeats, reps, flush_l2="read")
 
 
 def exact_routing(t: int, e: int, k: int) -> Any:
@@ -109,13 +105,15 @@ class LayerGemms:
         return moe.grouped_gemm_reference(self.mid, self.w2, self.plan, gather=False)
 
 
-def interleaved_ms(calls: dict[str, Callable[[], Any]], repeats: int, reps: int = 10) -> dict[str, list[float]]:
-    """``repeats`` medians of ``reps`` replays (CUDA graph, L2 write-flushed) of each call, in
-    ms, the calls taking turns so that clock drift falls on all of them alike."""
+def interleaved_ms(calls: dict[str, Callable[[], Any]], repeats: int, reps: int = 10,
+                   flush_l2: bool | str = True) -> dict[str, list[float]]:
+    """``repeats`` medians of ``reps`` replays (CUDA graph, L2 flushed as :func:`time_cuda`'s
+    ``flush_l2`` says: written by default) of each call, in ms, the calls taking turns so that
+    clock drift falls on all of them alike."""
     ms: dict[str, list[float]] = {n: [] for n in calls}
     for _ in range(repeats):
         for n, fn in calls.items():
-            ms[n].append(round(time_cuda(fn, reps=reps, flush_l2=True)["median_ms"], 4))
+            ms[n].append(round(time_cuda(fn, reps=reps, flush_l2=flush_l2)["median_ms"], 4))
     return ms
 
 
