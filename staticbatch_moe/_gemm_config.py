@@ -235,9 +235,9 @@ class GemmConfig:
                 f"(got {self.gather_mode!r})"
             )
         if self.swap_ab:
-            if self.block_m not in (8, 16, 32, 48, 64, 128, 256):
+            if self.block_m not in (8, 16, 32, 48, 64, 128, 160, 192, 256):
                 raise InvalidArgumentError(
-                    f"`block_m` must be 8, 16, 32, 48, 64, 128 or 256 in swap mode (got {self.block_m})"
+                    f"`block_m` must be 8, 16, 32, 48, 64, 128, 160, 192 or 256 in swap mode (got {self.block_m})"
                 )
             if self.block_n not in (64, 128):
                 raise InvalidArgumentError(f"`block_n` must be 64 or 128 in swap mode (got {self.block_n})")

@@ -276,7 +276,11 @@ struct GemmShape {
   static constexpr int kWgmmaN = kSwapAB ? BLOCK_M : BLOCK_N;
   static constexpr int kAccum = kWgmmaN / 2;  // f32 accumulators per consumer thread and slice
   static constexpr int kWRows = BLOCK_N;      // weight rows per stage
+#ifdef SB_DEV_FITTED_XCAP  // dev diagnostic: a fitted tile's token stage (and its largest N) capped
+  static constexpr int kXRows = (kSwapAB && BLOCK_M > 64 && BLOCK_M > SB_DEV_FITTED_XCAP) ? SB_DEV_FITTED_XCAP : BLOCK_M;
+#else
   static constexpr int kXRows = BLOCK_M;      // token rows per stage
+#endif
   static constexpr uint32_t kWBytes = kWRows * BLOCK_K * 2;
   static constexpr uint32_t kXBytes = kXRows * BLOCK_K * 2;
   // Token rows per TMA box without kGather: the whole block, or (tall tiles) one 64-row slice,
@@ -309,11 +313,14 @@ struct GemmShape {
   static_assert(kWgmmaN >= 8 && kWgmmaN <= 256, "wgmma N is 8..256");
   static_assert(kStages >= 2, "at least two stages");
   static_assert(kEpiBufs >= 2 && kEpiBufs <= 4, "two to four staging buffers per consumer");
-  static_assert(!kFitted || BLOCK_M == 128 || BLOCK_M == 256, "fitted swap tiles: 128 or 256 tokens");
+  static_assert(!kFitted || (BLOCK_M % kNStep == 0 && BLOCK_M >= 128), "fitted swap tiles: 128..256 tokens, whole N steps");
 
   struct SharedStorage {
     alignas(1024) uint16_t w[kStages][kWRows * BLOCK_K];
     alignas(1024) uint16_t x[kStages][kXRows * BLOCK_K];
+#ifdef SB_DEV_FITTED_XCAP  // same total size as without the cap (the host's shared_bytes())
+    alignas(1024) uint16_t x_pad[kStages][(BLOCK_M - kXRows) * BLOCK_K];
+#endif
     alignas(1024) uint16_t epi[kNumConsumers][kEpiBufs][kEpiRows * kEpiCols];  // epilogue staging
     alignas(8) uint64_t full[kStages];
     alignas(8) uint64_t empty[kStages];
@@ -1183,7 +1190,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
           }
         };
         if constexpr (kFitted) {
-          with_fitted_n<Shape::kNStep, BLOCK_M>(live_n, main_loop);
+          with_fitted_n<Shape::kNStep, kXRows>(live_n, main_loop);
         } else if constexpr (Shape::kDeadSkip) {
           // Cooperative 128-row tiles: a group whose 64 rows all lie past the task's end runs
           // no wgmma (the other group's alone); it still waits on and releases every stage.
