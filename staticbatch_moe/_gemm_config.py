@@ -235,9 +235,10 @@ class GemmConfig:
                 f"(got {self.gather_mode!r})"
             )
         if self.swap_ab:
-            if self.block_m not in (8, 16, 32, 48, 64, 128, 160, 192, 256):
+            if self.block_m not in (8, 16, 32, 48, 64) + FITTED_SIZES:
                 raise InvalidArgumentError(
-                    f"`block_m` must be 8, 16, 32, 48, 64, 128, 160, 192 or 256 in swap mode (got {self.block_m})"
+                    f"`block_m` must be 8, 16, 32, 48, 64 or a fitted size {FITTED_SIZES} in swap mode "
+                    f"(got {self.block_m})"
                 )
             if self.block_n not in (64, 128):
                 raise InvalidArgumentError(f"`block_n` must be 64 or 128 in swap mode (got {self.block_n})")
@@ -381,6 +382,8 @@ def _token_box_rows(cfg: GemmConfig) -> int:
 
 #: Token rows by which a fitted swap tile's wgmma N grows (``GemmShape::kNStep``).
 FITTED_N_STEP = 16
+#: The token counts a fitted swap tile may have (``block_m`` in swap mode above 64).
+FITTED_SIZES = (128, 144, 160, 176, 192, 256)
 
 
 def is_fitted(cfg: GemmConfig) -> bool:
@@ -651,6 +654,16 @@ TILE_CLASSES_MIN_TOKENS = 512
 #: at every model (DeepSeek-V3 7.42 -> 8.00 ms with 256 tokens, 9.07 with 128).
 USE_FITTED_SWAP = True
 FITTED_MAX_ROWS = 96
+#: Fitted swap tiles of FITTED_WIDE tokens (one m-block for an expert of up to FITTED_WIDE rows)
+#: for the average expert where the busy expert's estimated rows lie in (FITTED_MAX_ROWS,
+#: FITTED_WIDE_MAX_ROWS] and the weight has at least FITTED_WIDE_MIN_WEIGHT elements per expert.
+USE_FITTED_WIDE = False
+FITTED_WIDE = 160
+FITTED_WIDE_MAX_ROWS = 160
+FITTED_WIDE_MIN_WEIGHT = 4_000_000
+#: With USE_FITTED_WIDE, from HOT_TALL_MIN_TOKENS tokens: experts of more than PINGPONG_MAX_ROWS
+#: rows get the 128-row clustered tiles (as over 64-row ping-pong tiles, USE_HOT_TALL_CLASS).
+USE_FITTED_WIDE_HOT_CLASS = True
 #: Below TILE_CLASSES_MIN_TOKENS, from FITTED_CLASS_MIN_TOKENS tokens up, with swap tiles of at
 #: most FITTED_CLASS_MIN_ROWS tokens for the average expert and a weight of at least
 #: FITTED_CLASS_MIN_WEIGHT elements per expert: experts of more than FITTED_CLASS_MIN_ROWS rows
@@ -801,6 +814,8 @@ def choose_config(
         return _swap_config(block_m, block_n, activation, dtype, gather, split_k)
     if USE_FITTED_SWAP and m_est <= FITTED_MAX_ROWS:
         return fitted_config(128, activation, dtype, gather)
+    if USE_FITTED_WIDE and m_est <= FITTED_WIDE_MAX_ROWS and n * k >= FITTED_WIDE_MIN_WEIGHT:
+        return fitted_config(FITTED_WIDE, activation, dtype, gather)
     if USE_TALL_TILES and TALL_MIN_ROWS < avg_m <= TALL_MAX_ROWS:
         # Each weight tile once per 256 rows of an expert, at most 63 rows of wasted compute.
         return _normal_config(256, 128, False, activation, dtype, gather)
@@ -984,6 +999,10 @@ def choose_tile_classes(
     if (USE_HOT_TALL_CLASS and not base.swap_ab and base.block_m == 64 and tokens >= HOT_TALL_MIN_TOKENS
             and n * k >= HOT_TALL_MIN_WEIGHT):
         hot = _prefill_config(128, base.block_n, activation, dtype, gather, k)
+        return (TileClass(hot, PINGPONG_MAX_ROWS, None), TileClass(base, 0, PINGPONG_MAX_ROWS))
+    if (USE_FITTED_WIDE_HOT_CLASS and is_fitted(base) and base.block_m > 128 and tokens > PINGPONG_MAX_ROWS
+            and tokens >= HOT_TALL_MIN_TOKENS and n * k >= HOT_TALL_MIN_WEIGHT):
+        hot = _prefill_config(128, _wide_tile(n), activation, dtype, gather, k)
         return (TileClass(hot, PINGPONG_MAX_ROWS, None), TileClass(base, 0, PINGPONG_MAX_ROWS))
     if (not USE_TILE_CLASSES or tokens < TILE_CLASSES_MIN_TOKENS or not base.swap_ab or is_fitted(base)
             or tokens <= SWAP_MAX_ROWS):

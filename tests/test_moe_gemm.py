@@ -165,10 +165,10 @@ def test_gather_mode() -> None:
 
 
 def test_fitted_swap_config() -> None:
-    """Swap mode with 128 or 256 tokens is a fitted tile: 16-row token boxes, at most 64 tokens per
+    """Swap mode with 128-256 tokens (FITTED_SIZES) is a fitted tile: 16-row token boxes, at most 64 tokens per
     staging buffer (so the ring still fits), the staged gather allowed; other sizes, split-K and
     the one-launch MLP are errors that name the argument."""
-    for bm, stages in ((128, 6), (256, 4)):
+    for bm, stages in ((128, 6), (160, 5), (256, 4)):
         cfg = cfgmod.GemmConfig(block_m=bm, block_n=128, stages=cfgmod._max_stages(bm, 128, 12, swap_ab=True),
                                 swap_ab=True, activation="silu_and_mul", gather=True, gather_mode="staged")
         assert cfg.stages == stages and cfgmod.is_fitted(cfg) and cfgmod._token_box_rows(cfg) == cfgmod.FITTED_N_STEP
@@ -178,7 +178,7 @@ def test_fitted_swap_config() -> None:
         assert cfgmod.tiles_per_task(bm + 1, 320, cfg) == 2 * 3
     plain = cfgmod.GemmConfig(block_m=64, block_n=128, stages=8, swap_ab=True)
     assert not cfgmod.is_fitted(plain) and cfgmod._token_box_rows(plain) == 64
-    with pytest.raises(sb.InvalidArgumentError, match="`block_m` must be 8, 16, 32, 48, 64, 128 or 256 in swap mode"):
+    with pytest.raises(sb.InvalidArgumentError, match=r"`block_m` must be 8, 16, 32, 48, 64 or a fitted size \(128, "):
         cfgmod.GemmConfig(block_m=96, block_n=128, stages=4, swap_ab=True)
     with pytest.raises(sb.InvalidArgumentError, match="`split_k` > 1 needs block_m <= 64"):
         cfgmod.GemmConfig(block_m=128, block_n=128, stages=4, swap_ab=True, split_k=2)
@@ -423,7 +423,7 @@ def test_tall_config_validation_and_launch_shape() -> None:
     with pytest.raises(sb.InvalidArgumentError, match="pingpong"):
         cfgmod.GemmConfig(block_m=256, block_n=128, pingpong=True)
     with pytest.raises(sb.InvalidArgumentError, match="swap mode"):
-        cfgmod.GemmConfig(block_m=192, block_n=128, swap_ab=True)  # (256 is a fitted swap tile)
+        cfgmod.GemmConfig(block_m=96, block_n=128, swap_ab=True)  # (128-256 in steps of 16 are fitted swap tiles)
     with pytest.raises(sb.InvalidArgumentError, match="shared memory"):
         cfgmod.GemmConfig(block_m=256, block_n=128, stages=5)
     src = cfgmod.kernel_source(cfg)

@@ -551,14 +551,14 @@ SB_DEVICE void epilogue_swap(const float (&acc)[kAccum], uint32_t epi_base, uint
   constexpr uint32_t kBufBytes = kChunkRows * kEpiCols * 2;
   const int32_t col0 = kSiluMul ? (tc.n_block * BLOCK_N + cw * 64) / 2 : tc.n_block * BLOCK_N + cw * 64;
 #pragma unroll
-  for (int ch = 0; ch < BLOCK_M / kChunkRows; ++ch) {
+  for (int ch = 0; ch < (BLOCK_M + kChunkRows - 1) / kChunkRows; ++ch) {  // the last chunk may be partial
     if (ch * kChunkRows >= live) break;
     const uint32_t buf = epi_base + (chunk_count & 1u) * kBufBytes;
     ++chunk_count;
 #pragma unroll
     for (int jj = 0; jj < kChunkRows / 8; ++jj) {
       const int j = ch * (kChunkRows / 8) + jj;  // 8-token group of the tile
-      if (j * 8 < live) {
+      if (j * 8 < BLOCK_M && j * 8 < live) {
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           const int32_t tok = jj * 8 + (lane & 3) * 2 + e;  // buffer row
