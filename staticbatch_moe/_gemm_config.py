@@ -654,16 +654,15 @@ TILE_CLASSES_MIN_TOKENS = 512
 #: at every model (DeepSeek-V3 7.42 -> 8.00 ms with 256 tokens, 9.07 with 128).
 USE_FITTED_SWAP = True
 FITTED_MAX_ROWS = 96
-#: Fitted swap tiles of FITTED_WIDE tokens (one m-block for an expert of up to FITTED_WIDE rows)
-#: for the average expert where the busy expert's estimated rows lie in (FITTED_MAX_ROWS,
-#: FITTED_WIDE_MAX_ROWS] and the weight has at least FITTED_WIDE_MIN_WEIGHT elements per expert.
+#: Where choose_tile_classes gives the average expert 64-row ping-pong tiles with a hot class
+#: (USE_HOT_TALL_CLASS) and the busy expert's estimated rows are at most FITTED_WIDE_MAX_ROWS:
+#: fitted swap tiles of FITTED_WIDE tokens for the experts of at most FITTED_WIDE_SPLIT[0] rows
+#: (one m-block each up to FITTED_WIDE rows), 64-row ping-pong tiles up to FITTED_WIDE_SPLIT[1]
+#: rows (if above the first) and the hot class above.
 USE_FITTED_WIDE = False
 FITTED_WIDE = 160
-FITTED_WIDE_MAX_ROWS = 160
-FITTED_WIDE_MIN_WEIGHT = 4_000_000
-#: With USE_FITTED_WIDE, from HOT_TALL_MIN_TOKENS tokens: experts of more than PINGPONG_MAX_ROWS
-#: rows get the 128-row clustered tiles (as over 64-row ping-pong tiles, USE_HOT_TALL_CLASS).
-USE_FITTED_WIDE_HOT_CLASS = True
+FITTED_WIDE_MAX_ROWS = 176
+FITTED_WIDE_SPLIT = (160, 320)
 #: Below TILE_CLASSES_MIN_TOKENS, from FITTED_CLASS_MIN_TOKENS tokens up, with swap tiles of at
 #: most FITTED_CLASS_MIN_ROWS tokens for the average expert and a weight of at least
 #: FITTED_CLASS_MIN_WEIGHT elements per expert: experts of more than FITTED_CLASS_MIN_ROWS rows
@@ -814,8 +813,6 @@ def choose_config(
         return _swap_config(block_m, block_n, activation, dtype, gather, split_k)
     if USE_FITTED_SWAP and m_est <= FITTED_MAX_ROWS:
         return fitted_config(128, activation, dtype, gather)
-    if USE_FITTED_WIDE and m_est <= FITTED_WIDE_MAX_ROWS and n * k >= FITTED_WIDE_MIN_WEIGHT:
-        return fitted_config(FITTED_WIDE, activation, dtype, gather)
     if USE_TALL_TILES and TALL_MIN_ROWS < avg_m <= TALL_MAX_ROWS:
         # Each weight tile once per 256 rows of an expert, at most 63 rows of wasted compute.
         return _normal_config(256, 128, False, activation, dtype, gather)
@@ -999,10 +996,10 @@ def choose_tile_classes(
     if (USE_HOT_TALL_CLASS and not base.swap_ab and base.block_m == 64 and tokens >= HOT_TALL_MIN_TOKENS
             and n * k >= HOT_TALL_MIN_WEIGHT):
         hot = _prefill_config(128, base.block_n, activation, dtype, gather, k)
-        return (TileClass(hot, PINGPONG_MAX_ROWS, None), TileClass(base, 0, PINGPONG_MAX_ROWS))
-    if (USE_FITTED_WIDE_HOT_CLASS and is_fitted(base) and base.block_m > 128 and tokens > PINGPONG_MAX_ROWS
-            and tokens >= HOT_TALL_MIN_TOKENS and n * k >= HOT_TALL_MIN_WEIGHT):
-        hot = _prefill_config(128, _wide_tile(n), activation, dtype, gather, k)
+        if USE_FITTED_WIDE and _rows_estimate(total_rows, num_experts)[2] <= FITTED_WIDE_MAX_ROWS:
+            fitted, (lo, hi) = fitted_config(FITTED_WIDE, activation, dtype, gather), FITTED_WIDE_SPLIT
+            mid = (TileClass(base, lo, hi),) if hi > lo else ()
+            return (TileClass(hot, hi, None),) + mid + (TileClass(fitted, 0, lo),)
         return (TileClass(hot, PINGPONG_MAX_ROWS, None), TileClass(base, 0, PINGPONG_MAX_ROWS))
     if (not USE_TILE_CLASSES or tokens < TILE_CLASSES_MIN_TOKENS or not base.swap_ab or is_fitted(base)
             or tokens <= SWAP_MAX_ROWS):

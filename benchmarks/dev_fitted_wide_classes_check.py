@@ -1,27 +1,26 @@
-"""Wide fitted swap tiles (144-176 tokens) for experts of about 128 rows (dev check on the H200, not a
-test).
+"""Wide fitted swap tiles (144-160 tokens) for experts of about 128 rows, and which experts get them
+(dev check on the H200, not a test).
 
-dev_fitted192_check.json found the fitted tile's speed falling with its token count at equal work
-(exact routing, 128 rows per expert, gate/up: 128 tokens 4.44 ms, 192 4.96, 256 5.54), also with the
-256-token tile's token stage capped at 128 rows (5.02), but a 160-token tile (5 stages) beating the
-heuristic's 64-row ping-pong tiles under uniform routing (DeepSeek-V3 T = 4096 gate/up 4.75 against
-5.16 ms, down 2.34 against 2.59; GPT-OSS-120B down 0.64 against 0.75), where every expert (92-165
-rows) is one m-block. That run's 160-token outputs were wrong (the swap epilogue stored whole
-64-token chunks only, so tokens 128-159 were never written); the epilogue now stores the partial
-last chunk.
+dev_fitted192_check.json (``cc7d7cc``): at equal work (exact routing, 128 rows per expert) the
+fitted tile slows with its token count (gate/up 128 tokens 4.44 ms, 192 4.96, 256 5.54; also with
+the 256-token tile's token stage capped at 128 rows, 5.02). dev_fitted_wide_check.json
+(``d0f51b2``, both GEMMs): fitted tiles of 144-160 tokens for every expert of up to 320 rows (the
+hot class above) beat the heuristic's 64-row ping-pong tiles under uniform routing by 4-6 %
+(DeepSeek-V3 T = 4096 7.49 -> 7.03 ms, GPT-OSS-120B 2.11 -> 2.00-2.04, Qwen3-235B T = 2048 1.66 ->
+1.58) but were 1-3 % slower under skewed routing, which would break the skew floor.
 
 This times both GEMMs of a layer as bench_grouped_gemm does (gate/up, then down as a programmatic
-dependent where the rule says so), the heuristic with and without ``USE_FITTED_WIDE``, at the
-points whose busy expert is estimated at (96, 176] rows: DeepSeek-V3 and GPT-OSS-120B at T = 4096,
-the Qwen3 models at T = 2048, Mixtral-8x7B at T = 512, uniform and skewed routing. Variants: the
-shipped heuristic; wide fitted tiles of 144, 160, 176 tokens with the hot class of 128-row tiles
-for experts of more than 320 rows; 160 tokens without it. Three interleaved repeats of a median of
+dependent where the rule says so) with ``USE_FITTED_WIDE`` off (the shipped heuristic) and on,
+with three splits of the experts (``FITTED_WIDE_SPLIT``): fitted tiles up to 320 rows and the hot
+class above ("A"); fitted up to F rows, 64-row ping-pong tiles up to 320, hot above ("B"); fitted
+up to F, hot above ("C"); F = 160 and 144. DeepSeek-V3 and GPT-OSS-120B at T = 4096 and
+Qwen3-235B-A22B at T = 2048, uniform and skewed routing. Five interleaved repeats of a median of
 10 replays, L2 read-flushed; every variant's output against the float32 reference and the
-heuristic's. Result: benchmarks/results/dev_fitted_wide_check.json.
+heuristic's. Result: benchmarks/results/dev_fitted_wide_classes_check.json.
 
 Run::
 
-    PYTHONPATH=. python benchmarks/dev_fitted_wide_check.py
+    PYTHONPATH=. python benchmarks/dev_fitted_wide_classes_check.py
 """
 import os
 import sys
@@ -37,23 +36,21 @@ import staticbatch_moe as moe
 import staticbatch_moe._gemm_config as cfgmod
 from staticbatch_moe._gemm_config import choose_tile_classes, kernel_source
 
-VARIANTS = {"heur": (False, 160, True), "w144": (True, 144, True), "w160": (True, 160, True),
-            "w176": (True, 176, True), "w160_nohot": (True, 160, False)}
+VARIANTS = {"heur": (False, 160, (160, 320)), "A160": (True, 160, (320, 320)), "B160": (True, 160, (160, 320)),
+            "C160": (True, 160, (160, 160)), "B144": (True, 144, (144, 320)), "C144": (True, 144, (144, 144))}
 
 
 def use(name: str) -> None:
-    on, size, hot = VARIANTS[name]
+    on, size, split = VARIANTS[name]
     cfgmod.USE_FITTED_WIDE = on
     cfgmod.FITTED_WIDE = size
-    cfgmod.FITTED_WIDE_MAX_ROWS = 176
-    cfgmod.USE_FITTED_WIDE_HOT_CLASS = hot
+    cfgmod.FITTED_WIDE_SPLIT = split
     cfgmod.choose_config.cache_clear()
     cfgmod.choose_tile_classes.cache_clear()
 
 
-PTS = [(m, 4096, r) for m in ("DeepSeek-V3", "GPT-OSS-120B") for r in ("uniform", "skewed")]
-PTS += [(m, 2048, r) for m in ("Qwen3-235B-A22B", "Qwen3-30B-A3B") for r in ("uniform", "skewed")]
-PTS += [("Mixtral-8x7B", 512, r) for r in ("uniform", "skewed")]
+PTS = [(m, t, r) for m, t in (("DeepSeek-V3", 4096), ("GPT-OSS-120B", 4096), ("Qwen3-235B-A22B", 2048))
+       for r in ("uniform", "skewed")]
 
 
 def classes_of(model: str, t: int) -> dict:
@@ -108,14 +105,14 @@ def main() -> None:
             else:
                 info[f"{name}_bit_identical_to_heur"] = bool(torch.equal(out, first))
             calls[name] = fn
-        info.update(time_interleaved(calls))
+        info.update(time_interleaved(calls, repeats=5))
         use("heur")
         print({kk: v for kk, v in info.items() if not kk.endswith("_classes")}, flush=True)
         rows.append(info)
         w1 = w2 = x = mid_ref = ref = first = None
         calls = {}
         torch.cuda.empty_cache()
-    save("dev_fitted_wide_check", rows, {"note": "ms, both GEMMs as bench_grouped_gemm times them, three "
+    save("dev_fitted_wide_classes_check", rows, {"note": "ms, both GEMMs as bench_grouped_gemm times them, five "
                                                  "interleaved repeats"})
 
 
