@@ -655,11 +655,17 @@ TILE_CLASSES_MIN_TOKENS = 512
 USE_FITTED_SWAP = True
 FITTED_MAX_ROWS = 96
 #: Where choose_tile_classes gives the average expert 64-row ping-pong tiles with a hot class
-#: (USE_HOT_TALL_CLASS) and the busy expert's estimated rows are at most FITTED_WIDE_MAX_ROWS:
-#: fitted swap tiles of FITTED_WIDE tokens for the experts of at most FITTED_WIDE_SPLIT[0] rows
-#: (one m-block each up to FITTED_WIDE rows), 64-row ping-pong tiles up to FITTED_WIDE_SPLIT[1]
-#: rows (if above the first) and the hot class above.
-USE_FITTED_WIDE = False
+#: (USE_HOT_TALL_CLASS) and the busy expert's estimated rows are at most FITTED_WIDE_MAX_ROWS
+#: (about 100-150 rows per expert): fitted swap tiles of FITTED_WIDE tokens for the experts of at
+#: most FITTED_WIDE_SPLIT[0] rows (one m-block each: every weight tile streamed once, no partial
+#: tile), 64-row ping-pong tiles up to FITTED_WIDE_SPLIT[1] rows and the hot class above. On the
+#: H200 (2026-11-29, benchmarks/results/dev_fitted_wide_classes_check.json, both GEMMs, median of
+#: five interleaved repeats): DeepSeek-V3 T = 4096 7.43 -> 7.04 ms uniform, 8.53 -> 8.49 skewed;
+#: GPT-OSS-120B T = 4096 2.13 -> 1.99 / 2.47 -> 2.40; Qwen3-235B-A22B T = 2048 1.61 -> 1.60 /
+#: 1.90 -> 1.85; bit-identical outputs. Fitted tiles lose speed with their token count at equal
+#: work (dev_fitted192_check.json: 128 rows per expert, gate/up 4.44 ms with 128 tokens, 4.58
+#: with 160, 4.96 with 192, 5.54 with 256), so 160, not larger; 144 was level with 160.
+USE_FITTED_WIDE = True
 FITTED_WIDE = 160
 FITTED_WIDE_MAX_ROWS = 176
 FITTED_WIDE_SPLIT = (160, 320)
@@ -975,7 +981,10 @@ def choose_tile_classes(
     :func:`is_fitted`). Where choose_config itself picks fitted tiles there is one class.
     With ``USE_HOT_TALL_CLASS``, from ``HOT_TALL_MIN_TOKENS`` tokens, where choose_config picks
     64-row ping-pong tiles and the weight has at least ``HOT_TALL_MIN_WEIGHT`` elements per
-    expert, experts of more than ``PINGPONG_MAX_ROWS`` rows get 128-row clustered tiles.
+    expert, experts of more than ``PINGPONG_MAX_ROWS`` rows get 128-row clustered tiles; there,
+    with ``USE_FITTED_WIDE`` and a busy expert estimated at most ``FITTED_WIDE_MAX_ROWS`` rows,
+    the experts of at most ``FITTED_WIDE_SPLIT[0]`` rows get fitted ``FITTED_WIDE``-token swap
+    tiles (three classes: 128-row, 64-row ping-pong, fitted).
 
     On the H200 (2026-11-28, ``dev/ab_pp.py``, both GEMMs of a layer): skewed routing
     DeepSeek-V3 T = 1024 6.64 -> 5.79 ms, T = 512 5.58 -> 5.23 ms, GPT-OSS-120B T = 1024 1.92 ->

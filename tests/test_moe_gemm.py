@@ -102,14 +102,15 @@ def test_heuristic_configs_are_valid(model: str) -> None:
 
 
 def _shipped_configs() -> list[cfgmod.GemmConfig]:
-    """Every configuration the heuristic picks for the benchmark grid, in both dtypes, plus
-    the alternatives the sweep may time."""
+    """Every configuration the heuristic picks for the benchmark grid (each tile class), in both
+    dtypes, plus the alternatives the sweep may time."""
     found: set[cfgmod.GemmConfig] = set()
     candidates = getattr(cfgmod, "candidate_configs", None)
     for (h, i, e, k), t, dtype in itertools.product(MODELS.values(), TS, ("bf16", "fp16")):
         for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False), (h, i, None, True)):
             cfg = moe.choose_config(t * k, e, n, kk, dtype, act, gather)
             found.add(cfg)
+            found.update(c.config for c in moe.choose_tile_classes(t * k, e, n, kk, dtype, act, gather, num_tokens=t))
             if gather:  # the cp.async gather stays selectable
                 found.add(cfg.with_gather_mode("cp_async"))
             if candidates is not None and dtype == "bf16":
@@ -562,19 +563,29 @@ def test_heuristic_tile_classes(model: str) -> None:
     tokens a swap-mode average gets 64-row ping-pong tiles for its hot experts, from
     FITTED_CLASS_MIN_TOKENS up to there (large enough weights) fitted swap tiles, and from
     HOT_TALL_MIN_TOKENS a ping-pong average (large enough weights) 128-row clustered tiles for
-    experts above PINGPONG_MAX_ROWS, heaviest first."""
+    experts above PINGPONG_MAX_ROWS, heaviest first; there, for busy experts of at most
+    FITTED_WIDE_MAX_ROWS rows, fitted FITTED_WIDE-token tiles up to FITTED_WIDE_SPLIT[0] rows."""
     h, i, e, k = MODELS[model]
     for t in (*TS, 512, 700, 2048, 3000):
         for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False)):
             classes = moe.choose_tile_classes(t * k, e, n, kk, "bf16", act, gather, num_tokens=t)
             assert _check_classes(classes, activation=act, gather=gather) == classes
             base = moe.choose_config(t * k, e, n, kk, "bf16", act, gather)
+            m_est = cfgmod._rows_estimate(t * k, e)[2]
+            hot_tall = (t >= cfgmod.HOT_TALL_MIN_TOKENS and not base.swap_ab and base.block_m == 64
+                        and n * kk >= cfgmod.HOT_TALL_MIN_WEIGHT)
+            wide = hot_tall and cfgmod.USE_FITTED_WIDE and m_est <= cfgmod.FITTED_WIDE_MAX_ROWS
+            if wide:  # 128-row above 320 rows, ping-pong above 160, fitted 160-token tiles below
+                hot, mid, fitted = classes
+                assert [(c.min_rows, c.max_rows) for c in classes] == [(320, None), (160, 320), (0, 160)]
+                assert hot.config.block_m == 128 and hot.config.cluster == 2 and mid.config == base
+                assert cfgmod.is_fitted(fitted.config) and fitted.config.block_m == cfgmod.FITTED_WIDE == 160
+                assert fitted.config.gather_mode == ("staged" if gather else "cp_async")
+                continue
             assert classes[-1].config == base
             fitted_class = (cfgmod.FITTED_CLASS_MIN_TOKENS <= t < cfgmod.TILE_CLASSES_MIN_TOKENS and base.swap_ab
                             and base.block_m <= cfgmod.FITTED_CLASS_MIN_ROWS
                             and n * kk >= cfgmod.FITTED_CLASS_MIN_WEIGHT)
-            hot_tall = (t >= cfgmod.HOT_TALL_MIN_TOKENS and not base.swap_ab and base.block_m == 64
-                        and n * kk >= cfgmod.HOT_TALL_MIN_WEIGHT)
             if hot_tall:  # 128-row clustered tiles above PINGPONG_MAX_ROWS rows
                 hot = classes[0]
                 assert len(classes) == 2 and (hot.min_rows, hot.max_rows) == (cfgmod.PINGPONG_MAX_ROWS, None)
@@ -609,13 +620,20 @@ def test_heuristic_tile_classes(model: str) -> None:
     (only,) = moe.choose_tile_classes(1024 * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=1024)
     assert cfgmod.is_fitted(only.config) and only.config.gather_mode == "staged"
     # ... and no hot class at T = 4096, where DeepSeek-V3, GPT-OSS-120B and Qwen3-235B-A22B get
-    # 128-row clustered tiles above 320 rows and Mixtral-8x7B has 128-row tiles for every expert.
+    # 128-row clustered tiles above 320 rows and Mixtral-8x7B has 128-row tiles for every expert;
+    # DeepSeek-V3 and GPT-OSS-120B (128 rows per expert on average) fitted 160-token tiles up to
+    # 160 rows, Qwen3-235B-A22B (256) ping-pong tiles up to 320.
     assert len(moe.choose_tile_classes(4096 * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=4096)) == 1
     for name in ("DeepSeek-V3", "GPT-OSS-120B", "Qwen3-235B-A22B"):
         h, i, e, k = MODELS[name]
         classes = moe.choose_tile_classes(4096 * k, e, h, i, "bf16", None, False, num_tokens=4096)
-        assert [(c.min_rows, c.max_rows) for c in classes] == [(320, None), (0, 320)]
-        assert classes[0].config.block_m == 128 and classes[-1].config.pingpong
+        assert classes[0].config.block_m == 128 and (classes[0].min_rows, classes[0].max_rows) == (320, None)
+        if name == "Qwen3-235B-A22B":
+            assert [(c.min_rows, c.max_rows) for c in classes] == [(320, None), (0, 320)]
+            assert classes[-1].config.pingpong
+        else:
+            assert [(c.min_rows, c.max_rows) for c in classes] == [(320, None), (160, 320), (0, 160)]
+            assert classes[1].config.pingpong and cfgmod.is_fitted(classes[2].config)
     h, i, e, k = MODELS["Mixtral-8x7B"]
     (only,) = moe.choose_tile_classes(4096 * k, e, h, i, "bf16", None, False, num_tokens=4096)
     assert only.config.block_m == 128

@@ -528,12 +528,12 @@ def test_programmatic_launch_follows_the_rule_with_heuristic_tiles(monkeypatch) 
 
 
 def test_later_class_launches_follow_the_rule_with_heuristic_tiles(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """The heuristic's two classes at a ping-pong average (128-row clustered tiles above 320 rows,
-    empty under uniform routing, then 64-row ping-pong tiles): the second launch is not a
+    """The heuristic's classes at a ping-pong average of 256 rows (128-row clustered tiles above 320
+    rows, empty under uniform routing, then 64-row ping-pong tiles): the second launch is not a
     programmatic dependent (programmatic_pays), while with the same classes given explicitly it
     is. Same output, matching the reference."""
     seen = _spy_launches(monkeypatch, "programmatic")
-    e, k, h, i, t = 64, 4, 2048, 2048, 2048
+    e, k, h, i, t = 32, 4, 2048, 2048, 2048
     classes = moe.choose_tile_classes(t * k, e, h, i, "bf16", None, False, num_tokens=t)
     assert len(classes) == 2 and classes[0].config.cluster == 2 and classes[1].config.pingpong, classes
     p = moe.route_plan(uniform_ids(t, e, k), e)
@@ -788,6 +788,31 @@ def test_tile_classes_match_reference(silu: bool, counts: list[int]) -> None:
     """Every class boundary (16/17, 100/101), classes without experts (launches without tiles)."""
     ids = ids_with_counts(counts)
     assert _check(ids, len(counts), 320, 200, gather=silu, silu=silu, config=tile_classes(silu)) < TOL
+
+
+@pytest.mark.parametrize("silu", [False, True], ids=["down", "gate-up"])
+def test_heuristic_three_classes_with_wide_fitted_tiles(silu: bool) -> None:
+    """About 128 rows per expert from 2048 tokens (large weights): the heuristic's three classes
+    (128-row clustered tiles above 320 rows, 64-row ping-pong tiles above 160, fitted 160-token
+    swap tiles below), on counts at every class and fitted-split edge, against the reference,
+    then bit-identical to the same call with the classes given explicitly."""
+    e, h, i = 64, 2048, 2048
+    edges = [0, 1, 15, 16, 17, 127, 128, 129, 159, 160, 161, 176, 177, 319, 320, 321, 640, 1000]
+    counts = edges + [128] * (e - len(edges))
+    counts[-1] += 8192 - sum(counts)  # 8192 rows (top-1 ids: 8192 tokens)
+    ids = ids_with_counts(counts)
+    n, k = (2 * i, h) if silu else (h, i)
+    classes = moe.choose_tile_classes(8192, e, n, k, "bf16", "silu_and_mul" if silu else None, silu, num_tokens=8192)
+    assert [(c.min_rows, c.max_rows) for c in classes] == [(320, None), (160, 320), (0, 160)], classes
+    assert moe._gemm_config.is_fitted(classes[2].config) and classes[2].config.block_m == 160
+    assert _check(ids, e, n, k, gather=silu, silu=silu, seed=5) < TOL
+    p = moe.route_plan(ids, e)
+    a = torch.randn(8192 if silu else p.num_rows, k, device="cuda", dtype=torch.bfloat16)
+    w = _weights(e, n, k, torch.bfloat16, seed=6)
+    w = moe.pack_gate_up(w) if silu else w
+    act = "silu_and_mul" if silu else None
+    outs = [moe.grouped_gemm(a, w, p, gather=silu, activation=act, config=c) for c in (None, classes)]
+    assert torch.equal(outs[0], outs[1])
 
 
 def test_tile_class_offsets_count_only_their_experts() -> None:
