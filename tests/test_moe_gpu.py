@@ -798,8 +798,9 @@ def test_heuristic_three_classes_with_wide_fitted_tiles(silu: bool) -> None:
     then bit-identical to the same call with the classes given explicitly."""
     e, h, i = 64, 2048, 2048
     edges = [0, 1, 15, 16, 17, 127, 128, 129, 159, 160, 161, 176, 177, 319, 320, 321, 640, 1000]
-    counts = edges + [128] * (e - len(edges))
-    counts[-1] += 8192 - sum(counts)  # 8192 rows (top-1 ids: 8192 tokens)
+    counts = edges + [90] * (e - len(edges))
+    counts[-1] += 8192 - sum(counts)  # 8192 rows (top-1 ids: 8192 tokens), the last expert 276
+    assert len(counts) == e and min(counts) >= 0 and sum(counts) == 8192
     ids = ids_with_counts(counts)
     n, k = (2 * i, h) if silu else (h, i)
     classes = moe.choose_tile_classes(8192, e, n, k, "bf16", "silu_and_mul" if silu else None, silu, num_tokens=8192)
