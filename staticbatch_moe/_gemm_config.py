@@ -669,10 +669,6 @@ USE_FITTED_WIDE = True
 FITTED_WIDE = 160
 FITTED_WIDE_MAX_ROWS = 176
 FITTED_WIDE_SPLIT = (160, 320)
-#: Dev switch (None: off): a fourth class for the experts of at most ``rows`` rows under the
-#: fitted class, ``("fitted128", rows)`` (fitted 128-token tiles, 6 stages) or ``("swap", rows)``
-#: (plain swap tiles of ``rows`` tokens, 128 weight rows).
-FITTED_WIDE_LOW: tuple[str, int] | None = None
 #: Below TILE_CLASSES_MIN_TOKENS, from FITTED_CLASS_MIN_TOKENS tokens up, with swap tiles of at
 #: most FITTED_CLASS_MIN_ROWS tokens for the average expert and a weight of at least
 #: FITTED_CLASS_MIN_WEIGHT elements per expert: experts of more than FITTED_CLASS_MIN_ROWS rows
@@ -1012,11 +1008,6 @@ def choose_tile_classes(
         if USE_FITTED_WIDE and _rows_estimate(total_rows, num_experts)[2] <= FITTED_WIDE_MAX_ROWS:
             fitted, (lo, hi) = fitted_config(FITTED_WIDE, activation, dtype, gather), FITTED_WIDE_SPLIT
             mid = (TileClass(base, lo, hi),) if hi > lo else ()
-            if FITTED_WIDE_LOW is not None:
-                kind, rows = FITTED_WIDE_LOW
-                low = (fitted_config(128, activation, dtype, gather) if kind == "fitted128"
-                       else _swap_config(rows, 128, activation, dtype, gather))
-                return (TileClass(hot, hi, None),) + mid + (TileClass(fitted, rows, lo), TileClass(low, 0, rows))
             return (TileClass(hot, hi, None),) + mid + (TileClass(fitted, 0, lo),)
         return (TileClass(hot, PINGPONG_MAX_ROWS, None), TileClass(base, 0, PINGPONG_MAX_ROWS))
     if (not USE_TILE_CLASSES or tokens < TILE_CLASSES_MIN_TOKENS or not base.swap_ab or is_fitted(base)
