@@ -145,8 +145,8 @@ class GemmConfig:
         128-row tile a group whose rows all lie past the expert's end skips its work), or
         256 ("tall tiles": two warp groups of 128 rows, each as two 64-row slices, a slice
         without rows of the task skipped at run time; ``block_n`` 64, 96, 128 or 192, not
-        ping-pong). Swap mode: 8, 16, 32, 48 or 64 (wgmma's N side), or 128 or 256 for a
-        *fitted* tile (:func:`is_fitted`: an expert's rows split evenly over its m-blocks, each
+        ping-pong). Swap mode: 8, 16, 32, 48 or 64 (wgmma's N side), or one of
+        :data:`FITTED_SIZES` (128-256 in steps of 16) for a *fitted* tile (:func:`is_fitted`: an expert's rows split evenly over its m-blocks, each
         tile's wgmma N its own row count rounded up to 16; no split-K).
     block_n : int
         Weight rows per tile (output columns before the activation). Normal mode: a multiple
@@ -226,7 +226,7 @@ class GemmConfig:
             raise InvalidArgumentError(f"`gather_mode` must be one of {_GATHER_MODES} (got {self.gather_mode!r})")
         if self.gather_mode == "staged" and ((self.swap_ab and self.block_m <= 64) or self.split_k > 1):
             raise InvalidArgumentError(
-                f"`gather_mode='staged'` needs normal mode or fitted swap tiles (block_m 128 or 256), without "
+                f"`gather_mode='staged'` needs normal mode or fitted swap tiles (block_m 128-256), without "
                 f"split-K (got swap_ab={self.swap_ab}, block_m={self.block_m}, split_k={self.split_k})"
             )
         if not self.gather and self.gather_mode != _GATHER_MODES[0]:
@@ -387,7 +387,7 @@ FITTED_SIZES = (128, 144, 160, 176, 192, 256)
 
 
 def is_fitted(cfg: GemmConfig) -> bool:
-    """A fitted swap tile (``swap_ab`` with ``block_m`` 128 or 256): each expert's rows are split
+    """A fitted swap tile (``swap_ab`` with ``block_m`` in :data:`FITTED_SIZES`): each expert's rows are split
     evenly over its ``ceil(rows / block_m)`` m-blocks, and each tile's wgmma N is its row count
     rounded up to :data:`FITTED_N_STEP`, so that no tile computes more than 15 rows past its
     expert's end."""
@@ -580,7 +580,7 @@ def _rows_estimate(total_rows: int, num_experts: int) -> tuple[int, float, float
 
 
 def fitted_config(block_m: int, activation: str | None, dtype: str, gather: bool) -> GemmConfig:
-    """The heuristic's fitted swap tile of ``block_m`` (128 or 256) tokens: 128 weight rows, the
+    """The heuristic's fitted swap tile of ``block_m`` (:data:`FITTED_SIZES`) tokens: 128 weight rows, the
     deepest ring, the staged gather when gathering."""
     cfg = _swap_config(block_m, 128, activation, dtype, gather)
     return cfg.with_gather_mode("staged") if gather else cfg

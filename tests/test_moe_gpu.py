@@ -394,7 +394,7 @@ def test_tall_tiles_bitwise_deterministic() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Fitted swap tiles (swap mode, 128 or 256 tokens: rows split evenly, wgmma N chosen per tile)
+# Fitted swap tiles (swap mode, 128-256 tokens: rows split evenly, wgmma N chosen per tile)
 # ---------------------------------------------------------------------------------------------
 
 

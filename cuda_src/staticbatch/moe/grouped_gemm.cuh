@@ -93,7 +93,7 @@
 //     swap mode (kSwapAB = true, small m): the weight tile is wgmma's A side, BLOCK_N =
 //       64 * kNumConsumers weight rows, consumer g computes weight rows [64g, 64g + 64) x
 //       all BLOCK_M tokens (wgmma N = BLOCK_M = 8..64), and the result is stored transposed.
-//     fitted swap tiles (kSwapAB, BLOCK_M = 128 or 256; GemmShape::kFitted): the tile follows
+//     fitted swap tiles (kSwapAB, BLOCK_M = 128..256 in steps of 16; GemmShape::kFitted): the tile follows
 //       its expert's row count. A task of m rows keeps ceil(m / BLOCK_M) m-blocks (the host's
 //       tile counts do not change), but they hold ceil(m / m_blocks) rows each rounded up to
 //       kNStep = 16, the last one the rest (locate_tile: row0, row_end), and each tile's wgmma N
@@ -101,8 +101,8 @@
 //       instantiations per tile (uniform over the warp group). An expert of 130 rows is one
 //       tile of N = 144, not a full tile and a 2-row one. Without gather the token rows come in
 //       {64, 16} boxes, only as many as N needs; the cp.async gather copies N rows (zeros past
-//       the tile's rows). The epilogue stages the tokens 64 at a time and stores rows below
-//       row_end only.
+//       the tile's rows). The epilogue stages the tokens 64 at a time (the last chunk partial
+//       where BLOCK_M is not a multiple of 64) and stores rows below row_end only.
 //   A ring of kStages (weight, token) stages with full/empty mbarriers; the empty barrier
 //   expects one arrival per warp of the warp group(s) that consume a stage. Stage and phase
 //   come from a running K-step counter that every role advances identically across tiles
@@ -263,7 +263,7 @@ struct GemmShape {
   // two consumers of 128 token rows each) and for 128-row ping-pong tiles (each group owns
   // whole 128-row tiles), else 1.
   static constexpr int kSlices = (!kSwapAB && BLOCK_M == (kPingpong ? 128 : 256)) ? 2 : 1;
-  // Fitted swap tiles (swap mode, BLOCK_M = 128 or 256 tokens; see "fitted swap tiles" in the
+  // Fitted swap tiles (swap mode, BLOCK_M = 128..256 tokens; see "fitted swap tiles" in the
   // header): a task's rows are split evenly over its m-blocks, and each tile's wgmma N is its
   // row count rounded up to kNStep.
   static constexpr bool kFitted = kSwapAB && BLOCK_M > 64;
@@ -276,11 +276,7 @@ struct GemmShape {
   static constexpr int kWgmmaN = kSwapAB ? BLOCK_M : BLOCK_N;
   static constexpr int kAccum = kWgmmaN / 2;  // f32 accumulators per consumer thread and slice
   static constexpr int kWRows = BLOCK_N;      // weight rows per stage
-#ifdef SB_DEV_FITTED_XCAP  // dev diagnostic: a fitted tile's token stage (and its largest N) capped
-  static constexpr int kXRows = (kSwapAB && BLOCK_M > 64 && BLOCK_M > SB_DEV_FITTED_XCAP) ? SB_DEV_FITTED_XCAP : BLOCK_M;
-#else
   static constexpr int kXRows = BLOCK_M;      // token rows per stage
-#endif
   static constexpr uint32_t kWBytes = kWRows * BLOCK_K * 2;
   static constexpr uint32_t kXBytes = kXRows * BLOCK_K * 2;
   // Token rows per TMA box without kGather: the whole block, or (tall tiles) one 64-row slice,
@@ -318,9 +314,6 @@ struct GemmShape {
   struct SharedStorage {
     alignas(1024) uint16_t w[kStages][kWRows * BLOCK_K];
     alignas(1024) uint16_t x[kStages][kXRows * BLOCK_K];
-#ifdef SB_DEV_FITTED_XCAP  // same total size as without the cap (the host's shared_bytes())
-    alignas(1024) uint16_t x_pad[kStages][(BLOCK_M - kXRows) * BLOCK_K];
-#endif
     alignas(1024) uint16_t epi[kNumConsumers][kEpiBufs][kEpiRows * kEpiCols];  // epilogue staging
     alignas(8) uint64_t full[kStages];
     alignas(8) uint64_t empty[kStages];
