@@ -50,6 +50,35 @@ def exact_routing(t: int, e: int, k: int) -> Any:
     return (torch.arange(t * k, device="cuda", dtype=torch.int64).view(t, k) % e).to(torch.int32)
 
 
+def layer_point(model: str, t: int, kind: str) -> tuple[Any, Any, Any, Any]:
+    """(w1, w2, x, plan) of one point of a layer check: :func:`layer_weights` after
+    ``torch.manual_seed(0)``, ``t`` random bf16 token rows, and the route plan of ``kind`` routing
+    (``"uniform"`` or ``"skewed"`` as bench_grouped_gemm draws it, seeded by ``t``, or
+    ``"exact"``: :func:`exact_routing`)."""
+    import torch
+    from bench_grouped_gemm import routing
+
+    import staticbatch_moe as moe
+
+    h, i, e, k = moe.MODEL_SHAPES[model]
+    torch.manual_seed(0)
+    w1, w2 = layer_weights(h, i, e)
+    x = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+    ids = exact_routing(t, e, k) if kind == "exact" else routing(kind, t, e, k, seed=t)
+    return w1, w2, x, moe.route_plan(ids, e)
+
+
+def layer_classes(model: str, t: int) -> dict[str, Any]:
+    """The heuristic's tile classes of both GEMMs of ``model``'s layer at ``t`` tokens: ``"up"``
+    (gate/up, gathered, SiLU fused) and ``"down"``."""
+    import staticbatch_moe as moe
+    from staticbatch_moe._gemm_config import choose_tile_classes
+
+    h, i, e, k = moe.MODEL_SHAPES[model]
+    return {"up": choose_tile_classes(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=t),
+            "down": choose_tile_classes(t * k, e, h, i, "bf16", None, False, num_tokens=t)}
+
+
 class LayerGemms:
     """The two GEMMs of one MoE layer on random data, for A/B checks of configurations: uniform
     routing of ``t`` tokens, the gate/up GEMM (``"up"``: gathered, SiLU fused) and the down GEMM

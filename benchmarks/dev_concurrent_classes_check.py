@@ -23,13 +23,12 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_grouped_gemm import routing
-from common import layer_weights, save, time_interleaved
+from common import layer_classes, layer_point, save, time_interleaved
 
 import staticbatch as sb
 import staticbatch_moe as moe
 import staticbatch_moe.gemm as gemm_mod
-from staticbatch_moe._gemm_config import choose_tile_classes, kernel_source
+from staticbatch_moe._gemm_config import kernel_source
 
 _SMS: dict = {}  # kernel name -> SMs its launch may use (the split variants)
 _kernel_for = gemm_mod._kernel_for
@@ -76,22 +75,14 @@ _streams: dict = {}
 
 
 def main() -> None:
-    cfgs = set()
-    for model, t, _ in PTS:
-        h, i, e, k = moe.MODEL_SHAPES[model]
-        cfgs |= {c.config for c in choose_tile_classes(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=t)}
-        cfgs |= {c.config for c in choose_tile_classes(t * k, e, h, i, "bf16", None, False, num_tokens=t)}
+    cfgs = {c.config for model, t, _ in PTS for g in layer_classes(model, t).values() for c in g}
     sb.compile_many([(kernel_source(c), c.kernel_name) for c in cfgs])
 
     rows = []
     for model, t, rt in PTS:
         h, i, e, k = moe.MODEL_SHAPES[model]
-        torch.manual_seed(0)
-        w1, w2 = layer_weights(h, i, e)
-        x = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
-        plan = moe.route_plan(routing(rt, t, e, k, seed=t), e)
-        up = choose_tile_classes(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=t)
-        down = choose_tile_classes(t * k, e, h, i, "bf16", None, False, num_tokens=t)
+        w1, w2, x, plan = layer_point(model, t, rt)
+        up, down = layer_classes(model, t).values()
         info = {"model": model, "T": t, "routing": rt,
                 "classes": {g: [(c.config.kernel_name, c.min_rows, c.max_rows) for c in cl]
                             for g, cl in (("up", up), ("down", down))}}

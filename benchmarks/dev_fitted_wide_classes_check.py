@@ -28,13 +28,12 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_grouped_gemm import routing
-from common import layer_weights, save, time_interleaved
+from common import layer_classes, layer_point, save, time_interleaved
 
 import staticbatch as sb
 import staticbatch_moe as moe
 import staticbatch_moe._gemm_config as cfgmod
-from staticbatch_moe._gemm_config import choose_tile_classes, kernel_source
+from staticbatch_moe._gemm_config import kernel_source
 
 VARIANTS = {"heur": (False, 160, (160, 320)), "A160": (True, 160, (320, 320)), "B160": (True, 160, (160, 320)),
             "C160": (True, 160, (160, 160)), "B144": (True, 144, (144, 320)), "C144": (True, 144, (144, 144))}
@@ -53,12 +52,6 @@ PTS = [(m, t, r) for m, t in (("DeepSeek-V3", 4096), ("GPT-OSS-120B", 4096), ("Q
        for r in ("uniform", "skewed")]
 
 
-def classes_of(model: str, t: int) -> dict:
-    h, i, e, k = moe.MODEL_SHAPES[model]
-    return {"up": choose_tile_classes(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=t),
-            "down": choose_tile_classes(t * k, e, h, i, "bf16", None, False, num_tokens=t)}
-
-
 def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
     return float((out.float() - ref.float()).norm() / ref.float().norm())
 
@@ -68,16 +61,13 @@ def main() -> None:
     for name in VARIANTS:
         use(name)
         for model, t, _ in PTS:
-            cfgs |= {c.config for g in classes_of(model, t).values() for c in g}
+            cfgs |= {c.config for g in layer_classes(model, t).values() for c in g}
     sb.compile_many([(kernel_source(c), c.kernel_name) for c in cfgs])
 
     rows = []
     for model, t, rt in PTS:
         h, i, e, k = moe.MODEL_SHAPES[model]
-        torch.manual_seed(0)
-        w1, w2 = layer_weights(h, i, e)
-        x = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
-        plan = moe.route_plan(routing(rt, t, e, k, seed=t), e)
+        w1, w2, x, plan = layer_point(model, t, rt)
         counts = plan.expert_counts.cpu()
         nz = counts[counts > 0]
         info = {"model": model, "T": t, "routing": rt, "rows_min_max": [int(nz.min()), int(nz.max())]}
@@ -88,7 +78,7 @@ def main() -> None:
         for name in VARIANTS:
             use(name)
             info[f"{name}_classes"] = {g: [(c.config.kernel_name, c.min_rows, c.max_rows) for c in cl]
-                                       for g, cl in classes_of(model, t).items()}
+                                       for g, cl in layer_classes(model, t).items()}
             mid = torch.full((t * k, i), float("nan"), device="cuda", dtype=torch.bfloat16)
             out = torch.full((t * k, h), float("nan"), device="cuda", dtype=torch.bfloat16)
 
