@@ -10,7 +10,7 @@ hot class above) beat the heuristic's 64-row ping-pong tiles under uniform routi
 1.58) but were 1-3 % slower under skewed routing, which would break the skew floor.
 
 This times both GEMMs of a layer as bench_grouped_gemm does (gate/up, then down as a programmatic
-dependent where the rule says so) with ``USE_FITTED_WIDE`` off (the shipped heuristic) and on,
+dependent where the rule says so) with ``USE_FITTED_WIDE`` off (the heuristic before it, "heur") and on,
 with three splits of the experts (``FITTED_WIDE_SPLIT``): fitted tiles up to 320 rows and the hot
 class above ("A"); fitted up to F rows, 64-row ping-pong tiles up to 320, hot above ("B"); fitted
 up to F, hot above ("C"); F = 160 and 144. DeepSeek-V3 and GPT-OSS-120B at T = 4096 and
