@@ -76,23 +76,26 @@ def tall_configs() -> list:
 #: Per-expert row counts around the row splits of fitted swap tiles (128 / 256 tokens: a task
 #: of m rows gets ceil(m / block_m) m-blocks of ceil(m / m_blocks) rows rounded up to 16, the last
 #: one the rest): one row, N steps of 16 and their neighbours, 2-5 m-blocks, an empty expert.
-FITTED_COUNTS = [1, 15, 16, 17, 31, 127, 128, 129, 143, 144, 145, 159, 160, 161, 255, 256, 257, 272, 300, 321, 511,
-                 513, 700, 0]
+FITTED_COUNTS = [1, 15, 16, 17, 31, 127, 128, 129, 143, 144, 145, 159, 160, 161, 176, 177, 192, 193, 255, 256, 257,
+                 272, 300, 321, 511, 513, 700, 0]
 
 
 def fitted_configs() -> list:
-    """The fitted swap tiles the GPU tests force: 128, 160 and 256 tokens, both widths, both dtypes,
-    with and without silu_and_mul, every gather method and none."""
-    from staticbatch_moe._gemm_config import GemmConfig, _max_stages
+    """The fitted swap tiles the GPU tests force: 128, 160 and 256 tokens with both widths, both
+    dtypes, with and without silu_and_mul, every gather method and none; the other sizes of
+    FITTED_SIZES (144, 176, 192) in bf16, 128 wide, with the staged gather or none."""
+    from staticbatch_moe._gemm_config import FITTED_SIZES, GemmConfig, _max_stages
 
-    found = []
-    for bm, (bn, dtype), act, (gather, mode) in itertools.product(
-        (128, 160, 256), ((128, "bf16"), (128, "fp16"), (64, "bf16")), (None, "silu_and_mul"),
+    full = (128, 160, 256)
+    combos = list(itertools.product(
+        full, ((128, "bf16"), (128, "fp16"), (64, "bf16")), (None, "silu_and_mul"),
         ((True, "cp_async"), (True, "tma"), (True, "staged"), (False, "cp_async")),
-    ):
-        found.append(GemmConfig(block_m=bm, block_n=bn, stages=_max_stages(bm, bn, 12, swap_ab=True), swap_ab=True,
-                                dtype=dtype, activation=act, gather=gather, gather_mode=mode))
-    return found
+    ))
+    combos += itertools.product([bm for bm in FITTED_SIZES if bm not in full], ((128, "bf16"),),
+                                (None, "silu_and_mul"), ((True, "staged"), (False, "cp_async")))
+    return [GemmConfig(block_m=bm, block_n=bn, stages=_max_stages(bm, bn, 12, swap_ab=True), swap_ab=True,
+                       dtype=dtype, activation=act, gather=gather, gather_mode=mode)
+            for bm, (bn, dtype), act, (gather, mode) in combos]
 
 
 def cluster_config(block_m: int, block_n: int, pingpong: bool, *, silu: bool, cluster: int = 2):  # type: ignore[no-untyped-def]
