@@ -424,7 +424,7 @@ def test_tall_config_validation_and_launch_shape() -> None:
     with pytest.raises(sb.InvalidArgumentError, match="pingpong"):
         cfgmod.GemmConfig(block_m=256, block_n=128, pingpong=True)
     with pytest.raises(sb.InvalidArgumentError, match="swap mode"):
-        cfgmod.GemmConfig(block_m=96, block_n=128, swap_ab=True)  # (128-256 in steps of 16 are fitted swap tiles)
+        cfgmod.GemmConfig(block_m=96, block_n=128, swap_ab=True)  # (FITTED_SIZES are fitted swap tiles)
     with pytest.raises(sb.InvalidArgumentError, match="shared memory"):
         cfgmod.GemmConfig(block_m=256, block_n=128, stages=5)
     src = cfgmod.kernel_source(cfg)
