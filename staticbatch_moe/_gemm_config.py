@@ -146,8 +146,9 @@ class GemmConfig:
         256 ("tall tiles": two warp groups of 128 rows, each as two 64-row slices, a slice
         without rows of the task skipped at run time; ``block_n`` 64, 96, 128 or 192, not
         ping-pong). Swap mode: 8, 16, 32, 48 or 64 (wgmma's N side), or one of
-        :data:`FITTED_SIZES` (128, 144, 160, 176, 192, 256) for a *fitted* tile (:func:`is_fitted`: an expert's rows split evenly over its m-blocks, each
-        tile's wgmma N its own row count rounded up to 16; no split-K).
+        :data:`FITTED_SIZES` (128, 144, 160, 176, 192, 256) for a *fitted* tile
+        (:func:`is_fitted`: an expert's rows split evenly over its m-blocks, each tile's wgmma N
+        its own row count rounded up to 16; no split-K).
     block_n : int
         Weight rows per tile (output columns before the activation). Normal mode: a multiple
         of 16 up to 256 that wgmma supports (64, 96, 128, 192, 256). Swap mode: 64 or 128 (one
