@@ -669,7 +669,7 @@ FITTED_MAX_ROWS = 96
 USE_FITTED_WIDE = True
 FITTED_WIDE = 160
 FITTED_WIDE_MAX_ROWS = 176
-FITTED_WIDE_SPLIT = (160, 320)
+FITTED_WIDE_SPLIT = (FITTED_WIDE, PINGPONG_MAX_ROWS)
 #: Below TILE_CLASSES_MIN_TOKENS, from FITTED_CLASS_MIN_TOKENS tokens up, with swap tiles of at
 #: most FITTED_CLASS_MIN_ROWS tokens for the average expert and a weight of at least
 #: FITTED_CLASS_MIN_WEIGHT elements per expert: experts of more than FITTED_CLASS_MIN_ROWS rows
