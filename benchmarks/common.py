@@ -50,22 +50,35 @@ def exact_routing(t: int, e: int, k: int) -> Any:
     return (torch.arange(t * k, device="cuda", dtype=torch.int64).view(t, k) % e).to(torch.int32)
 
 
-def layer_point(model: str, t: int, kind: str) -> tuple[Any, Any, Any, Any]:
-    """(w1, w2, x, plan) of one point of a layer check: :func:`layer_weights` after
-    ``torch.manual_seed(0)``, ``t`` random bf16 token rows, and the route plan of ``kind`` routing
-    (``"uniform"`` or ``"skewed"`` as bench_grouped_gemm draws it, seeded by ``t``, or
-    ``"exact"``: :func:`exact_routing`)."""
+def layer_inputs(model: str, t: int) -> tuple[Any, Any, Any]:
+    """(w1, w2, x) of one point of a layer check: :func:`layer_weights` after
+    ``torch.manual_seed(0)``, then ``t`` random bf16 token rows."""
     import torch
+
+    import staticbatch_moe as moe
+
+    h, i, e, _ = moe.MODEL_SHAPES[model]
+    torch.manual_seed(0)
+    w1, w2 = layer_weights(h, i, e)
+    return w1, w2, torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+
+
+def layer_plan(model: str, t: int, kind: str) -> Any:
+    """The route plan of ``kind`` routing of ``t`` tokens for ``model``: ``"uniform"`` or
+    ``"skewed"`` as bench_grouped_gemm draws it (its own generator, seeded by ``t``), or
+    ``"exact"`` (:func:`exact_routing`). Draws nothing from torch's global generator."""
     from bench_grouped_gemm import routing
 
     import staticbatch_moe as moe
 
-    h, i, e, k = moe.MODEL_SHAPES[model]
-    torch.manual_seed(0)
-    w1, w2 = layer_weights(h, i, e)
-    x = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+    _, _, e, k = moe.MODEL_SHAPES[model]
     ids = exact_routing(t, e, k) if kind == "exact" else routing(kind, t, e, k, seed=t)
-    return w1, w2, x, moe.route_plan(ids, e)
+    return moe.route_plan(ids, e)
+
+
+def layer_point(model: str, t: int, kind: str) -> tuple[Any, Any, Any, Any]:
+    """(w1, w2, x, plan): :func:`layer_inputs` and :func:`layer_plan`."""
+    return (*layer_inputs(model, t), layer_plan(model, t, kind))
 
 
 def layer_classes(model: str, t: int) -> dict[str, Any]:

@@ -24,8 +24,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_grouped_gemm import routing
-from common import layer_weights, save, time_interleaved
+from common import layer_point, save, time_interleaved
 
 import staticbatch as sb
 import staticbatch_moe as moe
@@ -73,12 +72,9 @@ def main() -> None:
     rows = []
     for model, t in pts:
         h, i, e, k = moe.MODEL_SHAPES[model]
-        torch.manual_seed(0)
-        w1, w2 = layer_weights(h, i, e)
-        x = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+        w1, w2, x, plan = layer_point(model, t, "uniform")
         m = t * k
         mid = torch.randn(m, i, device="cuda", dtype=torch.bfloat16)
-        plan = moe.route_plan(routing("uniform", t, e, k, seed=t), e)
         counts = plan.expert_counts.tolist()
         info = {"model": model, "T": t, "rows_min_max": (min(counts), max(counts))}
         calls = {}

@@ -20,8 +20,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_grouped_gemm import routing
-from common import exact_routing, layer_weights, save, time_interleaved
+from common import layer_point, save, time_interleaved
 
 import staticbatch as sb
 import staticbatch_moe as moe
@@ -34,12 +33,8 @@ def main() -> None:
     rows = []
     for model, t, rt in PTS:
         h, i, e, k = moe.MODEL_SHAPES[model]
-        torch.manual_seed(0)
-        w1, w2 = layer_weights(h, i, e)
-        x = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+        w1, w2, x, plan = layer_point(model, t, rt)
         mid = torch.randn(t * k, i, device="cuda", dtype=torch.bfloat16)
-        ids = exact_routing(t, e, k) if rt == "exact" else routing("uniform", t, e, k, seed=t)
-        plan = moe.route_plan(ids, e)
         cfgs = {}
         for gemm, act, gather, n, kk in (("up", "silu_and_mul", True, 2 * i, h), ("down", None, False, h, i)):
             f128 = fitted_config(128, act, "bf16", gather)

@@ -21,8 +21,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_grouped_gemm import routing
-from common import layer_weights, save, time_interleaved
+from common import layer_inputs, layer_plan, save, time_interleaved
 
 import staticbatch as sb
 import staticbatch_moe as moe
@@ -50,13 +49,11 @@ def main() -> None:
     rows = []
     for model, t in pts:
         h, i, e, k = moe.MODEL_SHAPES[model]
-        torch.manual_seed(0)
-        w1, w2 = layer_weights(h, i, e)
-        x = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+        w1, w2, x = layer_inputs(model, t)
         m = t * k
         vu, vd = variants(model, t, "up"), variants(model, t, "down")
         for kind in ("uniform", "skewed"):
-            plan = moe.route_plan(routing(kind, t, e, k, seed=t), e)
+            plan = layer_plan(model, t, kind)
             info = {"model": model, "T": t, "routing": kind, "max_rows": int(plan.expert_counts.max())}
             calls = {}
             ref = None

@@ -19,8 +19,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_grouped_gemm import routing
-from common import layer_weights, save, time_interleaved
+from common import layer_classes, layer_point, save, time_interleaved
 
 import staticbatch_moe as moe
 from staticbatch_moe import _gemm_config as cfgmod
@@ -32,13 +31,9 @@ def main() -> None:
     rows = []
     for model in ("DeepSeek-V3", "GPT-OSS-120B", "Qwen3-235B-A22B"):
         h, i, e, k = moe.MODEL_SHAPES[model]
-        torch.manual_seed(0)
-        w1, w2 = layer_weights(h, i, e)
-        x = torch.randn(T, h, device="cuda", dtype=torch.bfloat16)
+        w1, w2, x, plan = layer_point(model, T, "uniform")
         m = T * k
-        plan = moe.route_plan(routing("uniform", T, e, k, seed=T), e)
-        cu = moe.choose_tile_classes(m, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=T)
-        cd = moe.choose_tile_classes(m, e, h, i, "bf16", None, False, num_tokens=T)
+        cu, cd = layer_classes(model, T).values()
         info = {"model": model, "T": T, "max_rows": int(plan.expert_counts.max()),
                 "classes_up": [c.config.kernel_name for c in cu], "classes_down": [c.config.kernel_name for c in cd]}
         calls = {}

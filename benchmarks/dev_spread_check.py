@@ -29,13 +29,12 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_grouped_gemm import routing
-from common import layer_weights, save, time_interleaved
+from common import layer_classes, layer_inputs, layer_plan, save, time_interleaved
 
 import staticbatch as sb
 import staticbatch_moe as moe
 import staticbatch_moe.gemm as gemm_mod
-from staticbatch_moe._gemm_config import choose_tile_classes, kernel_source
+from staticbatch_moe._gemm_config import kernel_source
 
 SPREADS = (1, 4, 8, 16)
 _KERNELS: dict[int, dict] = {g: {} for g in SPREADS}
@@ -52,24 +51,17 @@ def use_spread(g: int) -> None:
 
 
 def main() -> None:
-    cfgs = set()
-    for model, t in pts:
-        h, i, e, k = moe.MODEL_SHAPES[model]
-        m = t * k
-        cfgs |= {c.config for c in choose_tile_classes(m, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=t)}
-        cfgs |= {c.config for c in choose_tile_classes(m, e, h, i, "bf16", None, False, num_tokens=t)}
+    cfgs = {c.config for model, t in pts for g in layer_classes(model, t).values() for c in g}
     for g in SPREADS:
         use_spread(g)
         sb.compile_many([(kernel_source(c), c.kernel_name) for c in cfgs])
     rows = []
     for model, t in pts:
         h, i, e, k = moe.MODEL_SHAPES[model]
-        torch.manual_seed(0)
-        w1, w2 = layer_weights(h, i, e)
-        x = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+        w1, w2, x = layer_inputs(model, t)
         m = t * k
         for kind in ("uniform", "skewed"):
-            plan = moe.route_plan(routing(kind, t, e, k, seed=t), e)
+            plan = layer_plan(model, t, kind)
             info = {"model": model, "T": t, "routing": kind, "max_rows": int(plan.expert_counts.max())}
             calls = {}
             ref = None

@@ -1006,11 +1006,11 @@ def choose_tile_classes(
     if (USE_HOT_TALL_CLASS and not base.swap_ab and base.block_m == 64 and tokens >= HOT_TALL_MIN_TOKENS
             and n * k >= HOT_TALL_MIN_WEIGHT):
         hot = _prefill_config(128, base.block_n, activation, dtype, gather, k)
-        if USE_FITTED_WIDE and _rows_estimate(total_rows, num_experts)[2] <= FITTED_WIDE_MAX_ROWS:
-            fitted, (lo, hi) = fitted_config(FITTED_WIDE, activation, dtype, gather), FITTED_WIDE_SPLIT
-            mid = (TileClass(base, lo, hi),) if hi > lo else ()
-            return (TileClass(hot, hi, None),) + mid + (TileClass(fitted, 0, lo),)
-        return (TileClass(hot, PINGPONG_MAX_ROWS, None), TileClass(base, 0, PINGPONG_MAX_ROWS))
+        wide = USE_FITTED_WIDE and _rows_estimate(total_rows, num_experts)[2] <= FITTED_WIDE_MAX_ROWS
+        lo, hi = FITTED_WIDE_SPLIT if wide else (0, PINGPONG_MAX_ROWS)
+        mid = (TileClass(base, lo, hi),) if hi > lo else ()
+        fitted = (TileClass(fitted_config(FITTED_WIDE, activation, dtype, gather), 0, lo),) if lo > 0 else ()
+        return (TileClass(hot, hi, None),) + mid + fitted
     if (not USE_TILE_CLASSES or tokens < TILE_CLASSES_MIN_TOKENS or not base.swap_ab or is_fitted(base)
             or tokens <= SWAP_MAX_ROWS):
         return (TileClass(base),)

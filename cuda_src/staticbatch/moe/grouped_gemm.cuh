@@ -1183,7 +1183,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
           }
         };
         if constexpr (kFitted) {
-          with_fitted_n<Shape::kNStep, kXRows>(live_n, main_loop);
+          with_fitted_n<Shape::kNStep, BLOCK_M>(live_n, main_loop);
         } else if constexpr (Shape::kDeadSkip) {
           // Cooperative 128-row tiles: a group whose 64 rows all lie past the task's end runs
           // no wgmma (the other group's alone); it still waits on and releases every stage.
