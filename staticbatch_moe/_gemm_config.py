@@ -189,13 +189,11 @@ class GemmConfig:
         writes fp32 partials; the last to finish sums them in a fixed order and stores the
         output (see the module docstring). Must not exceed ``ceil(k / 64)`` of the problem.
     cluster : int
-        1, or 2 for 2-CTA thread block clusters (normal mode with ``block_m`` 64 or 128, or fitted
-        swap tiles; no split-K; gather staged or none): the two blocks of a cluster run
-        neighbouring tile ids side by side. In normal mode, when the two tiles share a weight
-        tile (same expert and n-block), each loads half of it into both with a TMA multicast,
-        halving the weight's L2 traffic; fitted swap tiles share the weight tile so too, or the
-        token tile (same expert and m-block, two n-blocks). Launched with at most as many
-        clusters as fit on the device at once.
+        1, or 2 for 2-CTA thread block clusters (normal mode, ``block_m`` 64 or 128, no split-K,
+        gather staged or none): the two blocks of a cluster run neighbouring tile ids side by
+        side and, when the two tiles share a weight tile (same expert and n-block), each
+        loads half of it into both with a TMA multicast, halving the weight's L2 traffic.
+        Launched with at most as many clusters as fit on the device at once.
     store_warps : bool
         Normal mode with ``block_m == 128`` (two cooperative consumer warp groups, not
         ping-pong, gather staged or none) only: each consumer stages its whole output tile in
@@ -273,12 +271,10 @@ class GemmConfig:
         if self.cluster not in (1, 2) or isinstance(self.cluster, bool):
             raise InvalidArgumentError(f"`cluster` must be 1 or 2 (got {self.cluster!r})")
         if self.cluster == 2 and (
-            (self.swap_ab and self.block_m < FITTED_SIZES[0]) or (not self.swap_ab and self.block_m == 256)
-            or self.split_k > 1 or (self.gather and self.gather_mode != "staged")
+            self.swap_ab or self.block_m == 256 or self.split_k > 1 or (self.gather and self.gather_mode != "staged")
         ):
             raise InvalidArgumentError(
-                "`cluster=2` needs normal mode with block_m 64 or 128 or fitted swap tiles (block_m 128-256), no "
-                "split-K, and gather_mode='staged' if gathering "
+                "`cluster=2` needs normal mode, block_m 64 or 128, no split-K, and gather_mode='staged' if gathering "
                 f"(got swap_ab={self.swap_ab}, block_m={self.block_m}, split_k={self.split_k}, gather={self.gather}, "
                 f"gather_mode={self.gather_mode!r})"
             )

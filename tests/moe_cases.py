@@ -82,9 +82,8 @@ FITTED_COUNTS = [1, 15, 16, 17, 31, 127, 128, 129, 143, 144, 145, 159, 160, 161,
 
 def fitted_configs() -> list:
     """The fitted swap tiles the GPU tests force: 128, 160 and 256 tokens with both widths, both
-    dtypes, with and without silu_and_mul, every gather method and none, and in 2-CTA clusters
-    (sharing the token tile) with the staged gather or none; the other sizes of FITTED_SIZES
-    (144, 176, 192) in bf16, 128 wide, with the staged gather or none."""
+    dtypes, with and without silu_and_mul, every gather method and none; the other sizes of
+    FITTED_SIZES (144, 176, 192) in bf16, 128 wide, with the staged gather or none."""
     from staticbatch_moe._gemm_config import FITTED_SIZES, GemmConfig, _max_stages
 
     full = (128, 160, 256)
@@ -94,12 +93,9 @@ def fitted_configs() -> list:
     ))
     combos += itertools.product([bm for bm in FITTED_SIZES if bm not in full], ((128, "bf16"),),
                                 (None, "silu_and_mul"), ((True, "staged"), (False, "cp_async")))
-    found = [GemmConfig(block_m=bm, block_n=bn, stages=_max_stages(bm, bn, 12, swap_ab=True), swap_ab=True,
-                        dtype=dtype, activation=act, gather=gather, gather_mode=mode)
-             for bm, (bn, dtype), act, (gather, mode) in combos]
-    found += [dataclasses.replace(c, cluster=2) for c in found
-              if c.block_m in full and (c.gather_mode == "staged" or not c.gather)]
-    return found
+    return [GemmConfig(block_m=bm, block_n=bn, stages=_max_stages(bm, bn, 12, swap_ab=True), swap_ab=True,
+                       dtype=dtype, activation=act, gather=gather, gather_mode=mode)
+            for bm, (bn, dtype), act, (gather, mode) in combos]
 
 
 def cluster_config(block_m: int, block_n: int, pingpong: bool, *, silu: bool, cluster: int = 2):  # type: ignore[no-untyped-def]

@@ -170,17 +170,6 @@ SB_DEVICE void tma_load_2d(uint32_t dst, const TmaDescriptor* map, uint64_t* bar
       : "memory");
 }
 
-// tma_load_2d into every CTA of `cta_mask` in the cluster, as tma_load_3d_multicast.
-SB_DEVICE void tma_load_2d_multicast(uint32_t dst, const TmaDescriptor* map, uint64_t* bar, int32_t c0, int32_t c1,
-                                     uint16_t cta_mask) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster"
-      " [%0], [%1, {%3, %4}], [%2], %5;\n"
-      :
-      : "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_addr(bar)), "r"(c0), "r"(c1), "h"(cta_mask)
-      : "memory");
-}
-
 // Brings the tensor map into the cache ahead of first use.
 SB_DEVICE void tma_prefetch_descriptor(const TmaDescriptor* map) {
   asm volatile("prefetch.tensormap [%0];\n" : : "l"(reinterpret_cast<uint64_t>(map)) : "memory");

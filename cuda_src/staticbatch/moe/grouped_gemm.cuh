@@ -160,8 +160,8 @@
 // No float atomics. The counters must be zero at launch; every launch that runs to the end
 // leaves them zero again (the host keeps one zeroed buffer per stream, see gemm.py).
 //
-// Clusters (kCluster = 2; host: GemmConfig.cluster=2, no in-loop gather, no split-K; normal mode
-// without tall tiles, or fitted swap tiles). The kernel is compiled with __cluster_dims__(2, 1, 1) and launched with a grid
+// Clusters (kCluster = 2; host: GemmConfig.cluster=2, normal mode, no in-loop gather, no split-K,
+// no tall tiles). The kernel is compiled with __cluster_dims__(2, 1, 1) and launched with a grid
 // of whole clusters that are all resident at once. Cluster rank r = blockIdx.x % 2 runs tiles t
 // = blockIdx.x + i * gridDim.x (gridDim.x even), so its mate runs t ^ 1 at the same position:
 // both walk the same K-step sequence, stage by stage. When the two tiles share a weight tile
@@ -169,11 +169,7 @@
 // weight rows [r * BLOCK_N / 2, +BLOCK_N / 2) of each stage with one TMA multicast into both
 // blocks (same shared-memory offset, complete_tx on the same barrier offset in each); otherwise
 // it loads both halves into its own block (w_map's box is {64, BLOCK_N / 2, 1}). Either way a
-// stage's full barrier expects the whole weight tile. Fitted swap tiles share the weight tile
-// the same way (two m-blocks of one n-block), or else the token tile: when the two tiles are
-// two n-blocks of the same task and m-block (the same token rows), rank r loads the 16-row
-// token boxes j with j % 2 == r by multicast into both blocks (each loads its own weight tile
-// then, as two halves). Because the mate's producer may write into
+// stage's full barrier expects the whole weight tile. Because the mate's producer may write into
 // this block's stages, a stage is refilled only when both blocks' consumers have released it:
 // the empty barriers expect twice the consumer warps, and each consumer warp arrives on its own
 // block's barrier and, with mapa, on the mate's (plain mbarrier.arrive, release at CTA scope,
@@ -848,9 +844,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
                             int32_t num_tokens = 0, int32_t top_k = 0) {
   static_assert(kSplitK >= 1 && (kSplitK == 1 || kSwapAB), "split-K is for swap mode");
   static_assert(!kStaged || (!kGather && kSplitK == 1), "the staged gather runs the kernel without gather, unsplit");
-  static_assert(kCluster == 1 || (kCluster == 2 && !kGather && kSplitK == 1 &&
-                                   (kSwapAB ? BLOCK_M >= 128 : BLOCK_M != 256)),
-                "2-CTA clusters: no in-loop gather, no split-K; normal mode without tall tiles, or fitted swap tiles");
+  static_assert(kCluster == 1 || (kCluster == 2 && !kSwapAB && !kGather && kSplitK == 1 && !(BLOCK_M == 256)),
+                "2-CTA clusters: normal mode, no in-loop gather, no split-K, no tall tiles");
   float* const splitk_workspace = static_cast<float*>(workspace);
   uint32_t* const splitk_counters = counters;
   static_assert(!kStoreWarps || (!kSwapAB && !kPingpong && BLOCK_M == 128 && kSplitK == 1 && !kGather),
@@ -972,17 +967,13 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         const TileCoord tc = locate_tile<BLOCK_M, kSplitK, kFitStep>(tt, task_rows, task_starts, task_expert, num_k_blocks);
         // Clusters: the two tiles share the weight tile when they are neighbours in one task
         // with the same n-block (tile ids are m-fastest within a task); then each CTA loads
-        // half of it into both. Fitted swap tiles also share the token tile, when the
-        // neighbours are two n-blocks of one m-block (a task of one m-block: always); then
-        // each CTA loads every other 16-row token box into both.
+        // half of it into both.
         bool share_w = false;
-        [[maybe_unused]] bool share_x = false;
         if constexpr (kCluster > 1) {
           const int32_t mate_index = tt.index + ((tile ^ 1) - tile);
           const int32_t m_blocks = ceil_div<int32_t>(tc.m, BLOCK_M);
-          const bool mate_in_task = mate_live_of(tile) && mate_index >= 0 && mate_index < m_blocks * n_blocks;
-          share_w = mate_in_task && mate_index / m_blocks == tc.n_block;
-          if constexpr (kSwapAB) share_x = mate_in_task && mate_index % m_blocks == tc.m_block;
+          share_w = mate_live_of(tile) && mate_index >= 0 && mate_index < m_blocks * n_blocks &&
+                    mate_index / m_blocks == tc.n_block;
         }
         const int32_t tile_row0 = tc.row0;  // first row of this token block within the task
         // Token rows of this tile that exist (the rest are past the task's m, or another tile's).
@@ -1029,17 +1020,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
 #pragma unroll
               for (int j = 0; j < kXRows / Shape::kXBoxRows; ++j) {
                 if (j * Shape::kXBoxRows < x_live) {
-                  const uint32_t dst = ptx::smem_addr(ss.x[s]) + j * Shape::kXBoxRows * 128u;
-                  if constexpr (kCluster > 1 && kSwapAB) {
-                    if (share_x) {  // boxes of this CTA's parity, into both CTAs
-                      if ((j & 1) == static_cast<int>(cta_rank)) {
-                        ptx::tma_load_2d_multicast(dst, &a_map, &ss.full[s], kb * BLOCK_K, x_row0 + j * Shape::kXBoxRows,
-                                                   0x3);
-                      }
-                      continue;
-                    }
-                  }
-                  ptx::tma_load_2d(dst, &a_map, &ss.full[s], kb * BLOCK_K, x_row0 + j * Shape::kXBoxRows);
+                  ptx::tma_load_2d(ptx::smem_addr(ss.x[s]) + j * Shape::kXBoxRows * 128u, &a_map, &ss.full[s],
+                                   kb * BLOCK_K, x_row0 + j * Shape::kXBoxRows);
                 }
               }
             }
