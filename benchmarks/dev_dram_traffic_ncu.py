@@ -1,0 +1,46 @@
+"""DRAM bytes each GEMM of the T = 16384 layers moves, against its compulsory traffic (dev probe on
+the H200, not a test).
+
+At Mixtral-8x7B T = 16384 an expert has 4096 rows, so its token rows (32 MB for the gate/up
+GEMM, H = 4096) are read again for every n-block: tile ids run m-fastest within an expert, so a
+wave of 132 tiles covers every m-block of about four n-blocks and the next wave reads all the
+expert's rows again. Whether the L2 keeps them decides if a grouped tile order (cuBLAS-style
+rasterisation) would save DRAM traffic, and with it power at these power-capped points. This
+runs each GEMM of three T = 16384 layers twice with the heuristic's tiles, under ncu:
+
+    ncu --clock-control none -k regex:sb_grouped_gemm --metrics \\
+        dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sector_hit_rate.pct,gpu__time_duration.sum \\
+        python3 benchmarks/dev_dram_traffic_ncu.py
+
+and prints each GEMM's compulsory bytes (weights of the experts with rows, token rows in,
+output out; the staged gather's copy adds its rows written and read once more).
+Result: benchmarks/results/dev_dram_traffic_ncu.txt.
+"""
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import layer_point
+
+import staticbatch_moe as moe
+
+for model in ("Mixtral-8x7B", "Qwen3-30B-A3B", "DeepSeek-V3"):
+    t = 16384
+    h, i, e, k = moe.MODEL_SHAPES[model]
+    w1, w2, x, plan = layer_point(model, t, "uniform")
+    mid = torch.empty(t * k, i, device="cuda", dtype=torch.bfloat16)
+    out = torch.empty(t * k, h, device="cuda", dtype=torch.bfloat16)
+    experts = int((plan.expert_counts > 0).sum())
+    rows = t * k
+    up_bytes = 2 * (experts * 2 * i * h + t * h + rows * i)
+    down_bytes = 2 * (experts * h * i + rows * i + rows * h)
+    print(f"{model} T={t}: compulsory MB up {up_bytes / 1e6:.0f} (+ staged copy {2 * 2 * rows * h / 1e6:.0f}), "
+          f"down {down_bytes / 1e6:.0f}", flush=True)
+    for _ in range(2):
+        moe.grouped_gemm(x, w1, plan, activation="silu_and_mul", out=mid)
+        moe.grouped_gemm(mid, w2, plan, gather=False, out=out)
+    torch.cuda.synchronize()
+    w1 = w2 = x = mid = out = None
+    torch.cuda.empty_cache()
