@@ -15,7 +15,8 @@ runs each GEMM of three T = 16384 layers twice with the heuristic's tiles, under
 and prints each GEMM's compulsory bytes (weights of the experts with rows, token rows in,
 output out; the staged gather's copy adds its rows written and read once more).
 Result: benchmarks/results/dev_dram_traffic_ncu.txt. With the argument ``causes`` it runs the
-variants of :func:`causes` instead (result: dev_dram_traffic_causes_ncu.txt).
+variants of :func:`causes` instead (result: dev_dram_traffic_causes_ncu.txt), with ``dynamic``
+those of :func:`dynamic` (dev_dram_traffic_dynamic_ncu.txt).
 """
 import dataclasses
 import os
@@ -97,4 +98,32 @@ def causes() -> None:
         torch.cuda.empty_cache()
 
 
-{"heuristic": heuristic, "causes": causes}[MODE]()
+def dynamic() -> None:
+    """Mixtral-8x7B and DeepSeek-V3 at T = 16384, uniform routing: each GEMM with the heuristic's
+    tiles, then the same tiles dynamic (GemmConfig.dynamic), each launched twice (warm, again)."""
+    from staticbatch_moe._gemm_config import choose_config
+
+    for model in ("Mixtral-8x7B", "DeepSeek-V3"):
+        t = 16384
+        h, i, e, k = moe.MODEL_SHAPES[model]
+        w1, w2, x, plan = layer_point(model, t, "uniform")
+        mid = torch.randn(t * k, i, device="cuda", dtype=torch.bfloat16)
+        out = torch.empty(t * k, h, device="cuda", dtype=torch.bfloat16)
+        up_out = torch.empty(t * k, i, device="cuda", dtype=torch.bfloat16)
+        up = choose_config(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True)
+        down = choose_config(t * k, e, h, i, "bf16", None, False)
+        for dyn in (False, True):
+            for label, fn in (
+                    ("up", lambda: moe.grouped_gemm(x, w1, plan, activation="silu_and_mul", out=up_out,
+                                                    config=dataclasses.replace(up, dynamic=dyn))),
+                    ("down", lambda: moe.grouped_gemm(mid, w2, plan, gather=False, out=out,
+                                                      config=dataclasses.replace(down, dynamic=dyn)))):
+                print(f"LAUNCH {model} {label} {'dynamic' if dyn else 'static'} (profiled twice)", flush=True)
+                for _ in range(2):
+                    fn()
+                    torch.cuda.synchronize()
+        w1 = w2 = x = mid = out = up_out = None
+        torch.cuda.empty_cache()
+
+
+{"heuristic": heuristic, "causes": causes, "dynamic": dynamic}[MODE]()

@@ -274,7 +274,8 @@ def _kernel_for(config: GemmConfig, device_index: int, *, mlp: bool = False) -> 
 
 def _counters(use: str, count: int, device: Any) -> Any:
     """At least ``count`` int32 counters for a launch on torch's current stream that leaves
-    them as it found them (``use``: ``"splitk"`` or ``"barrier"``, never shared).
+    them as it found them (``use``: ``"splitk"``, or ``"barrier"`` for the staged gather's grid
+    barrier and the dynamic tile counter; never shared between uses).
 
     They must be zero at the first launch. They are cached per (use, device, stream): launches
     on one stream run one after the other, so they can share a buffer. While a CUDA graph is
@@ -343,6 +344,8 @@ def _launch(config: GemmConfig, device_index: int, a: Any, lda: int, weight: Any
         # The kernel's first phase fills it with the gathered rows; its TMA map is the token map.
         workspace = token_rows = staged
         counters = _counters("barrier", 2, a.device)
+    if config.dynamic:  # [0, 2): the staged gather's grid barrier, [2, 4): the tile counter
+        counters = _counters("barrier", 4, a.device)
         if stage_by_token and _stage_units_by_token(plan.num_tokens, k) >= grid * cfgmod.threads(config) // 32:
             # The launch covers every task and has a token group for every warp: copy token by
             # token (stage_rows_by_token).

@@ -120,6 +120,13 @@ def store_warps_config(block_n: int, *, silu: bool, cluster: int = 2, store_warp
     return with_store_warps(cfg) if store_warps else cfg
 
 
+def dynamic_config(block_n: int, *, silu: bool, cluster: int = 2, store_warps: bool = True,
+                   dtype: str = "bf16"):  # type: ignore[no-untyped-def]
+    """store_warps_config with dynamic tiles (the blocks take their tiles from a global counter)."""
+    return dataclasses.replace(store_warps_config(block_n, silu=silu, cluster=cluster, store_warps=store_warps,
+                                                  dtype=dtype), dynamic=True)
+
+
 def reachable_configs() -> list:
     """Every configuration the GPU tests can reach (a superset), to compile them in parallel first."""
     import staticbatch_moe as moe
@@ -154,6 +161,9 @@ def reachable_configs() -> list:
                  for silu in (False, True) for c in (1, 2))
     found.update(store_warps_config(bn, silu=silu, cluster=c, store_warps=sw, dtype=dtype)
                  for bn in (256, 192, 128, 96) for silu in (False, True) for c in (1, 2) for sw in (False, True)
+                 for dtype in ("bf16", "fp16"))
+    found.update(dynamic_config(bn, silu=silu, cluster=c, store_warps=sw, dtype=dtype)
+                 for bn in (256, 192) for silu in (False, True) for c in (1, 2) for sw in (False, True)
                  for dtype in ("bf16", "fp16"))
     found.add(moe.GemmConfig(block_m=16, block_n=128, stages=12, swap_ab=True))  # test_moe_gpu.tile_classes
     found.add(moe.GemmConfig(block_m=16, block_n=128, stages=12, swap_ab=True, activation="silu_and_mul", gather=True))

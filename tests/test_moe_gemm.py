@@ -217,6 +217,24 @@ def test_cluster_config() -> None:
             cfgmod.GemmConfig(stages=4, cluster=2, **bad)
 
 
+def test_dynamic_config() -> None:
+    """dynamic=True: its own kernel name and template argument, no extra shared memory (the tile
+    ring fits the barriers' padding); what it cannot combine with is an error that names it."""
+    base = cfgmod.with_store_warps(cfgmod.GemmConfig(block_m=128, block_n=256, stages=4, cluster=2,
+                                                     activation="silu_and_mul", gather=True, gather_mode="staged"))
+    dyn = dataclasses.replace(base, dynamic=True)
+    assert dyn.kernel_name == base.kernel_name + "_dyn"
+    assert "2,true,true>(" in "".join(cfgmod.kernel_source(dyn).split())
+    assert "2,true>(" in "".join(cfgmod.kernel_source(base).split())
+    assert cfgmod.shared_bytes(dyn) == cfgmod.shared_bytes(base)
+    with pytest.raises(sb.InvalidArgumentError, match="`dynamic` must be a bool"):
+        cfgmod.GemmConfig(dynamic=1)
+    for bad in (dict(block_m=64, pingpong=True), dict(block_m=64), dict(block_m=128, pingpong=True, block_n=192),
+                dict(block_m=16, block_n=128, swap_ab=True), dict(gather=True), dict(block_m=256, block_n=128)):
+        with pytest.raises(sb.InvalidArgumentError, match="`dynamic=True` needs normal mode, block_m=128"):
+            cfgmod.GemmConfig(**{"block_n": 256, "stages": 4, **bad, "dynamic": True})
+
+
 def test_store_warps_config() -> None:
     """store_warps=True: its own kernel name and template argument, a staging buffer per 64
     output columns (so a 256-wide tile without activation gets a stage less), kept by the

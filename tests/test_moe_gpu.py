@@ -718,6 +718,59 @@ def test_store_warps_fp16_and_graph_replay() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Dynamic tiles (dynamic=True: the blocks take their tiles from a global counter)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("silu", [False, True], ids=["down", "gate-up-staged"])
+@pytest.mark.parametrize("block_n", [256, 192])
+@pytest.mark.parametrize("cluster", [1, 2])
+@pytest.mark.parametrize("store_warps", [False, True])
+def test_dynamic_tiles_match_reference_and_static_bitwise(silu: bool, block_n: int, cluster: int,
+                                                          store_warps: bool) -> None:
+    """Which block runs a tile does not change how it is computed: the dynamic order gives the
+    static order's bits, at edge counts, odd tile totals (a cluster's last pair half empty),
+    fewer tiles than blocks, one expert with most rows."""
+    from moe_cases import dynamic_config
+
+    dyn = dynamic_config(block_n, silu=silu, cluster=cluster, store_warps=store_warps)
+    _check_pair_bitwise(silu, [dyn, dataclasses.replace(dyn, dynamic=False)], [(200, 320), (2880, 1424)],
+                        lambda k: k + block_n + cluster)
+
+
+@pytest.mark.parametrize("cluster", [1, 2])
+def test_dynamic_tiles_many_per_block_counters_left_zero(cluster: int) -> None:
+    """About 15 tiles per block (the tile ring wraps many times), launched four times in a row:
+    identical bits each time, equal to the static order, and the tile counter and the count of
+    finished fetchers back at zero after every launch (the next launch starts from tile 0)."""
+    from moe_cases import dynamic_config
+
+    from staticbatch_moe import gemm as gemm_mod
+
+    e, t, k, n, kk = 16, 8000, 2, 4096, 256
+    p = moe.route_plan(uniform_ids(t, e, k), e)
+    a = torch.randn(p.num_rows, kk, device="cuda", dtype=torch.bfloat16)
+    w = _weights(e, n, kk, torch.bfloat16, seed=21)
+    dyn = dynamic_config(256, silu=False, cluster=cluster)
+    runs = [moe.grouped_gemm(a, w, p, gather=False, config=dyn) for _ in range(4)]
+    torch.cuda.synchronize()
+    static = moe.grouped_gemm(a, w, p, gather=False, config=dataclasses.replace(dyn, dynamic=False))
+    assert all(torch.equal(runs[0], r) for r in runs[1:]) and torch.equal(runs[0], static)
+    assert rel_err(runs[0], moe.grouped_gemm_reference(a, w, p, gather=False)) < TOL
+    barriers = [b for (use, _, _), b in gemm_mod._stream_counters.items() if use == "barrier" and b.numel() >= 4]
+    assert barriers and all(int(b[2]) == 0 and int(b[3]) == 0 for b in barriers)
+
+
+def test_dynamic_tiles_graph_replay_and_programmatic() -> None:
+    """Both GEMMs of a layer with dynamic tiles in one CUDA graph, the down GEMM a programmatic
+    dependent of the gate/up GEMM (both use the stream's counters), replayed with new routing."""
+    from moe_cases import dynamic_config
+
+    _capture_layer_and_replay(8, 2048, 2, 512, 256, up=dynamic_config(256, silu=True),
+                              down=dynamic_config(256, silu=False), programmatic=True, replays=3, seed=12)
+
+
+# ---------------------------------------------------------------------------------------------
 # Programmatic dependent launch of the down GEMM (programmatic_launch=True)
 # ---------------------------------------------------------------------------------------------
 

@@ -87,6 +87,35 @@ SB_DEVICE void mbarrier_arrive_cluster(uint32_t cluster_addr) {
   asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];\n" : : "r"(cluster_addr) : "memory");
 }
 
+// Arrives on a barrier of another CTA of the cluster with release semantics at cluster scope:
+// this thread's earlier memory operations (a shared::cluster store, a read of a value the other
+// CTA will overwrite) are ordered before the arrival. For the rare messages between the CTAs of
+// a cluster (the dynamic tile ring), not for the consumers' per-stage releases (see above).
+SB_DEVICE void mbarrier_arrive_release_cluster(uint32_t cluster_addr) {
+  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" : : "r"(cluster_addr) : "memory");
+}
+
+// Stores a 32-bit value into the shared memory of a CTA of the cluster (`cluster_addr` from
+// mapa_shared).
+SB_DEVICE void st_shared_cluster_u32(uint32_t cluster_addr, uint32_t v) {
+  asm volatile("st.shared::cluster.u32 [%0], %1;\n" : : "r"(cluster_addr), "r"(v) : "memory");
+}
+
+// Waits until the phase with parity `parity` has completed, with acquire semantics at cluster
+// scope (pairs with mbarrier_arrive_release_cluster from another CTA of the cluster).
+SB_DEVICE void mbarrier_wait_cluster(uint64_t* bar, uint32_t parity) {
+  uint32_t done = 0;
+  while (!done) {
+    asm volatile(
+        "{\n.reg .pred p;\n"
+        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(smem_addr(bar)), "r"(parity)
+        : "memory");
+  }
+}
+
 // One probe: true when the phase with parity `parity` has completed.
 SB_DEVICE bool mbarrier_try_wait(uint64_t* bar, uint32_t parity) {
   uint32_t done;

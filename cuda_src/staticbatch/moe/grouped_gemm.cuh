@@ -179,6 +179,26 @@
 // its own barrier. Before exiting, the producer waits for every stage to be released once more,
 // so no remote arrival can target a block that has exited. A cluster syncs once after the
 // barriers are initialised.
+// Dynamic tiles (kDynamic; host: GemmConfig.dynamic, normal mode, 128-row cooperative tiles, no
+// in-loop gather, no split-K). Without it block b runs tiles b, b + grid, b + 2 grid, ...; the
+// tiles that share a weight block (an expert's m-blocks of one n-block) or a token block start
+// together in the first wave only, and as the blocks drift apart over the waves the L2 no longer
+// holds a block for its second reader (ncu on the H200: DeepSeek-V3's gate/up GEMM at T = 16384
+// read 2-4x its compulsory DRAM bytes, Mixtral-8x7B's 5-8x). With it the producer's warp 0 (in a
+// cluster, rank 0's) takes the next tile, or pair of tiles, from a global counter (counters[2])
+// just before it loads it, so neighbouring tiles start together whatever the drift. It
+// publishes the tile id in a ring of kTileSlots entries in shared memory (its own CTA's and, by
+// st.shared::cluster, the other CTA's), each with a full barrier (one arrival: the producer's,
+// release at cluster scope for the other CTA) and an empty barrier on rank 0 (one arrival per
+// reader warp of both CTAs: producer warp 0, the consumer warps, the store warps). Every reader
+// warp walks the ring in order (TileRing::next), releasing each entry as soon as it has read it;
+// an entry at or past the total ends every reader's loop, a rank-1 tile past the end beside a
+// live rank-0 tile (an odd total) is skipped. The store warps read the next entry before they
+// store a tile, to know whether its consumer has a next tile. When its last fetch has ended,
+// each fetcher adds one to counters[3]; the last of them resets both counters to zero for the
+// next launch, and in a cluster rank 0 waits until rank 1 has released the last entry before it
+// exits. The counters are touched only after griddepcontrol.wait (no early weight loads), so
+// consecutive launches on one stream, programmatic or not, can share them.
 // Programmatic dependent launch. Every block first issues griddepcontrol.launch_dependents, so a
 // kernel launched after this one as a programmatic dependent may be scheduled as blocks exit.
 // Launched that way itself (host: programmatic_launch=True), the kernel runs ahead of the kernel
@@ -242,6 +262,8 @@ constexpr uint32_t kOrderBarrier = 3;
 constexpr uint32_t kStagedBarrier = 5;
 constexpr uint32_t kDrainedBarrier = 7;
 constexpr int kStoreThreads = 96;  // producer warps 1-3
+// Dynamic tile scheduling (kDynamic, see "Dynamic tiles" in the header): entries of the tile ring.
+constexpr int kTileSlots = 4;
 
 // 64-column output chunks of one consumer's 64 rows of a normal-mode tile.
 template <int BLOCK_N, bool kSiluMul>
@@ -317,6 +339,11 @@ struct GemmShape {
     alignas(1024) uint16_t epi[kNumConsumers][kEpiBufs][kEpiRows * kEpiCols];  // epilogue staging
     alignas(8) uint64_t full[kStages];
     alignas(8) uint64_t empty[kStages];
+    // The dynamic tile ring (kDynamic only; it fits the barriers' padding to the struct's
+    // 1024-byte alignment, so it costs no shared memory).
+    alignas(8) uint64_t tile_full[kTileSlots];
+    alignas(8) uint64_t tile_empty[kTileSlots];
+    int32_t tile_ids[kTileSlots];
   };
   // Dynamic shared memory to request: the storage plus slack to align its base to 1024.
   static constexpr int kSmemBytes = static_cast<int>(sizeof(SharedStorage)) + 1024;
@@ -827,6 +854,62 @@ SB_DEVICE void init_ring(Storage& ss, uint32_t full_arrivals, uint32_t empty_arr
   ptx::fence_barrier_init();
 }
 
+// Dynamic tiles (see the header): the block's sequence of tiles, read from the tile ring by one
+// reader warp (every lane calls next() together). Entry j holds the first tile id of a cluster's
+// pair (or the tile id without a cluster); this CTA's tile is that plus its rank. An entry at or
+// past `total` ends the sequence (next() then returns `total`); a rank-1 tile past the end beside
+// a live rank-0 tile (an odd total) is skipped. Each entry is released as soon as it is read,
+// on the fetching CTA's (rank 0's) empty barrier.
+template <int kCluster, typename Storage>
+struct TileRing {
+  Storage& ss;
+  int32_t total;
+  uint32_t rank;
+  uint32_t j = 0;  // entries read so far
+
+  SB_DEVICE int32_t next(int32_t lane) {
+    for (;;) {
+      const uint32_t slot = j % kTileSlots;
+      const uint32_t parity = (j / kTileSlots) & 1u;
+      ++j;
+      ptx::mbarrier_wait_cluster(&ss.tile_full[slot], parity);
+      const int32_t base = *static_cast<volatile int32_t*>(&ss.tile_ids[slot]);
+      __syncwarp();
+      if (lane == 0) {
+        if (kCluster == 1 || rank == 0) {
+          ptx::mbarrier_arrive(&ss.tile_empty[slot]);
+        } else {
+          ptx::mbarrier_arrive_release_cluster(ptx::mapa_shared(ptx::smem_addr(&ss.tile_empty[slot]), 0u));
+        }
+      }
+      if (base >= total) return total;
+      const int32_t tile = base + static_cast<int32_t>(rank);
+      if (tile < total) return tile;
+    }
+  }
+
+  // Rank 0's producer warp (every lane): takes the next tile (or pair) from the global counter
+  // and publishes it as entry `jf` in this CTA's ring and the other CTA's. Returns true if it
+  // was the end.
+  SB_DEVICE bool publish(uint32_t jf, uint32_t* next_counter, int32_t lane) {
+    const uint32_t slot = jf % kTileSlots;
+    ptx::mbarrier_wait_cluster(&ss.tile_empty[slot], ((jf / kTileSlots) & 1u) ^ 1u);
+    uint32_t v = 0;
+    if (lane == 0) v = atomicAdd(next_counter, 1u) * static_cast<uint32_t>(kCluster);
+    v = __shfl_sync(0xffffffffu, v, 0);
+    const int32_t base = v >= static_cast<uint32_t>(total) ? total : static_cast<int32_t>(v);
+    if (lane == 0) {
+      ss.tile_ids[slot] = base;
+      if constexpr (kCluster > 1) {
+        ptx::st_shared_cluster_u32(ptx::mapa_shared(ptx::smem_addr(&ss.tile_ids[slot]), 1u), static_cast<uint32_t>(base));
+        ptx::mbarrier_arrive_release_cluster(ptx::mapa_shared(ptx::smem_addr(&ss.tile_full[slot]), 1u));
+      }
+      ptx::mbarrier_arrive(&ss.tile_full[slot]);
+    }
+    return base >= total;
+  }
+};
+
 // The kernel body. All threads of the block call it; the block has Shape::kThreads threads
 // and Shape::kSmemBytes bytes of dynamic shared memory. `a_map` is read without kGather (box
 // {64, BLOCK_M}) and with kTmaGather (box {64, 1}); it may be all zeros for the cp.async
@@ -835,7 +918,7 @@ SB_DEVICE void init_ring(Storage& ss, uint32_t full_arrivals, uint32_t empty_arr
 // workspace and counters (see the header); else unused.
 template <bool kBf16, int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kGather, bool kSiluMul,
           bool kPingpong = false, bool kTmaGather = false, int kSplitK = 1, bool kStaged = false, int kCluster = 1,
-          bool kStoreWarps = false>
+          bool kStoreWarps = false, bool kDynamic = false>
 SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescriptor& a_map, const void* a_ptr,
                             int64_t lda, void* out_ptr, const int32_t* gather_idx, const int32_t* tile_offsets,
                             const int32_t* task_rows, const int64_t* task_starts, const int32_t* task_expert,
@@ -846,6 +929,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   static_assert(!kStaged || (!kGather && kSplitK == 1), "the staged gather runs the kernel without gather, unsplit");
   static_assert(kCluster == 1 || (kCluster == 2 && !kSwapAB && !kGather && kSplitK == 1 && !(BLOCK_M == 256)),
                 "2-CTA clusters: normal mode, no in-loop gather, no split-K, no tall tiles");
+  static_assert(!kDynamic || (!kSwapAB && !kPingpong && BLOCK_M == 128 && !kGather && kSplitK == 1),
+                "dynamic tiles: normal mode, 128-row cooperative tiles, no in-loop gather, no split-K");
   float* const splitk_workspace = static_cast<float*>(workspace);
   uint32_t* const splitk_counters = counters;
   static_assert(!kStoreWarps || (!kSwapAB && !kPingpong && BLOCK_M == 128 && kSplitK == 1 && !kGather),
@@ -879,7 +964,18 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   if (warp == 1) prefetch_plan(lane, num_tasks, tile_offsets, nullptr, task_rows, task_expert, task_starts, gather_idx);
   // cp.async gather: 128 cp.async arrivals + thread 0's expect_tx; otherwise only the latter. One
   // empty arrival per consumer warp (of both CTAs of a 2-CTA cluster).
-  if (threadIdx.x == 0) init_ring<kStages>(ss, kCpAsyncGather ? 128 + 1 : 1, Shape::kStageConsumerWarps * kCluster);
+  if (threadIdx.x == 0) {
+    if constexpr (kDynamic) {
+      // Readers of each tile-ring entry, per CTA: producer warp 0, the consumer warps and the
+      // store warps, one arrival each; in a cluster rank 1's arrive on rank 0's barrier too.
+      constexpr uint32_t kReaders = 1 + 4 * kNumConsumers + (kStoreWarps ? 3 : 0);
+      for (int s = 0; s < kTileSlots; ++s) {
+        ptx::mbarrier_init(&ss.tile_full[s], 1);
+        ptx::mbarrier_init(&ss.tile_empty[s], kReaders * kCluster);
+      }
+    }
+    init_ring<kStages>(ss, kCpAsyncGather ? 128 + 1 : 1, Shape::kStageConsumerWarps * kCluster);
+  }
   if (threadIdx.x == 32) {
     ptx::tma_prefetch_descriptor(&w_map);
     if constexpr (!kCpAsyncGather) ptx::tma_prefetch_descriptor(&a_map);
@@ -892,7 +988,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
 
   // Programmatic dependent launch (see the header): without gather, the producer's warp 0 loads
   // the first weight stages before it waits for the previous kernel; everyone else waits now.
-  constexpr bool kWeightsFirst = !kGather && !kStaged && kCluster == 1;
+  constexpr bool kWeightsFirst = !kGather && !kStaged && kCluster == 1 && !kDynamic;
   if (!kWeightsFirst || warp_group != 0) ptx::griddep_wait();
 
   const int32_t total_tiles = __ldg(tile_offsets + num_tasks);
@@ -916,6 +1012,10 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   // 2-CTA clusters (see "Clusters" in the header): tile `tile` of this CTA runs beside tile
   // `tile ^ 1` of the other one; `mate_live` says that tile exists.
   auto mate_live_of = [&](int32_t tile) { return kCluster > 1 && (tile ^ 1) < total_tiles; };
+  // Dynamic tiles: this reader warp's view of the tile ring; the counters past the staged
+  // gather's grid barrier: [2] the next tile (pair) to hand out, [3] the fetchers done.
+  [[maybe_unused]] TileRing<kCluster, Storage> ring{ss, total_tiles, cta_rank};
+  [[maybe_unused]] uint32_t* const sched = counters + 2;
 
   if (warp_group == 0) {
     // ------------------------------------------------------------------ producer
@@ -961,8 +1061,19 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         ptx::griddep_wait();
       }
       uint32_t it = 0;  // running K step over all tiles of this block
-      for (int32_t tile = static_cast<int32_t>(blockIdx.x); tile < total_tiles;
-           tile += static_cast<int32_t>(gridDim.x)) {
+      // Dynamic tiles: rank 0's warp 0 fetches each tile (pair) just before it loads it.
+      [[maybe_unused]] const bool fetcher = kDynamic && cta_rank == 0;
+      [[maybe_unused]] uint32_t jf = 0;
+      auto next_tile = [&](int32_t tile) -> int32_t {
+        if constexpr (kDynamic) {
+          if (fetcher) ring.publish(jf++, sched, lane);
+          return ring.next(lane);
+        } else {
+          return tile + static_cast<int32_t>(gridDim.x);
+        }
+      };
+      for (int32_t tile = kDynamic ? next_tile(0) : static_cast<int32_t>(blockIdx.x); tile < total_tiles;
+           tile = next_tile(tile)) {
         const TaskTile tt = mapper.map(tile);
         const TileCoord tc = locate_tile<BLOCK_M, kSplitK, kFitStep>(tt, task_rows, task_starts, task_expert, num_k_blocks);
         // Clusters: the two tiles share the weight tile when they are neighbours in one task
@@ -1059,6 +1170,21 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
           }
         }
       }
+      if constexpr (kDynamic) {
+        if (fetcher) {
+          // The last fetcher to finish resets the counters for the next launch; in a cluster,
+          // wait until the other CTA's readers have released the last entry (no remote arrival
+          // may target an exited CTA).
+          if (lane == 0 && ptx::atomic_add_acq_rel_gpu(sched + 1, 1u) == gridDim.x / kCluster - 1) {
+            ptx::st_relaxed_gpu_u32(sched, 0u);
+            ptx::st_relaxed_gpu_u32(sched + 1, 0u);
+          }
+          if constexpr (kCluster > 1) {
+            const uint32_t last = jf - 1;
+            ptx::mbarrier_wait_cluster(&ss.tile_empty[last % kTileSlots], (last / kTileSlots) & 1u);
+          }
+        }
+      }
       if constexpr (kCluster > 1) {
         // Clusters: do not exit while the other CTA may still arrive on this CTA's empty
         // barriers: wait until every stage has been released (by both CTAs) once more.
@@ -1076,10 +1202,18 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         auto* out = static_cast<typename Ops::elem*>(out_ptr);
         const int32_t n_out = kSiluMul ? n / 2 : n;
         WarpSearchMapper mapper(tile_offsets, num_tasks);
-        for (int32_t tile = static_cast<int32_t>(blockIdx.x); tile < total_tiles;
-             tile += static_cast<int32_t>(gridDim.x)) {
+        auto next_tile = [&](int32_t tile) -> int32_t {
+          if constexpr (kDynamic) {
+            return ring.next(lane);
+          } else {
+            return tile + static_cast<int32_t>(gridDim.x);
+          }
+        };
+        for (int32_t tile = kDynamic ? next_tile(0) : static_cast<int32_t>(blockIdx.x), next = 0; tile < total_tiles;
+             tile = next) {
           const TileCoord tc = locate_tile<BLOCK_M>(mapper.map(tile), task_rows, task_starts, task_expert, num_k_blocks);
-          const bool more = tile + static_cast<int32_t>(gridDim.x) < total_tiles;
+          next = next_tile(tile);  // dynamic tiles: waits until the producer has fetched it
+          const bool more = next < total_tiles;
 #pragma unroll 1
           for (int g = 0; g < kNumConsumers; ++g) {
             ptx::named_barrier_sync(kStagedBarrier + g, 128 + kStoreThreads);
@@ -1131,8 +1265,25 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       for (int i = 0; i < Shape::kAccum; ++i) acc[h][i] = 0.0f;
     }
 
-    for (int32_t tile = static_cast<int32_t>(blockIdx.x) + (kPingpong ? cw * static_cast<int32_t>(gridDim.x) : 0);
-         tile < total_tiles; tile += tile_step) {
+    auto next_tile = [&](int32_t tile) -> int32_t {
+      if constexpr (kDynamic) {
+        return ring.next(lane);
+      } else {
+        return tile + tile_step;
+      }
+    };
+    [[maybe_unused]] uint32_t tiles_done = 0;  // dynamic tiles: this group's tiles so far
+    // Whether this group has had a tile before this one.
+    auto not_first = [&](int32_t tile) {
+      if constexpr (kDynamic) {
+        return tiles_done > 0;
+      } else {
+        return tile != static_cast<int32_t>(blockIdx.x);
+      }
+    };
+    for (int32_t tile = kDynamic ? next_tile(0)
+                                 : static_cast<int32_t>(blockIdx.x) + (kPingpong ? cw * static_cast<int32_t>(gridDim.x) : 0);
+         tile < total_tiles; tile = next_tile(tile), ++tiles_done) {
       const TileCoord tc =
           locate_tile<BLOCK_M, kSplitK, kFitStep>(mapper.map(tile), task_rows, task_starts, task_expert, num_k_blocks);
       const bool mate_live = mate_live_of(tile);
@@ -1279,7 +1430,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       if constexpr (kStoreWarps) {
         // Stage the whole output tile and hand it to the store warps (they drained the
         // previous one before this group may write its buffers again).
-        if (tile != static_cast<int32_t>(blockIdx.x)) ptx::named_barrier_sync(kDrainedBarrier + cw, 128 + kStoreThreads);
+        if (not_first(tile)) ptx::named_barrier_sync(kDrainedBarrier + cw, 128 + kStoreThreads);
         if (live) {  // a dead group's rows are past the task's end: the store warps skip them
 #pragma unroll
           for (int ch = 0; ch < epi_chunks<BLOCK_N, kSiluMul>(); ++ch) {

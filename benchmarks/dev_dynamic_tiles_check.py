@@ -1,0 +1,89 @@
+"""Dynamic tiles for the 128-row clustered tiles (dev check on the H200, not a test).
+
+ncu (dev_dram_traffic_ncu.txt, dev_dram_traffic_causes_ncu.txt) found the T = 16384 GEMMs
+reading several times their compulsory bytes from DRAM: Mixtral-8x7B gate/up 16-18 GB against
+2.3 GB, down 9-10 GB against 1.9 GB, DeepSeek-V3 gate/up 33-37 GB against 17 GB. Without a
+cluster, on exact routing (every tile as long), DeepSeek-V3's gate/up read 21 GB; with uniform
+routing 60-71 GB. The tiles that share a weight block (an expert's m-blocks of one n-block) or a
+token block start together in the first wave only: block b runs tiles b, b + grid, b + 2 grid,
+..., so blocks drift apart over the waves and the second reader of a block finds it evicted.
+With dynamic tiles (GemmConfig.dynamic) each block (each cluster) takes the next tile (pair) from
+a global counter when it needs one, so neighbouring tiles start together whatever the drift.
+
+This times each GEMM of the layer with the heuristic's tile classes, and with every 128-row
+cooperative class dynamic (``dyn``), at the five T = 16384 points and at the skewed T = 4096
+points whose hot class runs those tiles. Outputs are NaN-poisoned and compared bit for bit.
+Three interleaved repeats of a median of 10 replays, L2 read-flushed.
+Result: benchmarks/results/dev_dynamic_tiles_check.json.
+
+Run::
+
+    PYTHONPATH=. python benchmarks/dev_dynamic_tiles_check.py
+"""
+import dataclasses
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import layer_classes, layer_point, save, time_interleaved
+
+import staticbatch as sb
+import staticbatch_moe as moe
+from staticbatch_moe._gemm_config import kernel_source
+
+PTS = [(m, 16384, "uniform") for m in ("Mixtral-8x7B", "Qwen3-30B-A3B", "DeepSeek-V3", "Qwen3-235B-A22B",
+                                       "GPT-OSS-120B")]
+PTS += [(m, 4096, "skewed") for m in ("DeepSeek-V3", "GPT-OSS-120B", "Qwen3-235B-A22B")]
+
+
+def can_be_dynamic(c) -> bool:  # type: ignore[no-untyped-def]
+    return not c.swap_ab and not c.pingpong and c.block_m == 128 and (not c.gather or c.gather_mode == "staged")
+
+
+def variants(classes) -> dict:  # type: ignore[no-untyped-def]
+    dyn = tuple(dataclasses.replace(c, config=dataclasses.replace(c.config, dynamic=True))
+                if can_be_dynamic(c.config) else c for c in classes)
+    return {"shipped": tuple(classes), "dyn": dyn}
+
+
+def main() -> None:
+    cfgs = {c.config for model, t, _ in PTS for cl in layer_classes(model, t).values()
+            for v in variants(cl).values() for c in v}
+    sb.compile_many([(kernel_source(c), c.kernel_name) for c in cfgs])
+    rows = []
+    for model, t, rt in PTS:
+        h, i, e, k = moe.MODEL_SHAPES[model]
+        w1, w2, x, plan = layer_point(model, t, rt)
+        mid_in = torch.randn(t * k, i, device="cuda", dtype=torch.bfloat16)
+        for gemm, cl in layer_classes(model, t).items():
+            up = gemm == "up"
+            a, w, n_out = (x, w1, i) if up else (mid_in, w2, h)
+            info = {"model": model, "T": t, "routing": rt, "gemm": gemm}
+            calls, first = {}, None
+            for name, classes in variants(cl).items():
+                info[name + "_kernels"] = [c.config.kernel_name for c in classes]
+                out = torch.full((t * k, n_out), float("nan"), device="cuda", dtype=torch.bfloat16)
+
+                def fn(a=a, w=w, out=out, classes=classes, up=up) -> None:  # type: ignore[no-untyped-def]
+                    moe.grouped_gemm(a, w, plan, gather=up, activation="silu_and_mul" if up else None, out=out,
+                                     config=classes)
+                fn()
+                torch.cuda.synchronize()
+                if first is None:
+                    first = out.clone()
+                else:
+                    info[name + "_bit_identical"] = bool(torch.equal(out, first))
+                calls[name] = fn
+            info.update(time_interleaved(calls))
+            print(info, flush=True)
+            rows.append(info)
+        w1 = w2 = x = mid_in = first = None
+        calls = {}
+        torch.cuda.empty_cache()
+    save("dev_dynamic_tiles_check", rows, {"note": "ms, each GEMM alone, three interleaved repeats"})
+
+
+if __name__ == "__main__":
+    main()
