@@ -186,7 +186,9 @@
 // holds a block for its second reader (ncu on the H200: DeepSeek-V3's gate/up GEMM at T = 16384
 // read 2-4x its compulsory DRAM bytes, Mixtral-8x7B's 5-8x). With it the producer's warp 0 (in a
 // cluster, rank 0's) takes the next tile, or pair of tiles, from a global counter (counters[2])
-// just before it loads it, so neighbouring tiles start together whatever the drift. It
+// when it starts loading the tile before (the atomic's round trip then costs nothing), so
+// neighbouring tiles start together whatever the drift: the blocks that take consecutive tiles
+// are those that started their current tiles together. It
 // publishes the tile id in a ring of kTileSlots entries in shared memory (its own CTA's and, by
 // st.shared::cluster, the other CTA's), each with a full barrier (one arrival: the producer's,
 // release at cluster scope for the other CTA) and an empty barrier on rank 0 (one arrival per
@@ -888,15 +890,18 @@ struct TileRing {
     }
   }
 
-  // Rank 0's producer warp (every lane): takes the next tile (or pair) from the global counter
-  // and publishes it as entry `jf` in this CTA's ring and the other CTA's. Returns true if it
-  // was the end.
-  SB_DEVICE bool publish(uint32_t jf, uint32_t* next_counter, int32_t lane) {
+  // Rank 0's producer warp, lane 0: takes the next tile (or pair) from the global counter. The
+  // value is used one tile later (publish), so the atomic's round trip is off the critical path.
+  SB_DEVICE static uint32_t fetch(uint32_t* next_counter, int32_t lane) {
+    return lane == 0 ? atomicAdd(next_counter, 1u) : 0u;
+  }
+
+  // Rank 0's producer warp (every lane): publishes the fetched value (lane 0's) as entry `jf` in
+  // this CTA's ring and the other CTA's.
+  SB_DEVICE void publish(uint32_t jf, uint32_t fetched, int32_t lane) {
     const uint32_t slot = jf % kTileSlots;
     ptx::mbarrier_wait_cluster(&ss.tile_empty[slot], ((jf / kTileSlots) & 1u) ^ 1u);
-    uint32_t v = 0;
-    if (lane == 0) v = atomicAdd(next_counter, 1u) * static_cast<uint32_t>(kCluster);
-    v = __shfl_sync(0xffffffffu, v, 0);
+    const uint32_t v = __shfl_sync(0xffffffffu, fetched, 0) * static_cast<uint32_t>(kCluster);
     const int32_t base = v >= static_cast<uint32_t>(total) ? total : static_cast<int32_t>(v);
     if (lane == 0) {
       ss.tile_ids[slot] = base;
@@ -906,7 +911,6 @@ struct TileRing {
       }
       ptx::mbarrier_arrive(&ss.tile_full[slot]);
     }
-    return base >= total;
   }
 };
 
@@ -1061,13 +1065,20 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         ptx::griddep_wait();
       }
       uint32_t it = 0;  // running K step over all tiles of this block
-      // Dynamic tiles: rank 0's warp 0 fetches each tile (pair) just before it loads it.
+      // Dynamic tiles: rank 0's warp 0 takes each tile (pair) from the counter when it starts
+      // loading the tile before it, and publishes it when it starts loading it.
       [[maybe_unused]] const bool fetcher = kDynamic && cta_rank == 0;
       [[maybe_unused]] uint32_t jf = 0;
+      [[maybe_unused]] uint32_t fetched = 0;
+      if constexpr (kDynamic) {
+        if (fetcher) fetched = ring.fetch(sched, lane);
+      }
       auto next_tile = [&](int32_t tile) -> int32_t {
         if constexpr (kDynamic) {
-          if (fetcher) ring.publish(jf++, sched, lane);
-          return ring.next(lane);
+          if (fetcher) ring.publish(jf++, fetched, lane);
+          const int32_t next = ring.next(lane);
+          if (fetcher && next < total_tiles) fetched = ring.fetch(sched, lane);
+          return next;
         } else {
           return tile + static_cast<int32_t>(gridDim.x);
         }
