@@ -878,10 +878,13 @@ struct TileRing {
       const int32_t base = *static_cast<volatile int32_t*>(&ss.tile_ids[slot]);
       __syncwarp();
       if (lane == 0) {
+        // Plain arrivals (release at CTA scope): the entry's value has been used, so its read is
+        // complete before the fetcher can overwrite it. Release at cluster scope would also wait
+        // for this warp's earlier global stores (the previous tile's output), at every tile.
         if (kCluster == 1 || rank == 0) {
           ptx::mbarrier_arrive(&ss.tile_empty[slot]);
         } else {
-          ptx::mbarrier_arrive_release_cluster(ptx::mapa_shared(ptx::smem_addr(&ss.tile_empty[slot]), 0u));
+          ptx::mbarrier_arrive_cluster(ptx::mapa_shared(ptx::smem_addr(&ss.tile_empty[slot]), 0u));
         }
       }
       if (base >= total) return total;
