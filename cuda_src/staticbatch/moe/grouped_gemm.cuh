@@ -191,9 +191,11 @@
 // are those that started their current tiles together. It
 // publishes the tile id in a ring of kTileSlots entries in shared memory (its own CTA's and, by
 // st.shared::cluster, the other CTA's), each with a full barrier (one arrival: the producer's,
-// release at cluster scope for the other CTA) and an empty barrier on rank 0 (one arrival per
-// reader warp of both CTAs: producer warp 0, the consumer warps, the store warps). Every reader
-// warp walks the ring in order (TileRing::next), releasing each entry as soon as it has read it;
+// release at cluster scope for the other CTA, whose readers wait with acquire at cluster scope)
+// and an empty barrier on rank 0 (one plain arrival per reader warp of both CTAs: producer warp
+// 0, the consumer warps, the store warps; release at cluster scope would make every reader wait
+// for its earlier global stores). Every reader warp walks the ring in order (TileRing::next),
+// releasing each entry as soon as it has read it;
 // an entry at or past the total ends every reader's loop, a rank-1 tile past the end beside a
 // live rank-0 tile (an odd total) is skipped. The store warps read the next entry before they
 // store a tile, to know whether its consumer has a next tile. When its last fetch has ended,
@@ -874,7 +876,12 @@ struct TileRing {
       const uint32_t slot = j % kTileSlots;
       const uint32_t parity = (j / kTileSlots) & 1u;
       ++j;
-      ptx::mbarrier_wait_cluster(&ss.tile_full[slot], parity);
+      // Rank 1 reads a value rank 0 stored into its shared memory: acquire at cluster scope.
+      if (kCluster > 1 && rank != 0) {
+        ptx::mbarrier_wait_cluster(&ss.tile_full[slot], parity);
+      } else {
+        ptx::mbarrier_wait(&ss.tile_full[slot], parity);
+      }
       const int32_t base = *static_cast<volatile int32_t*>(&ss.tile_ids[slot]);
       __syncwarp();
       if (lane == 0) {
@@ -903,7 +910,7 @@ struct TileRing {
   // this CTA's ring and the other CTA's.
   SB_DEVICE void publish(uint32_t jf, uint32_t fetched, int32_t lane) {
     const uint32_t slot = jf % kTileSlots;
-    ptx::mbarrier_wait_cluster(&ss.tile_empty[slot], ((jf / kTileSlots) & 1u) ^ 1u);
+    ptx::mbarrier_wait(&ss.tile_empty[slot], ((jf / kTileSlots) & 1u) ^ 1u);
     const uint32_t v = __shfl_sync(0xffffffffu, fetched, 0) * static_cast<uint32_t>(kCluster);
     const int32_t base = v >= static_cast<uint32_t>(total) ? total : static_cast<int32_t>(v);
     if (lane == 0) {
@@ -1195,7 +1202,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
           }
           if constexpr (kCluster > 1) {
             const uint32_t last = jf - 1;
-            ptx::mbarrier_wait_cluster(&ss.tile_empty[last % kTileSlots], (last / kTileSlots) & 1u);
+            ptx::mbarrier_wait(&ss.tile_empty[last % kTileSlots], (last / kTileSlots) & 1u);
           }
         }
       }
