@@ -13,7 +13,7 @@ a global counter when it needs one, so neighbouring tiles start together whateve
 This times each GEMM of the layer with the heuristic's tile classes, and with every 128-row
 cooperative class dynamic (``dyn``), at the five T = 16384 points and at the skewed T = 4096
 points whose hot class runs those tiles. Outputs are NaN-poisoned and compared bit for bit.
-Three interleaved repeats of a median of 10 replays, L2 read-flushed.
+Five interleaved repeats of a median of 10 replays, L2 read-flushed.
 Result: benchmarks/results/dev_dynamic_tiles_check.json.
 
 Run::
@@ -76,13 +76,13 @@ def main() -> None:
                 else:
                     info[name + "_bit_identical"] = bool(torch.equal(out, first))
                 calls[name] = fn
-            info.update(time_interleaved(calls))
+            info.update(time_interleaved(calls, repeats=5))
             print(info, flush=True)
             rows.append(info)
         w1 = w2 = x = mid_in = first = None
         calls = {}
         torch.cuda.empty_cache()
-    save("dev_dynamic_tiles_check", rows, {"note": "ms, each GEMM alone, three interleaved repeats"})
+    save("dev_dynamic_tiles_check", rows, {"note": "ms, each GEMM alone, five interleaved repeats"})
 
 
 if __name__ == "__main__":
