@@ -312,12 +312,13 @@ class GemmConfig:
             )
 
     def with_gather_mode(self, mode: str) -> GemmConfig:
-        """The same tiles with the gather method ``mode``. A 2-CTA cluster and store warps are kept
-        only with the staged gather: the in-loop gathers (``"cp_async"``, ``"tma"``) run without
-        (they need the producer's warps)."""
+        """The same tiles with the gather method ``mode``. A 2-CTA cluster, store warps and dynamic
+        tiles are kept only with the staged gather: the in-loop gathers (``"cp_async"``,
+        ``"tma"``) run without (they need the producer's warps)."""
         staged = mode == "staged"
         cfg = self if staged or not self.store_warps else without_store_warps(self)
-        return dataclasses.replace(cfg, gather_mode=mode, cluster=self.cluster if staged else 1)
+        return dataclasses.replace(cfg, gather_mode=mode, cluster=self.cluster if staged else 1,
+                                   dynamic=self.dynamic and staged)
 
     @property
     def num_consumers(self) -> int:
@@ -659,6 +660,20 @@ USE_CLUSTERS = True
 USE_STORE_WARPS = True
 STORE_WARPS_MAX_K = 4096
 
+#: Let choose_config give the gathered (gate/up) GEMM's 128-row tiles dynamic tiles
+#: (GemmConfig.dynamic: each cluster takes its next pair of tiles from a global counter, so tiles
+#: that share a weight or token block start together however far the blocks drift apart). On the
+#: H200 (2026-11-29, ncu, T = 16384) DeepSeek-V3's gate/up GEMM read 31-32 GB from DRAM with the
+#: static order against 17 GB of compulsory bytes, 18.8 GB with dynamic tiles (12.6 -> 11.7 ms
+#: under ncu); Mixtral-8x7B's 16-17 GB against 2.3, 9.3-10 GB dynamic. Timed as the benchmark
+#: does (benchmarks/results/dev_dynamic_tiles_check*.json, medians of five and of three
+#: interleaved repeats, bit-identical outputs), gate/up at T = 16384: DeepSeek-V3 13.94 -> 13.51 /
+#: 14.15 -> 13.77 ms, Qwen3-235B-A22B 5.82 -> 5.51 / 5.82 -> 5.68, Qwen3-30B-A3B 1.616 -> 1.517 /
+#: 1.596 -> 1.582, GPT-OSS-120B 4.01 -> 3.98 / 3.97 -> 4.05, Mixtral-8x7B 11.54 -> 11.73 /
+#: 11.70 -> 11.59; the down GEMMs moved by -1.3 .. +2.3 % (Qwen3-30B 0.720 -> 0.736 in both
+#: runs), so they keep the static order.
+USE_DYNAMIC_TILES = True
+
 #: Rows per expert up to which swap mode, and up to which 64-row ping-pong tiles, are the
 #: heuristic's tiles (choose_config for the average expert, choose_tile_classes per expert).
 SWAP_MAX_ROWS = 64
@@ -868,8 +883,9 @@ def choose_config(
 
 def _prefill_config(block_m: int, block_n: int, activation, dtype, gather, k: int) -> GemmConfig:
     """The heuristic's normal-mode tile: ping-pong for 64 rows; for 128 rows a 2-CTA cluster
-    (``USE_CLUSTERS``) and store warps (``USE_STORE_WARPS``: with ``silu_and_mul``, or for
-    ``k <= STORE_WARPS_MAX_K``); the staged gather when gathering (``USE_STAGED_GATHER``)."""
+    (``USE_CLUSTERS``), store warps (``USE_STORE_WARPS``: with ``silu_and_mul``, or for
+    ``k <= STORE_WARPS_MAX_K``) and, when gathering, dynamic tiles (``USE_DYNAMIC_TILES``); the
+    staged gather when gathering (``USE_STAGED_GATHER``)."""
     cfg = _normal_config(block_m, block_n, USE_PINGPONG and block_m == 64, activation, dtype, gather)
     if gather and USE_STAGED_GATHER:
         cfg = dataclasses.replace(cfg, gather_mode="staged")
@@ -878,6 +894,8 @@ def _prefill_config(block_m: int, block_n: int, activation, dtype, gather, k: in
         cfg = dataclasses.replace(cfg, cluster=2)
     if block_m == 128 and USE_STORE_WARPS and no_loop_gather and (activation is not None or k <= STORE_WARPS_MAX_K):
         cfg = with_store_warps(cfg)
+    if block_m == 128 and USE_DYNAMIC_TILES and gather and cfg.gather_mode == "staged":
+        cfg = dataclasses.replace(cfg, dynamic=True)
     return cfg
 
 
@@ -1107,7 +1125,8 @@ def candidate_configs(
     Same arguments as :func:`choose_config`; the first entry is always its choice, the rest
     are neighbours worth timing: for fitted swap tiles the other fitted size, the 64-token swap
     tile and 64-row ping-pong tiles; in normal mode the same tiles with and without a 2-CTA
-    cluster, without store warps where it chose them and, with gather, the other of the cp.async and staged gathers; in swap mode other
+    cluster, without store warps where it chose them, in the other tile order (static or dynamic) for 128-row
+    cooperative tiles and, with gather, the other of the cp.async and staged gathers; in swap mode other
     split-K factors (none, half and double the chosen one, or 2 and 4 when it chose none, where K allows), the next token-block sizes and
     the other weight width; in normal mode 256 x 128 (tall tiles), 128 x 256, 128 x 128, and
     64-row tiles with and without ping-pong. A pure function of its arguments; no duplicates.
@@ -1143,6 +1162,8 @@ def candidate_configs(
             cands.append(dataclasses.replace(first, cluster=3 - first.cluster))
         if first.store_warps:  # the same tiles with the consumers storing their own output
             cands.append(without_store_warps(first))
+        if first.block_m == 128 and not first.pingpong and (not gather or first.gather_mode == "staged"):
+            cands.append(dataclasses.replace(first, dynamic=not first.dynamic))  # the other tile order
         if gather:  # the other gather method of the same tiles
             other = "cp_async" if first.gather_mode == "staged" else "staged"
             cands.append(first.with_gather_mode(other))
