@@ -670,8 +670,8 @@ STORE_WARPS_MAX_K = 4096
 #: interleaved repeats, bit-identical outputs), gate/up at T = 16384: DeepSeek-V3 13.94 -> 13.51 /
 #: 14.15 -> 13.77 ms, Qwen3-235B-A22B 5.82 -> 5.51 / 5.82 -> 5.68, Qwen3-30B-A3B 1.616 -> 1.517 /
 #: 1.596 -> 1.582, GPT-OSS-120B 4.01 -> 3.98 / 3.97 -> 4.05, Mixtral-8x7B 11.54 -> 11.73 /
-#: 11.70 -> 11.59; the down GEMMs moved by -1.3 .. +2.3 % (Qwen3-30B 0.720 -> 0.736 in both
-#: runs), so they keep the static order.
+#: 11.70 -> 11.59; the down GEMMs moved by -1.3 .. +2.3 % (Qwen3-30B 0.720 -> 0.736, slower in
+#: every run), so they keep the static order.
 USE_DYNAMIC_TILES = True
 
 #: Rows per expert up to which swap mode, and up to which 64-row ping-pong tiles, are the
