@@ -52,10 +52,10 @@ def variants(classes) -> dict:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     global PTS
-    name = "dev_dynamic_tiles_check"
+    result = "dev_dynamic_tiles_check"
     if len(sys.argv) > 1:  # other points, e.g. Mixtral-8x7B:4096:uniform, saved as ..._<model>_<T>
         PTS = [(m, int(t), r) for m, t, r in (a.split(":") for a in sys.argv[1:])]
-        name += "".join(f"_{m.split('-')[0]}_{t}" for m, t, _ in PTS)
+        result += "".join(dict.fromkeys(f"_{m.split('-')[0]}_{t}" for m, t, _ in PTS))
     cfgs = {c.config for model, t, _ in PTS for cl in layer_classes(model, t).values()
             for v in variants(cl).values() for c in v}
     sb.compile_many([(kernel_source(c), c.kernel_name) for c in cfgs])
@@ -89,7 +89,7 @@ def main() -> None:
         w1 = w2 = x = mid_in = first = None
         calls = {}
         torch.cuda.empty_cache()
-    save(name, rows, {"note": "ms, each GEMM alone, five interleaved repeats"})
+    save(result, rows, {"note": "ms, each GEMM alone, five interleaved repeats"})
 
 
 if __name__ == "__main__":
