@@ -882,12 +882,15 @@ struct TileRing {
       } else {
         ptx::mbarrier_wait(&ss.tile_full[slot], parity);
       }
-      const int32_t base = *static_cast<volatile int32_t*>(&ss.tile_ids[slot]);
-      __syncwarp();
+      // Lane 0 reads the entry and the shuffle hands it to the warp, so the read has completed
+      // (its value used) before lane 0 releases the entry.
+      int32_t base = 0;
+      if (lane == 0) base = *static_cast<volatile int32_t*>(&ss.tile_ids[slot]);
+      base = __shfl_sync(0xffffffffu, base, 0);
       if (lane == 0) {
-        // Plain arrivals (release at CTA scope): the entry's value has been used, so its read is
-        // complete before the fetcher can overwrite it. Release at cluster scope would also wait
-        // for this warp's earlier global stores (the previous tile's output), at every tile.
+        // Plain arrivals (release at CTA scope) suffice for that. Release at cluster scope would
+        // also wait for this warp's earlier global stores (the previous tile's output), at every
+        // tile.
         if (kCluster == 1 || rank == 0) {
           ptx::mbarrier_arrive(&ss.tile_empty[slot]);
         } else {
