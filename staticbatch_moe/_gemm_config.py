@@ -285,26 +285,20 @@ class GemmConfig:
                 f"(got swap_ab={self.swap_ab}, block_m={self.block_m}, split_k={self.split_k}, gather={self.gather}, "
                 f"gather_mode={self.gather_mode!r})"
             )
-        if not isinstance(self.store_warps, bool):
-            raise InvalidArgumentError(f"`store_warps` must be a bool (got {self.store_warps!r})")
-        if self.store_warps and (
-            self.swap_ab or self.pingpong or self.block_m != 128 or (self.gather and self.gather_mode != "staged")
-        ):
-            raise InvalidArgumentError(
-                "`store_warps=True` needs normal mode, block_m=128, no ping-pong, and gather_mode='staged' if "
-                f"gathering (got swap_ab={self.swap_ab}, block_m={self.block_m}, pingpong={self.pingpong}, "
-                f"gather={self.gather}, gather_mode={self.gather_mode!r})"
-            )
-        if not isinstance(self.dynamic, bool):
-            raise InvalidArgumentError(f"`dynamic` must be a bool (got {self.dynamic!r})")
-        if self.dynamic and (
-            self.swap_ab or self.pingpong or self.block_m != 128 or (self.gather and self.gather_mode != "staged")
-        ):
-            raise InvalidArgumentError(
-                "`dynamic=True` needs normal mode, block_m=128, no ping-pong, and gather_mode='staged' if "
-                f"gathering (got swap_ab={self.swap_ab}, block_m={self.block_m}, pingpong={self.pingpong}, "
-                f"gather={self.gather}, gather_mode={self.gather_mode!r})"
-            )
+        # Store warps and dynamic tiles both need the cooperative 128-row tile whose producer warps
+        # are free (no in-loop gather).
+        cooperative_128 = not (self.swap_ab or self.pingpong or self.block_m != 128
+                               or (self.gather and self.gather_mode != "staged"))
+        for flag in ("store_warps", "dynamic"):
+            value = getattr(self, flag)
+            if not isinstance(value, bool):
+                raise InvalidArgumentError(f"`{flag}` must be a bool (got {value!r})")
+            if value and not cooperative_128:
+                raise InvalidArgumentError(
+                    f"`{flag}=True` needs normal mode, block_m=128, no ping-pong, and gather_mode='staged' if "
+                    f"gathering (got swap_ab={self.swap_ab}, block_m={self.block_m}, pingpong={self.pingpong}, "
+                    f"gather={self.gather}, gather_mode={self.gather_mode!r})"
+                )
         if shared_bytes(self) > MAX_SHARED_BYTES:
             raise InvalidArgumentError(
                 f"`stages`={self.stages} needs {shared_bytes(self)} bytes of shared memory, "
