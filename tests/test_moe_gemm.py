@@ -227,6 +227,8 @@ def test_dynamic_config() -> None:
     assert "2,true,true>(" in "".join(cfgmod.kernel_source(dyn).split())
     assert "2,true>(" in "".join(cfgmod.kernel_source(base).split())
     assert cfgmod.shared_bytes(dyn) == cfgmod.shared_bytes(base)
+    assert dyn.with_gather_mode("staged").dynamic and not dyn.with_gather_mode("cp_async").dynamic
+    assert not dyn.with_gather_mode("tma").dynamic
     with pytest.raises(sb.InvalidArgumentError, match="`dynamic` must be a bool"):
         cfgmod.GemmConfig(dynamic=1)
     for bad in (dict(block_m=64, pingpong=True), dict(block_m=64), dict(block_m=128, pingpong=True, block_n=192),
