@@ -344,12 +344,12 @@ def _launch(config: GemmConfig, device_index: int, a: Any, lda: int, weight: Any
         # The kernel's first phase fills it with the gathered rows; its TMA map is the token map.
         workspace = token_rows = staged
         counters = _counters("barrier", 2, a.device)
-    if config.dynamic:  # [0, 2): the staged gather's grid barrier, [2, 4): the tile counter
-        counters = _counters("barrier", 4, a.device)
         if stage_by_token and _stage_units_by_token(plan.num_tokens, k) >= grid * cfgmod.threads(config) // 32:
             # The launch covers every task and has a token group for every warp: copy token by
             # token (stage_rows_by_token).
             by_token = plan.slot_to_row
+    if config.dynamic:  # [0, 2): the staged gather's grid barrier, [2, 4): the tile counter
+        counters = _counters("barrier", 4, a.device)
     kernel.launch(
         grid,
         cfgmod.threads(config),
