@@ -656,17 +656,15 @@ STORE_WARPS_MAX_K = 4096
 
 #: Let choose_config give the gathered (gate/up) GEMM's 128-row tiles dynamic tiles
 #: (GemmConfig.dynamic: each cluster takes its next pair of tiles from a global counter, so tiles
-#: that share a weight or token block start together however far the blocks drift apart). On the
-#: H200 (2026-11-29, ncu, T = 16384) DeepSeek-V3's gate/up GEMM read 31-32 GB from DRAM with the
-#: static order against 17 GB of compulsory bytes, 18.8 GB with dynamic tiles (12.6 -> 11.7 ms
-#: under ncu); Mixtral-8x7B's 16-17 GB against 2.3, 9.3-10 GB dynamic. Timed as the benchmark
-#: does (benchmarks/results/dev_dynamic_tiles_check*.json, medians of five and of three
-#: interleaved repeats, bit-identical outputs), gate/up at T = 16384: DeepSeek-V3 13.94 -> 13.51 /
-#: 14.15 -> 13.77 ms, Qwen3-235B-A22B 5.82 -> 5.51 / 5.82 -> 5.68, Qwen3-30B-A3B 1.616 -> 1.517 /
-#: 1.596 -> 1.582, GPT-OSS-120B 4.01 -> 3.98 / 3.97 -> 4.05, Mixtral-8x7B 11.54 -> 11.73 /
-#: 11.70 -> 11.59; the down GEMMs moved by -1.3 .. +2.3 % (Qwen3-30B 0.720 -> 0.736, slower in
-#: every run), so they keep the static order.
-USE_DYNAMIC_TILES = True
+#: that share a weight or token block start together however far the blocks drift apart). Off:
+#: on the H200 (2026-11-29, ncu, T = 16384) it cut DeepSeek-V3's gate/up DRAM reads from 31-32 GB
+#: to 18.8 GB (17 GB compulsory), but timed as the benchmark does it was level
+#: (benchmarks/results/dev_dynamic_tiles_check_fixed_copy.json, five interleaved repeats,
+#: bit-identical outputs: gate/up DeepSeek-V3 13.61 -> 13.56 ms, Qwen3-235B-A22B 5.72 -> 5.67,
+#: Qwen3-30B-A3B 1.562 -> 1.567; down 0.5-2.3 % slower). The earlier dev runs that showed 1-6 %
+#: gains compared against static launches that, through a host bug since fixed, staged their rows
+#: row by row instead of token by token. Reachable through ``config=``.
+USE_DYNAMIC_TILES = False
 
 #: Rows per expert up to which swap mode, and up to which 64-row ping-pong tiles, are the
 #: heuristic's tiles (choose_config for the average expert, choose_tile_classes per expert).
