@@ -673,16 +673,32 @@ def test_store_warps_match_reference_and_inline_epilogue_bitwise(silu: bool, blo
 
 
 @pytest.mark.parametrize("top_k", [1, 2, 8])
-@pytest.mark.parametrize("tiles", [(128, 256, False), (64, 256, True)], ids=["128x256-c2", "pp64x256"])
-def test_staged_copy_by_token_matches_by_row_bitwise(monkeypatch, top_k: int, tiles: tuple[int, int, bool]) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("tiles", [(128, 256, False), (64, 256, True), None],
+                         ids=["128x256-c2", "pp64x256", "128x256-c2-dynamic"])
+def test_staged_copy_by_token_matches_by_row_bitwise(monkeypatch, top_k: int, tiles: tuple[int, int, bool] | None) -> None:  # type: ignore[no-untyped-def]
     """The staged gather's token-by-token copy (forced here, whatever the token count) fills the
     same rows as the row-by-row copy: one token to 3000 tokens over 60 experts, skipped (-1)
-    ids, K = 200 and 2880 (not multiples of 64)."""
-    from moe_cases import cluster_config
+    ids, K = 200 and 2880 (not multiples of 64). Each launch is spied on, so that the copy that
+    ran is known: the token map goes to the kernel exactly when the token-by-token copy is asked
+    for, with static and with dynamic tiles alike (from 9031544 to 30422ef static launches lost
+    it, which the equal outputs could not show)."""
+    from moe_cases import cluster_config, dynamic_config
 
     import staticbatch_moe.gemm as gemm_mod
 
-    cfg = cluster_config(*tiles, silu=True, cluster=2 if tiles[0] == 128 else 1)
+    if tiles is None:
+        cfg = dynamic_config(256, silu=True)
+    else:
+        cfg = cluster_config(*tiles, silu=True, cluster=2 if tiles[0] == 128 else 1)
+    kernel, _ = gemm_mod._kernel_for(cfg, torch.cuda.current_device())
+    passed: list = []
+    real_launch = kernel.launch
+
+    def spy(grid, threads, smem, args, **kw):  # type: ignore[no-untyped-def]
+        passed.append(args[15])  # by_token: the plan's slot_to_row, or None (row by row)
+        return real_launch(grid, threads, smem, args, **kw)
+
+    monkeypatch.setattr(kernel, "launch", spy)
     for t, e, k in ((700, 8, 200), (3000, 60, 2880), (1, 8, 512)):
         ids = uniform_ids(t, e, top_k).clone()
         ids[::7, 0] = -1  # not on this rank: the slot has no row
@@ -694,7 +710,13 @@ def test_staged_copy_by_token_matches_by_row_bitwise(monkeypatch, top_k: int, ti
             monkeypatch.setattr(gemm_mod, "STAGE_BY_TOKEN", by_token)
             monkeypatch.setattr(gemm_mod, "_stage_units_by_token", lambda num_tokens, k: 1 << 30)
             out = torch.full((p.num_rows, 160), float("nan"), dtype=torch.bfloat16, device="cuda")
+            passed.clear()
             moe.grouped_gemm(a, w, p, activation="silu_and_mul", out=out, config=cfg)
+            assert len(passed) == 1, (t, e, k, len(passed))
+            if by_token:
+                assert passed[0] is p.slot_to_row, (t, e, k)
+            else:
+                assert passed[0] is None, (t, e, k)
             outs.append(out)
         valid = int(p.expert_starts[-1])
         ref = moe.grouped_gemm_reference(a, w, p, activation="silu_and_mul")
