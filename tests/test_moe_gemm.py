@@ -263,20 +263,50 @@ def test_store_warps_config() -> None:
             cfgmod.GemmConfig(stages=3, store_warps=True, **bad)
 
 
-def test_heuristic_store_warps() -> None:
-    """128-row tiles get store warps with silu_and_mul at any K and without it for K <= 4096;
-    64-row, tall and swap tiles never; the sweep list keeps the tile without them."""
-    up = moe.choose_config(131072, 128, 1536, 2048, "bf16", "silu_and_mul", True)
-    down = moe.choose_config(131072, 128, 2048, 768, "bf16", None, False)
-    mixtral_down = moe.choose_config(32768, 8, 4096, 14336, "bf16", None, False)
-    assert (up.block_m, up.store_warps, up.stages) == (128, True, 4)
-    assert (down.block_m, down.store_warps, down.stages) == (128, True, 3)
-    assert (mixtral_down.block_m, mixtral_down.store_warps, mixtral_down.stages) == (128, False, 4)
-    assert moe.choose_config(131072, 8, 28672, 4096, "bf16", "silu_and_mul", True).store_warps
-    for small in (moe.choose_config(32768, 128, 2048, 768), moe.choose_config(8, 128, 2048, 768)):
-        assert not small.store_warps
-    cands = cfgmod.candidate_configs(131072, 128, 2048, 768)
-    assert cands[0] == down and dataclasses.replace(down, store_warps=False, stages=4) in cands
+def test_heuristic_store_warps(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With the 128-row ping-pong rule off (USE_PINGPONG128), 128-row tiles get store warps with
+    silu_and_mul at any K and without it for K <= 4096; 64-row, tall and swap tiles never; the
+    sweep list keeps the tile without them. With the rule on, only where it does not apply
+    (K > PINGPONG128_MAX_K)."""
+    deepseek_up = moe.choose_config(131072, 256, 4096, 7168, "bf16", "silu_and_mul", True)
+    assert (deepseek_up.block_m, deepseek_up.pingpong, deepseek_up.store_warps, deepseek_up.stages) == (128, False,
+                                                                                                      True, 4)
+    monkeypatch.setattr(cfgmod, "USE_PINGPONG128", False)
+    cfgmod.choose_config.cache_clear()
+    try:
+        up = moe.choose_config(131072, 128, 1536, 2048, "bf16", "silu_and_mul", True)
+        down = moe.choose_config(131072, 128, 2048, 768, "bf16", None, False)
+        mixtral_down = moe.choose_config(32768, 8, 4096, 14336, "bf16", None, False)
+        assert (up.block_m, up.store_warps, up.stages) == (128, True, 4)
+        assert (down.block_m, down.store_warps, down.stages) == (128, True, 3)
+        assert (mixtral_down.block_m, mixtral_down.store_warps, mixtral_down.stages) == (128, False, 4)
+        assert moe.choose_config(131072, 8, 28672, 4096, "bf16", "silu_and_mul", True).store_warps
+        for small in (moe.choose_config(32768, 128, 2048, 768), moe.choose_config(8, 128, 2048, 768)):
+            assert not small.store_warps
+        cands = cfgmod.candidate_configs(131072, 128, 2048, 768)
+        assert cands[0] == down and dataclasses.replace(down, store_warps=False, stages=4) in cands
+    finally:
+        cfgmod.choose_config.cache_clear()
+
+
+def test_heuristic_pingpong128() -> None:
+    """128-row tiles in clusters are 128 x 192 ping-pong tiles where K <= PINGPONG128_MAX_K (the
+    staged gather when gathering, no store warps), cooperative tiles beyond; 64-row tiles stay."""
+    limit = cfgmod.PINGPONG128_MAX_K
+    for k, act, gather in ((768, None, False), (2048, "silu_and_mul", True), (limit, "silu_and_mul", True),
+                           (limit + 64, None, False), (14336, None, False)):
+        cfg = moe.choose_config(131072, 128, 4096, k, "bf16", act, gather)
+        assert cfg.block_m == 128 and cfg.cluster == 2, (k, cfg)
+        if k <= limit:
+            assert (cfg.pingpong, cfg.block_n, cfg.stages, cfg.store_warps) == (True, 192, 4, False), (k, cfg)
+        else:
+            assert not cfg.pingpong and cfg.block_n == 256, (k, cfg)
+        assert cfg.gather_mode == ("staged" if gather else "cp_async")
+        assert cfgmod.shared_bytes(cfg) <= cfgmod.MAX_SHARED_BYTES
+    # Where 128 wide tiles fill the SMs better than 192, the cooperative tile stays.
+    narrow = moe.choose_config(8 * 400, 8, 512, 2048, "bf16", None, False)
+    assert (narrow.block_m, narrow.block_n, narrow.pingpong) == (128, 128, False)
+    assert moe.choose_config(32768, 128, 2048, 768).block_m == 64  # ~256 rows per expert: 64-row tiles
 
 
 def test_stage_units_by_token_matches_the_kernel() -> None:
@@ -523,15 +553,20 @@ def test_tall_tile_widths_compile_without_spills() -> None:
 
 
 def test_heuristic_wide_tile_pads_n_least() -> None:
-    """192-wide tiles where N is a multiple of 192 but not of 256 (GPT-OSS-120B), 256 elsewhere."""
+    """192-wide tiles where N is a multiple of 192 but not of 256 (GPT-OSS-120B), 256 elsewhere
+    (the cooperative tiles; the 128-row ping-pong tiles of USE_PINGPONG128 are 192 wide)."""
     h, i, e, k = MODELS["GPT-OSS-120B"]
+    assert cfgmod._wide_tile(2 * i) == cfgmod._wide_tile(h) == 192
     for t in (4096, 16384):
         assert moe.choose_config(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True).block_n == 192
         assert moe.choose_config(t * k, e, h, i, "bf16", None, False).block_n == 192
     for model in ("Mixtral-8x7B", "Qwen3-30B-A3B", "DeepSeek-V3", "Qwen3-235B-A22B"):
         h, i, e, k = MODELS[model]
-        assert moe.choose_config(16384 * k, e, 2 * i, h, "bf16", "silu_and_mul", True).block_n == 256
-        assert moe.choose_config(16384 * k, e, h, i, "bf16", None, False).block_n == 256
+        assert cfgmod._wide_tile(2 * i) == cfgmod._wide_tile(h) == 256
+        for n, kk, act in ((2 * i, h, "silu_and_mul"), (h, i, None)):
+            cfg = moe.choose_config(16384 * k, e, n, kk, "bf16", act, act is not None)
+            assert cfg.block_n == (192 if cfg.pingpong else 256), (model, n, kk, cfg)
+            assert cfg.pingpong == (kk <= cfgmod.PINGPONG128_MAX_K), (model, n, kk, cfg)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -609,8 +644,11 @@ def test_heuristic_tile_classes(model: str) -> None:
             if hot_tall:  # 128-row clustered tiles above PINGPONG_MAX_ROWS rows
                 hot = classes[0]
                 assert len(classes) == 2 and (hot.min_rows, hot.max_rows) == (cfgmod.PINGPONG_MAX_ROWS, None)
-                assert hot.config.block_m == 128 and hot.config.cluster == 2 and not hot.config.pingpong
-                assert hot.config.block_n == base.block_n
+                assert hot.config.block_m == 128 and hot.config.cluster == 2
+                if kk <= cfgmod.PINGPONG128_MAX_K and base.block_n >= 192:  # USE_PINGPONG128
+                    assert hot.config.pingpong and hot.config.block_n == 192
+                else:
+                    assert not hot.config.pingpong and hot.config.block_n == base.block_n
                 assert hot.config.gather_mode == ("staged" if gather else "cp_async")
             elif fitted_class:  # a class of fitted 128-token tiles for the experts above 32 rows
                 hot = classes[0]

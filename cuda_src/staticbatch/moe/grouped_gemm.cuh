@@ -256,6 +256,13 @@ constexpr int BLOCK_K = 64;            // one 128-byte swizzled row per K step
 // every row of every K step; that measured 7-12 % slower on the gate/up GEMM (H200, 2026-11-28).
 constexpr int kProducerRegs = 56;
 constexpr int kConsumerRegs = 224;
+// 128-row ping-pong tiles hold a whole 128 x BLOCK_N accumulator per consumer (192 floats at
+// BLOCK_N = 192), which at 224 spilled 8-12 bytes, so their producer gives up 16 more:
+// 128 * 40 + 256 * 232. The heuristic runs them without an in-loop gather (staged or none),
+// where the producer only walks the tiles and issues TMA loads; with the cp.async gather
+// (reachable through config=) the 40 cost what they cost the 64-row tiles above.
+constexpr int kLeanProducerRegs = 40;
+constexpr int kWideConsumerRegs = 232;
 constexpr int kEpiCols = 64;           // output columns per epilogue chunk (128-byte rows)
 // Hardware barrier ids (0 is __syncthreads): consumer g's epilogue barrier is
 // kEpilogueBarrier + g, the barrier ping-pong group g waits on for its turn kOrderBarrier + g.
@@ -961,6 +968,9 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   constexpr int kXRows = Shape::kXRows;
   constexpr bool kCpAsyncGather = kGather && !kTmaGather;  // rows by cp.async (generic proxy)
   constexpr bool kRowTma = kGather && kTmaGather;          // rows by one TMA each
+  constexpr bool kLeanProducer = kPingpong && BLOCK_M == 128;
+  constexpr int kPRegs = kLeanProducer ? kLeanProducerRegs : kProducerRegs;
+  constexpr int kCRegs = kLeanProducer ? kWideConsumerRegs : kConsumerRegs;
   constexpr bool kFitted = Shape::kFitted;
   constexpr int kFitStep = kFitted ? Shape::kNStep : 0;    // locate_tile's row split
   // Fitted tiles: the wgmma N of a tile of `rows` rows (also the token rows loaded).
@@ -1036,7 +1046,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
 
   if (warp_group == 0) {
     // ------------------------------------------------------------------ producer
-    if constexpr (kNumConsumers == 2) ptx::setmaxnreg_dec<kProducerRegs>();
+    if constexpr (kNumConsumers == 2) ptx::setmaxnreg_dec<kPRegs>();
     const auto* a = static_cast<const uint16_t*>(a_ptr);
     const int32_t t = static_cast<int32_t>(threadIdx.x);  // 0..127
     const int32_t chunk = t & (Shape::kChunkStep - 1);     // cp.async: first 16-byte chunk of the 128-byte row
@@ -1252,7 +1262,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     if constexpr (kCpAsyncGather) ptx::cp_async_wait_all();
   } else {
     // ------------------------------------------------------------------ consumers
-    if constexpr (kNumConsumers == 2) ptx::setmaxnreg_inc<kConsumerRegs>();
+    if constexpr (kNumConsumers == 2) ptx::setmaxnreg_inc<kCRegs>();
     const int32_t cw = warp_group - 1;     // consumer index: its 64-row slice, or (ping-pong) its tiles
     const int32_t warp_in_group = warp & 3;
     const int32_t tid = static_cast<int32_t>(threadIdx.x) - 128 * warp_group;  // 0..127 in the group
