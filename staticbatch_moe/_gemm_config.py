@@ -654,18 +654,18 @@ USE_CLUSTERS = True
 USE_STORE_WARPS = True
 STORE_WARPS_MAX_K = 4096
 
-#: Let choose_config give 128-row tiles in clusters (``USE_CLUSTERS``) 128 x 192 ping-pong tiles
-#: (each consumer warp group a whole tile as two 64-row slices, so one group's epilogue runs
-#: under the other's main loop) instead of cooperative 128 x 256 (or 192) tiles with store warps,
-#: where K is at most PINGPONG128_MAX_K and the wide tile would be at least 192. On the H200
-#: (2026-11-29, benchmarks/results/dev_pp128_cluster_check.json, each GEMM alone, five
-#: interleaved repeats, bit-identical outputs) at T = 16384: down DeepSeek-V3 (K = 2048) 7.17 ->
-#: 6.91 ms, Qwen3-235B-A22B (K = 1536) 2.85 -> 2.78, Qwen3-30B-A3B (K = 768) 0.752 -> 0.730,
-#: GPT-OSS-120B (K = 2880) 1.946 -> 1.926; gate/up GPT-OSS-120B 4.09 -> 3.89, Qwen3-235B-A22B
-#: (K = 4096) 5.80 -> 5.64, Mixtral-8x7B (K = 4096) 12.04 -> 11.96, Qwen3-30B-A3B level; the hot
-#: class at skewed T = 4096 the same way. With longer K slower: DeepSeek-V3 gate/up (K = 7168)
-#: 13.93 -> 14.22, Mixtral-8x7B down (K = 14336) 5.87 -> 6.12. Under ncu with the clock locked
-#: (dev_power_check_ncu.txt) the ping-pong tile kept the tensor pipe busier at every one of them.
+#: Let choose_config give 128-row tiles in clusters (``USE_CLUSTERS``) ping-pong tiles (each
+#: consumer warp group a whole 128 x 192 tile as two 64-row slices, so one group's epilogue runs
+#: under the other's main loop) instead of cooperative tiles with store warps, where the wide tile
+#: is 192 (N pads 256-wide tiles clearly more: GPT-OSS-120B) and K is at most PINGPONG128_MAX_K.
+#: On the H200 (2026-11-29, benchmarks/results/dev_pp128_rule_check.json, both GEMMs of the layer
+#: as bench_grouped_gemm times them, five interleaved repeats, bit-identical outputs) GPT-OSS-120B
+#: T = 16384 5.91 -> 5.54 ms uniform, 6.00 -> 5.71 skewed, T = 4096 1.94 -> 1.93 / 2.36 -> 2.30
+#: (its hot class). Where the cooperative tile is 256 wide the same switch, then also narrowing
+#: the tile to 192, was mixed: Qwen3-235B-A22B and Qwen3-30B-A3B at T = 16384 1.5-2.5 % faster
+#: uniform and level skewed, DeepSeek-V3 (its down GEMM, K = 2048) and Mixtral-8x7B (its gate/up,
+#: K = 4096) at T = 16384 1-2 % slower, although each GEMM alone had measured faster or level
+#: (dev_pp128_cluster_check.json); so those keep the cooperative tile.
 USE_PINGPONG128 = True
 PINGPONG128_MAX_K = 4096
 
@@ -891,13 +891,13 @@ def choose_config(
 def _prefill_config(block_m: int, block_n: int, activation, dtype, gather, k: int) -> GemmConfig:
     """The heuristic's normal-mode tile: ping-pong for 64 rows; for 128 rows a 2-CTA cluster
     (``USE_CLUSTERS``) of 128 x 192 ping-pong tiles where ``k <= PINGPONG128_MAX_K`` and
-    ``block_n >= 192`` (``USE_PINGPONG128``), else of cooperative tiles with store warps
+    ``block_n == 192`` (``USE_PINGPONG128``), else of cooperative tiles with store warps
     (``USE_STORE_WARPS``: with ``silu_and_mul``, or for ``k <= STORE_WARPS_MAX_K``) and, when
     gathering, dynamic tiles (``USE_DYNAMIC_TILES``); the staged gather when gathering
     (``USE_STAGED_GATHER``)."""
     no_loop_gather = not gather or USE_STAGED_GATHER  # clusters and store warps need it
     if (block_m == 128 and USE_PINGPONG128 and USE_CLUSTERS and no_loop_gather and k <= PINGPONG128_MAX_K
-            and block_n >= 192):
+            and block_n == 192):
         cfg = _normal_config(128, 192, True, activation, dtype, gather)
         return dataclasses.replace(cfg, gather_mode="staged" if gather else cfg.gather_mode, cluster=2)
     cfg = _normal_config(block_m, block_n, USE_PINGPONG and block_m == 64, activation, dtype, gather)
