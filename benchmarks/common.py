@@ -304,3 +304,66 @@ def compile_configs(configs: list[Any]) -> dict[str, str]:
         report[c.kernel_name] = (f"{regs.group(1)} regs, spill {spill.group(1)}/{spill.group(2)} B"
                                  if regs and spill else "from the cache (no ptxas report)")
     return report
+
+
+def time_class_variants(points: list[tuple[str, int, str]], variants: Callable[[Any], dict[str, Any]],
+                        repeats: int = 5) -> list[dict[str, Any]]:
+    """Each GEMM of the layer (``"up"``: gathered, SiLU fused; ``"down"``: on random grouped rows)
+    at each ``(model, T, routing)`` of ``points``, run with every set of tile classes that
+    ``variants`` makes of the heuristic's (``{name: classes}``; the first is the reference). The
+    classes' kernels are compiled first. Outputs are NaN-poisoned, checked for NaN in the
+    reference and compared bit for bit with it, then timed in ``repeats`` interleaved repeats of
+    a median of 10 replays (:func:`time_interleaved`). One row per point and GEMM."""
+    import torch
+
+    import staticbatch as sb
+    import staticbatch_moe as moe
+    from staticbatch_moe._gemm_config import kernel_source
+
+    cfgs = {c.config for model, t, _ in points for cl in layer_classes(model, t).values()
+            for v in variants(cl).values() for c in v}
+    sb.compile_many([(kernel_source(c), c.kernel_name) for c in cfgs])
+    rows = []
+    for model, t, rt in points:
+        h, i, e, k = moe.MODEL_SHAPES[model]
+        w1, w2, x, plan = layer_point(model, t, rt)
+        mid_in = torch.randn(t * k, i, device="cuda", dtype=torch.bfloat16)
+        valid = int(plan.expert_starts[-1])
+        for gemm, cl in layer_classes(model, t).items():
+            up = gemm == "up"
+            a, w, n_out = (x, w1, i) if up else (mid_in, w2, h)
+            info: dict[str, Any] = {"model": model, "T": t, "routing": rt, "gemm": gemm}
+            calls, first = {}, None
+            for name, classes in variants(cl).items():
+                info[name + "_kernels"] = [c.config.kernel_name for c in classes]
+                out = torch.full((t * k, n_out), float("nan"), device="cuda", dtype=torch.bfloat16)
+
+                def fn(a=a, w=w, out=out, classes=classes, up=up) -> None:  # type: ignore[no-untyped-def]
+                    moe.grouped_gemm(a, w, plan, gather=up, activation="silu_and_mul" if up else None, out=out,
+                                     config=classes)
+                fn()
+                torch.cuda.synchronize()
+                if first is None:
+                    first = out.clone()
+                    info["nan_free"] = not bool(torch.isnan(out[:valid]).any())
+                else:
+                    info[name + "_bit_identical"] = bool(torch.equal(out, first))
+                calls[name] = fn
+            info.update(time_interleaved(calls, repeats=repeats))
+            print(info, flush=True)
+            rows.append(info)
+        del w1, w2, x, mid_in, first, calls
+        torch.cuda.empty_cache()
+    return rows
+
+
+def class_variants_main(name: str, points: list[tuple[str, int, str]], variants: Callable[[Any], dict[str, Any]],
+                        argv: list[str]) -> None:
+    """The ``main`` of a tile-class A/B script: :func:`time_class_variants` at ``points``, or at
+    the points given as ``MODEL:T:ROUTING`` arguments (then saved as ``<name>_<model>_<T>``),
+    saved as ``benchmarks/results/<name>.json``."""
+    if argv:
+        points = [(m, int(t), r) for m, t, r in (a.split(":") for a in argv)]
+        name += "".join(dict.fromkeys(f"_{m.split('-')[0]}_{t}" for m, t, _ in points))
+    rows = time_class_variants(points, variants)
+    save(name, rows, {"note": "ms, each GEMM alone, five interleaved repeats"})

@@ -21,14 +21,10 @@ import dataclasses
 import os
 import sys
 
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import layer_classes, layer_point, save, time_interleaved
+from common import class_variants_main
 
-import staticbatch as sb
-import staticbatch_moe as moe
-from staticbatch_moe._gemm_config import _normal_config, kernel_source, without_store_warps
+from staticbatch_moe._gemm_config import _normal_config, without_store_warps
 
 PTS = [(m, 16384, "uniform") for m in ("Mixtral-8x7B", "Qwen3-30B-A3B", "DeepSeek-V3", "Qwen3-235B-A22B",
                                        "GPT-OSS-120B")]
@@ -56,46 +52,7 @@ def variants(classes) -> dict:  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    global PTS
-    result = "dev_pp128_cluster_check"
-    if len(sys.argv) > 1:
-        PTS = [(m, int(t), r) for m, t, r in (a.split(":") for a in sys.argv[1:])]
-        result += "".join(dict.fromkeys(f"_{m.split('-')[0]}_{t}" for m, t, _ in PTS))
-    cfgs = {c.config for model, t, _ in PTS for cl in layer_classes(model, t).values()
-            for v in variants(cl).values() for c in v}
-    sb.compile_many([(kernel_source(c), c.kernel_name) for c in cfgs])
-    rows = []
-    for model, t, rt in PTS:
-        h, i, e, k = moe.MODEL_SHAPES[model]
-        w1, w2, x, plan = layer_point(model, t, rt)
-        mid_in = torch.randn(t * k, i, device="cuda", dtype=torch.bfloat16)
-        for gemm, cl in layer_classes(model, t).items():
-            up = gemm == "up"
-            a, w, n_out = (x, w1, i) if up else (mid_in, w2, h)
-            info = {"model": model, "T": t, "routing": rt, "gemm": gemm}
-            calls, first = {}, None
-            for name, classes in variants(cl).items():
-                info[name + "_kernels"] = [c.config.kernel_name for c in classes]
-                out = torch.full((t * k, n_out), float("nan"), device="cuda", dtype=torch.bfloat16)
-
-                def fn(a=a, w=w, out=out, classes=classes, up=up) -> None:  # type: ignore[no-untyped-def]
-                    moe.grouped_gemm(a, w, plan, gather=up, activation="silu_and_mul" if up else None, out=out,
-                                     config=classes)
-                fn()
-                torch.cuda.synchronize()
-                if first is None:
-                    first = out.clone()
-                    info["nan_free"] = not bool(torch.isnan(out[: int(plan.expert_starts[-1])]).any())
-                else:
-                    info[name + "_bit_identical"] = bool(torch.equal(out, first))
-                calls[name] = fn
-            info.update(time_interleaved(calls, repeats=5))
-            print(info, flush=True)
-            rows.append(info)
-        w1 = w2 = x = mid_in = first = None
-        calls = {}
-        torch.cuda.empty_cache()
-    save(result, rows, {"note": "ms, each GEMM alone, five interleaved repeats"})
+    class_variants_main("dev_pp128_cluster_check", PTS, variants, sys.argv[1:])
 
 
 if __name__ == "__main__":
