@@ -668,6 +668,9 @@ STORE_WARPS_MAX_K = 4096
 #: (dev_pp128_cluster_check.json); so those keep the cooperative tile.
 USE_PINGPONG128 = True
 PINGPONG128_MAX_K = 4096
+#: The cooperative tile widths that USE_PINGPONG128 replaces (256 for experiments: the mixed
+#: results above).
+PINGPONG128_WIDTHS = (192,)
 
 #: Let choose_config give the gathered (gate/up) GEMM's 128-row tiles dynamic tiles
 #: (GemmConfig.dynamic: each cluster takes its next pair of tiles from a global counter, so tiles
@@ -891,13 +894,13 @@ def choose_config(
 def _prefill_config(block_m: int, block_n: int, activation, dtype, gather, k: int) -> GemmConfig:
     """The heuristic's normal-mode tile: ping-pong for 64 rows; for 128 rows a 2-CTA cluster
     (``USE_CLUSTERS``) of 128 x 192 ping-pong tiles where ``k <= PINGPONG128_MAX_K`` and
-    ``block_n == 192`` (``USE_PINGPONG128``), else of cooperative tiles with store warps
+    ``block_n`` in ``PINGPONG128_WIDTHS`` (``USE_PINGPONG128``), else of cooperative tiles with store warps
     (``USE_STORE_WARPS``: with ``silu_and_mul``, or for ``k <= STORE_WARPS_MAX_K``) and, when
     gathering, dynamic tiles (``USE_DYNAMIC_TILES``); the staged gather when gathering
     (``USE_STAGED_GATHER``)."""
     no_loop_gather = not gather or USE_STAGED_GATHER  # clusters and store warps need it
     if (block_m == 128 and USE_PINGPONG128 and USE_CLUSTERS and no_loop_gather and k <= PINGPONG128_MAX_K
-            and block_n == 192):
+            and block_n in PINGPONG128_WIDTHS):
         cfg = _normal_config(128, 192, True, activation, dtype, gather)
         return dataclasses.replace(cfg, gather_mode="staged" if gather else cfg.gather_mode, cluster=2)
     cfg = _normal_config(block_m, block_n, USE_PINGPONG and block_m == 64, activation, dtype, gather)
