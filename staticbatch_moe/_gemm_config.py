@@ -654,23 +654,29 @@ USE_CLUSTERS = True
 USE_STORE_WARPS = True
 STORE_WARPS_MAX_K = 4096
 
-#: Let choose_config give 128-row tiles in clusters (``USE_CLUSTERS``) ping-pong tiles (each
-#: consumer warp group a whole 128 x 192 tile as two 64-row slices, so one group's epilogue runs
-#: under the other's main loop) instead of cooperative tiles with store warps, where the wide tile
-#: is 192 (N pads 256-wide tiles clearly more: GPT-OSS-120B) and K is at most PINGPONG128_MAX_K.
-#: On the H200 (2026-11-29, benchmarks/results/dev_pp128_rule_check.json, both GEMMs of the layer
-#: as bench_grouped_gemm times them, five interleaved repeats, bit-identical outputs) GPT-OSS-120B
-#: T = 16384 5.91 -> 5.54 ms uniform, 6.00 -> 5.71 skewed, T = 4096 1.94 -> 1.93 / 2.36 -> 2.30
-#: (its hot class). Where the cooperative tile is 256 wide the same switch, then also narrowing
-#: the tile to 192, was mixed: Qwen3-235B-A22B and Qwen3-30B-A3B at T = 16384 1.5-2.5 % faster
-#: uniform and level skewed, DeepSeek-V3 (its down GEMM, K = 2048) and Mixtral-8x7B (its gate/up,
-#: K = 4096) at T = 16384 1-2 % slower, although each GEMM alone had measured faster or level
-#: (dev_pp128_cluster_check.json); so those keep the cooperative tile.
+#: Let choose_config give 128-row tiles in clusters (``USE_CLUSTERS``) 128 x 192 ping-pong tiles
+#: (each consumer warp group a whole tile as two 64-row slices, so one group's epilogue runs
+#: under the other's main loop) instead of cooperative 128 x 256 or 128 x 192 tiles with store
+#: warps (the widths of PINGPONG128_WIDTHS), where K is at most PINGPONG128_MAX_K. On the H200
+#: (2026-11-29; both GEMMs of the layer as bench_grouped_gemm times them, interleaved repeats,
+#: bit-identical outputs; two A/Bs on two machines, benchmarks/results/dev_pp128_rule_check.json
+#: and dev_pp128_rule_check_repeat.json, ms off -> on):
+#:
+#: - GPT-OSS-120B (192 wide either way) T = 16384 5.91 -> 5.54 and 5.87 -> 5.61 uniform, 6.00 -> 5.71
+#:   skewed, the skewed T = 4096 hot class 2.36 -> 2.30;
+#: - Qwen3-30B-A3B T = 16384 uniform 2.26 -> 2.20 and 2.24 -> 2.15, skewed level (+0.4, +1.0 %);
+#: - Qwen3-235B-A22B T = 16384 uniform 8.38 -> 8.25 and 8.44 -> 8.12, skewed level and -1.8 %;
+#:   T = 4096 -0.8 .. -2.2 %;
+#: - DeepSeek-V3 (only its down GEMM, K = 2048) T = 16384 uniform +1.8 % on one machine, -2.6 % on
+#:   the other; Mixtral-8x7B (only its gate/up, K = 4096) +0.7 % / -0.9 % uniform, skewed +1.6 %
+#:   (one machine): within the machines' spread.
+#:
+#: Each GEMM alone (dev_pp128_cluster_check.json) the longer-K GEMMs were slower (DeepSeek-V3
+#: gate/up, K = 7168, +2 %; Mixtral-8x7B down, K = 14336, +3-4 %), hence the K limit. Under ncu
+#: with the clock locked (dev_power_check_ncu.txt) the ping-pong tile kept the tensor pipe busier.
 USE_PINGPONG128 = True
 PINGPONG128_MAX_K = 4096
-#: The cooperative tile widths that USE_PINGPONG128 replaces (256 for experiments: the mixed
-#: results above).
-PINGPONG128_WIDTHS = (192,)
+PINGPONG128_WIDTHS = (192, 256)
 
 #: Let choose_config give the gathered (gate/up) GEMM's 128-row tiles dynamic tiles
 #: (GemmConfig.dynamic: each cluster takes its next pair of tiles from a global counter, so tiles

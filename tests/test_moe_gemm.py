@@ -290,23 +290,24 @@ def test_heuristic_store_warps(monkeypatch) -> None:  # type: ignore[no-untyped-
 
 
 def test_heuristic_pingpong128() -> None:
-    """128-row tiles in clusters are ping-pong tiles where the wide tile is 192 and K <=
-    PINGPONG128_MAX_K (the staged gather when gathering, no store warps), cooperative tiles
-    otherwise (256 wide, or K beyond the limit); 64-row tiles stay."""
+    """128-row tiles in clusters are 128 x 192 ping-pong tiles where the cooperative tile would be
+    one of PINGPONG128_WIDTHS and K <= PINGPONG128_MAX_K (the staged gather when gathering, no
+    store warps), cooperative tiles otherwise; 64-row tiles stay."""
     limit = cfgmod.PINGPONG128_MAX_K
     for n, k, act, gather in ((2880, 2880, None, False), (5760, 2880, "silu_and_mul", True),
                               (5760, limit, "silu_and_mul", True), (2880, limit + 64, None, False),
-                              (4096, 2048, None, False), (3072, 4096, "silu_and_mul", True)):
+                              (4096, 2048, None, False), (3072, 4096, "silu_and_mul", True),
+                              (4096, 14336, None, False), (4096, 7168, "silu_and_mul", True)):
         cfg = moe.choose_config(131072, 128, n, k, "bf16", act, gather)
         assert cfg.block_m == 128 and cfg.cluster == 2, (n, k, cfg)
-        if k <= limit and cfgmod._wide_tile(n) == 192:
+        if k <= limit and cfgmod._wide_tile(n) in cfgmod.PINGPONG128_WIDTHS:
             assert (cfg.pingpong, cfg.block_n, cfg.stages, cfg.store_warps) == (True, 192, 4, False), (n, k, cfg)
         else:
-            assert not cfg.pingpong, (n, k, cfg)
+            assert not cfg.pingpong and cfg.block_n == cfgmod._wide_tile(n), (n, k, cfg)
             assert cfg.store_warps == (act is not None or k <= cfgmod.STORE_WARPS_MAX_K), (n, k, cfg)
         assert cfg.gather_mode == ("staged" if gather else "cp_async")
         assert cfgmod.shared_bytes(cfg) <= cfgmod.MAX_SHARED_BYTES
-    narrow = moe.choose_config(8 * 400, 8, 512, 2048, "bf16", None, False)
+    narrow = moe.choose_config(8 * 400, 8, 512, 2048, "bf16", None, False)  # 128 wide fills the SMs better
     assert (narrow.block_m, narrow.block_n, narrow.pingpong) == (128, 128, False)
     assert moe.choose_config(32768, 128, 2048, 768).block_m == 64  # ~256 rows per expert: 64-row tiles
 
@@ -555,7 +556,8 @@ def test_tall_tile_widths_compile_without_spills() -> None:
 
 
 def test_heuristic_wide_tile_pads_n_least() -> None:
-    """192-wide tiles where N is a multiple of 192 but not of 256 (GPT-OSS-120B), 256 elsewhere."""
+    """192-wide tiles where N is a multiple of 192 but not of 256 (GPT-OSS-120B), 256 elsewhere
+    (the cooperative tiles; the 128-row ping-pong tiles of USE_PINGPONG128 are 192 wide)."""
     h, i, e, k = MODELS["GPT-OSS-120B"]
     assert cfgmod._wide_tile(2 * i) == cfgmod._wide_tile(h) == 192
     for t in (4096, 16384):
@@ -566,7 +568,8 @@ def test_heuristic_wide_tile_pads_n_least() -> None:
         assert cfgmod._wide_tile(2 * i) == cfgmod._wide_tile(h) == 256
         for n, kk, act in ((2 * i, h, "silu_and_mul"), (h, i, None)):
             cfg = moe.choose_config(16384 * k, e, n, kk, "bf16", act, act is not None)
-            assert cfg.block_n == 256 and not cfg.pingpong, (model, n, kk, cfg)
+            assert cfg.block_n == (192 if cfg.pingpong else 256), (model, n, kk, cfg)
+            assert cfg.pingpong == (kk <= cfgmod.PINGPONG128_MAX_K), (model, n, kk, cfg)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -645,7 +648,7 @@ def test_heuristic_tile_classes(model: str) -> None:
                 hot = classes[0]
                 assert len(classes) == 2 and (hot.min_rows, hot.max_rows) == (cfgmod.PINGPONG_MAX_ROWS, None)
                 assert hot.config.block_m == 128 and hot.config.cluster == 2
-                if kk <= cfgmod.PINGPONG128_MAX_K and base.block_n == 192:  # USE_PINGPONG128
+                if kk <= cfgmod.PINGPONG128_MAX_K and base.block_n in cfgmod.PINGPONG128_WIDTHS:  # USE_PINGPONG128
                     assert hot.config.pingpong and hot.config.block_n == 192
                 else:
                     assert not hot.config.pingpong and hot.config.block_n == base.block_n
