@@ -897,16 +897,18 @@ def choose_config(
     return _prefill_config(block_m, block_n, activation, dtype, gather, k)
 
 
-def _prefill_config(block_m: int, block_n: int, activation, dtype, gather, k: int) -> GemmConfig:
+def _prefill_config(block_m: int, block_n: int, activation, dtype, gather, k: int,
+                    pingpong128: bool = True) -> GemmConfig:
     """The heuristic's normal-mode tile: ping-pong for 64 rows; for 128 rows a 2-CTA cluster
     (``USE_CLUSTERS``) of 128 x 192 ping-pong tiles where ``k <= PINGPONG128_MAX_K`` and
     ``block_n`` in ``PINGPONG128_WIDTHS`` (``USE_PINGPONG128``), else of cooperative tiles with store warps
     (``USE_STORE_WARPS``: with ``silu_and_mul``, or for ``k <= STORE_WARPS_MAX_K``) and, when
     gathering, dynamic tiles (``USE_DYNAMIC_TILES``); the staged gather when gathering
-    (``USE_STAGED_GATHER``)."""
+    (``USE_STAGED_GATHER``). ``pingpong128=False``: the cooperative tile even where the ping-pong
+    rule applies (for sweeps)."""
     no_loop_gather = not gather or USE_STAGED_GATHER  # clusters and store warps need it
-    if (block_m == 128 and USE_PINGPONG128 and USE_CLUSTERS and no_loop_gather and k <= PINGPONG128_MAX_K
-            and block_n in PINGPONG128_WIDTHS):
+    if (block_m == 128 and pingpong128 and USE_PINGPONG128 and USE_CLUSTERS and no_loop_gather
+            and k <= PINGPONG128_MAX_K and block_n in PINGPONG128_WIDTHS):
         cfg = _normal_config(128, 192, True, activation, dtype, gather)
         return dataclasses.replace(cfg, gather_mode="staged" if gather else cfg.gather_mode, cluster=2)
     cfg = _normal_config(block_m, block_n, USE_PINGPONG and block_m == 64, activation, dtype, gather)
@@ -1148,7 +1150,8 @@ def candidate_configs(
     are neighbours worth timing: for fitted swap tiles the other fitted size, the 64-token swap
     tile and 64-row ping-pong tiles; in normal mode the same tiles with and without a 2-CTA
     cluster, without store warps where it chose them, in the other tile order (static or dynamic) for 128-row
-    cooperative tiles and, with gather, the other of the cp.async and staged gathers; in swap mode other
+    cooperative tiles, the cooperative tile that 128-row ping-pong tiles replaced (``USE_PINGPONG128``)
+    and, with gather, the other of the cp.async and staged gathers; in swap mode other
     split-K factors (none, half and double the chosen one, or 2 and 4 when it chose none, where K allows), the next token-block sizes and
     the other weight width; in normal mode 256 x 128 (tall tiles), 128 x 256, 128 x 128, and
     64-row tiles with and without ping-pong. A pure function of its arguments; no duplicates.
@@ -1186,6 +1189,8 @@ def candidate_configs(
             cands.append(without_store_warps(first))
         if first.block_m == 128 and not first.pingpong and (not gather or first.gather_mode == "staged"):
             cands.append(dataclasses.replace(first, dynamic=not first.dynamic))  # the other tile order
+        if first.block_m == 128 and first.pingpong and first.cluster > 1:  # USE_PINGPONG128's cooperative tile
+            cands.append(_prefill_config(128, _wide_tile(n), activation, dtype, gather, k, pingpong128=False))
         if gather:  # the other gather method of the same tiles
             other = "cp_async" if first.gather_mode == "staged" else "staged"
             cands.append(first.with_gather_mode(other))

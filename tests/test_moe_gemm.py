@@ -307,6 +307,11 @@ def test_heuristic_pingpong128() -> None:
             assert cfg.store_warps == (act is not None or k <= cfgmod.STORE_WARPS_MAX_K), (n, k, cfg)
         assert cfg.gather_mode == ("staged" if gather else "cp_async")
         assert cfgmod.shared_bytes(cfg) <= cfgmod.MAX_SHARED_BYTES
+    # The sweep list offers the cooperative tile the rule replaced.
+    first, *rest = cfgmod.candidate_configs(131072, 128, 3072, 4096, "bf16", "silu_and_mul", True)
+    assert first.pingpong and first.block_m == 128
+    assert any(c.block_m == 128 and c.block_n == 256 and c.cluster == 2 and c.store_warps and not c.pingpong
+               and c.gather_mode == "staged" for c in rest), rest
     narrow = moe.choose_config(8 * 400, 8, 512, 2048, "bf16", None, False)  # 128 wide fills the SMs better
     assert (narrow.block_m, narrow.block_n, narrow.pingpong) == (128, 128, False)
     assert moe.choose_config(32768, 128, 2048, 768).block_m == 64  # ~256 rows per expert: 64-row tiles
