@@ -907,18 +907,20 @@ def _prefill_config(block_m: int, block_n: int, activation, dtype, gather, k: in
     (``USE_STAGED_GATHER``). ``pingpong128=False``: the cooperative tile even where the ping-pong
     rule applies (for sweeps)."""
     no_loop_gather = not gather or USE_STAGED_GATHER  # clusters and store warps need it
-    if (block_m == 128 and pingpong128 and USE_PINGPONG128 and USE_CLUSTERS and no_loop_gather
-            and k <= PINGPONG128_MAX_K and block_n in PINGPONG128_WIDTHS):
-        cfg = _normal_config(128, 192, True, activation, dtype, gather)
-        return dataclasses.replace(cfg, gather_mode="staged" if gather else cfg.gather_mode, cluster=2)
-    cfg = _normal_config(block_m, block_n, USE_PINGPONG and block_m == 64, activation, dtype, gather)
+    clustered = block_m == 128 and USE_CLUSTERS and no_loop_gather
+    pingpong = USE_PINGPONG and block_m == 64
+    if (clustered and pingpong128 and USE_PINGPONG128 and k <= PINGPONG128_MAX_K
+            and block_n in PINGPONG128_WIDTHS):
+        pingpong, block_n = True, 192
+    cfg = _normal_config(block_m, block_n, pingpong, activation, dtype, gather)
     if gather and USE_STAGED_GATHER:
         cfg = dataclasses.replace(cfg, gather_mode="staged")
-    if block_m == 128 and USE_CLUSTERS and no_loop_gather:
+    if clustered:
         cfg = dataclasses.replace(cfg, cluster=2)
-    if block_m == 128 and USE_STORE_WARPS and no_loop_gather and (activation is not None or k <= STORE_WARPS_MAX_K):
+    cooperative = block_m == 128 and not pingpong and no_loop_gather  # store warps and dynamic tiles need it
+    if cooperative and USE_STORE_WARPS and (activation is not None or k <= STORE_WARPS_MAX_K):
         cfg = with_store_warps(cfg)
-    if block_m == 128 and USE_DYNAMIC_TILES and gather and cfg.gather_mode == "staged":
+    if cooperative and USE_DYNAMIC_TILES and gather:
         cfg = dataclasses.replace(cfg, dynamic=True)
     return cfg
 
