@@ -8,8 +8,8 @@ of the down GEMM and of later classes follows ``programmatic_pays`` as in the be
 switch set (and the heuristic's caches cleared) inside each call, so that every capture and
 replay sees its own setting. Outputs NaN-poisoned and compared bit for bit. Seven interleaved
 repeats of a median of 10 replays, L2 read-flushed. Result:
-benchmarks/results/dev_short_k_rule_check.json, or ``<that>_<suffix>.json`` with a suffix
-argument (a second machine).
+benchmarks/results/dev_short_k_rule_check.json; with a suffix argument (a second machine)
+eleven repeats, saved as ``dev_short_k_rule_check_<suffix>.json``.
 
 Run::
 
@@ -46,6 +46,7 @@ def classes_with(on: bool, model: str, t: int) -> dict:
 
 def main() -> None:
     suffix = "".join(f"_{a}" for a in sys.argv[1:])
+    repeats = 11 if suffix else 7
     pts = []
     for model in MODELS:
         for t in TS:
@@ -74,7 +75,7 @@ def main() -> None:
         valid = int(plan.expert_starts[-1])
         info["nan_free"] = not bool(torch.isnan(outs["on"][:valid]).any())
         info["bit_identical"] = bool(torch.equal(outs["on"][:valid], outs["off"][:valid]))
-        info.update(time_interleaved(calls, repeats=7))
+        info.update(time_interleaved(calls, repeats=repeats))
         set_switch(True)
         print(info, flush=True)
         rows.append(info)
@@ -82,7 +83,8 @@ def main() -> None:
         calls, outs = {}, {}
         torch.cuda.empty_cache()
     save("dev_short_k_rule_check" + suffix, rows,
-         {"note": "ms, both GEMMs with the heuristic's tiles (down programmatic as the benchmark), 7 interleaved repeats"})
+         {"note": f"ms, both GEMMs with the heuristic's tiles (down programmatic as the benchmark), {repeats} "
+                  "interleaved repeats"})
 
 
 if __name__ == "__main__":

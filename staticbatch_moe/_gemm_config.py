@@ -1093,8 +1093,8 @@ def choose_tile_classes(
     the experts of at most ``FITTED_WIDE_SPLIT[0]`` rows get fitted ``FITTED_WIDE``-token swap
     tiles (three classes: 128-row, 64-row ping-pong, fitted). Last, every class's 64-row
     ping-pong tiles become 128 x 192 ping-pong cluster tiles where K is short
-    (:func:`_short_k_tile`), and neighbouring classes left with the same configuration are
-    merged into one.
+    (:func:`_short_k_tile`; not the hot class over a swap-mode average), and neighbouring
+    classes left with the same configuration are merged into one.
 
     On the H200 (2026-11-28, ``dev/ab_pp.py``, both GEMMs of a layer): skewed routing
     DeepSeek-V3 T = 1024 6.64 -> 5.79 ms, T = 512 5.58 -> 5.23 ms, GPT-OSS-120B T = 1024 1.92 ->
@@ -1107,6 +1107,8 @@ def choose_tile_classes(
     Returns the classes heaviest first (the launch order). A pure function of its arguments.
     """
     classes = _base_classes(total_rows, num_experts, n, k, dtype, activation, gather, num_sms, num_tokens)
+    if _base_config(total_rows, num_experts, n, k, dtype, activation, gather, num_sms).swap_ab:
+        return classes  # the hot class over a swap-mode average keeps 64-row tiles (see _short_k_tile)
     merged: list[TileClass] = []
     for c in classes:
         cfg = _short_k_tile(c.config, k)
