@@ -11,7 +11,8 @@ repeats of a median of 10 replays, L2 read-flushed. Result:
 benchmarks/results/dev_short_k_rule_check.json; with a suffix argument (a second machine)
 eleven repeats, saved as ``dev_short_k_rule_check_<suffix>.json``.
 
-Run::
+The switch lived in ``staticbatch_moe/_gemm_config.py`` at ``b00d5ac`` and was reverted in the
+next commit (the layer was level on two machines); run this script on that commit::
 
     PYTHONPATH=. python benchmarks/dev_short_k_rule_check.py [SUFFIX]
 """

@@ -678,21 +678,6 @@ USE_PINGPONG128 = True
 PINGPONG128_MAX_K = 4096
 PINGPONG128_WIDTHS = (192, 256)
 
-#: Let the heuristic give the experts it would give 64-row ping-pong tiles (about 64-320 rows
-#: each) the same 128 x 192 ping-pong tiles in 2-CTA clusters (``USE_CLUSTERS``) where K is at
-#: most PINGPONG128_SHORT_K (:func:`_short_k_tile`): each weight stage is multicast to two
-#: blocks of 128 rows instead of read by each 64-row tile. On the H200 (2026-11-29, each GEMM
-#: alone, five interleaved repeats, bit-identical outputs,
-#: benchmarks/results/dev_pp128_balanced_check.json), 64-row ping-pong -> this tile, ms:
-#: Qwen3-30B-A3B T = 4096 gate/up 0.464 -> 0.456 uniform, 0.486 -> 0.469 skewed, down 0.212 ->
-#: 0.211 / 0.224 -> 0.216; Qwen3-235B-A22B T = 4096 down 0.903 -> 0.824 / 0.885 -> 0.869;
-#: GPT-OSS-120B and DeepSeek-V3 T = 4096 skewed (their middle class) -0.3 .. -1.1 %. With exact
-#: routing (every expert 256 rows, dev_regular_ceiling_check.json) it was 5-11 % faster and level
-#: with cuBLAS's batched GEMM. At K = 4096 it was level or slower (Qwen3-235B-A22B gate/up +0.5 %,
-#: Mixtral-8x7B T = 1024 gate/up +2.6 %) and at K = 14336 7 % slower, hence the limit.
-USE_PINGPONG128_SHORT_K = True
-PINGPONG128_SHORT_K = 3072
-
 #: Let choose_config give the gathered (gate/up) GEMM's 128-row tiles dynamic tiles
 #: (GemmConfig.dynamic: each cluster takes its next pair of tiles from a global counter, so tiles
 #: that share a weight or token block start together however far the blocks drift apart). Off:
@@ -866,25 +851,15 @@ def choose_config(
         Assumes uniform routing: ``min(num_experts, total_rows)`` experts with about
         ``total_rows / active`` rows each. Small rows per expert use swap mode (weight
         streaming: narrow weight tiles so every SM has work, deep rings). Larger ones use the
-        normal mode: 64-row ping-pong tiles for experts of at most ~320 rows (where K is at most
-        ``PINGPONG128_SHORT_K``, 128 x 192 ping-pong tiles in 2-CTA clusters instead, see
-        :func:`_short_k_tile`), else 128-row tiles in 2-CTA clusters sharing the weight tile
-        (``USE_CLUSTERS``); 256 wide (192 where that pads N clearly less) when that still gives
-        every SM a tile, else 128. A gathered
+        normal mode: 64-row ping-pong tiles for experts of at most ~320 rows, else 128-row tiles
+        in 2-CTA clusters sharing the weight tile (``USE_CLUSTERS``); 256 wide (192 where that
+        pads N clearly less) when that still gives every SM a tile, else 128. A gathered
         normal-mode problem stages the gather (``gather_mode="staged"``, ``USE_STAGED_GATHER``).
         With ``USE_SPLIT_K`` (off by default: measured slower) swap mode with fewer weight tiles
         than a few waves of SMs would take split-K when a simple model of the busiest SM's
         weight bytes (:func:`_swap_cost`) predicts at least a 10 % gain, each slice keeping at
         least 4 K steps of 64.
     """
-    return _short_k_tile(_base_config(total_rows, num_experts, n, k, dtype, activation, gather, num_sms), k)
-
-
-def _base_config(total_rows: int, num_experts: int, n: int, k: int, dtype: str, activation: str | None,
-                 gather: bool, num_sms: int) -> GemmConfig:
-    """:func:`choose_config` before :func:`_short_k_tile`: the tile for the average expert by its
-    size alone (64-row ping-pong tiles from ~64 to ~320 rows), on which
-    :func:`choose_tile_classes` builds its classes. Not cached: it reads the module's switches."""
     _check_shape_args(total_rows, num_experts, n, k)
     active, avg_m, m_est = _rows_estimate(total_rows, num_experts)
     if m_est <= SWAP_MAX_ROWS:
@@ -920,19 +895,6 @@ def _base_config(total_rows: int, num_experts: int, n: int, k: int, dtype: str, 
     e128 = _wave_efficiency(m_tiles * math.ceil(n / 128), num_sms)
     block_n = wide if e_wide >= e128 - 0.05 else 128
     return _prefill_config(block_m, block_n, activation, dtype, gather, k)
-
-
-def _short_k_tile(cfg: GemmConfig, k: int) -> GemmConfig:
-    """``cfg``, or where it is a 64-row ping-pong tile (normal mode) and ``k`` is at most
-    ``PINGPONG128_SHORT_K`` (``USE_PINGPONG128_SHORT_K``, with ``USE_CLUSTERS``, and the staged
-    gather when gathering, which clusters need) the 128 x 192 ping-pong tile in a 2-CTA cluster
-    with the same gather: experts of about 64-320 rows then share each weight stage between two
-    blocks of 128 rows."""
-    if (not USE_PINGPONG128_SHORT_K or not USE_CLUSTERS or cfg.swap_ab or not cfg.pingpong or cfg.block_m != 64
-            or k > PINGPONG128_SHORT_K or (cfg.gather and cfg.gather_mode != "staged")):
-        return cfg
-    tile = _normal_config(128, 192, True, cfg.activation, cfg.dtype, cfg.gather)
-    return dataclasses.replace(tile, gather_mode=cfg.gather_mode, cluster=2)
 
 
 def _prefill_config(block_m: int, block_n: int, activation, dtype, gather, k: int,
@@ -1091,10 +1053,7 @@ def choose_tile_classes(
     expert, experts of more than ``PINGPONG_MAX_ROWS`` rows get 128-row clustered tiles; there,
     with ``USE_FITTED_WIDE`` and a busy expert estimated at most ``FITTED_WIDE_MAX_ROWS`` rows,
     the experts of at most ``FITTED_WIDE_SPLIT[0]`` rows get fitted ``FITTED_WIDE``-token swap
-    tiles (three classes: 128-row, 64-row ping-pong, fitted). Last, every class's 64-row
-    ping-pong tiles become 128 x 192 ping-pong cluster tiles where K is short
-    (:func:`_short_k_tile`; not the hot class over a swap-mode average), and neighbouring
-    classes left with the same configuration are merged into one.
+    tiles (three classes: 128-row, 64-row ping-pong, fitted).
 
     On the H200 (2026-11-28, ``dev/ab_pp.py``, both GEMMs of a layer): skewed routing
     DeepSeek-V3 T = 1024 6.64 -> 5.79 ms, T = 512 5.58 -> 5.23 ms, GPT-OSS-120B T = 1024 1.92 ->
@@ -1106,23 +1065,7 @@ def choose_tile_classes(
 
     Returns the classes heaviest first (the launch order). A pure function of its arguments.
     """
-    classes = _base_classes(total_rows, num_experts, n, k, dtype, activation, gather, num_sms, num_tokens)
-    if _base_config(total_rows, num_experts, n, k, dtype, activation, gather, num_sms).swap_ab:
-        return classes  # the hot class over a swap-mode average keeps 64-row tiles (see _short_k_tile)
-    merged: list[TileClass] = []
-    for c in classes:
-        cfg = _short_k_tile(c.config, k)
-        if merged and merged[-1].config == cfg and merged[-1].min_rows == c.max_rows:
-            merged[-1] = TileClass(cfg, c.min_rows, merged[-1].max_rows)
-        else:
-            merged.append(TileClass(cfg, c.min_rows, c.max_rows))
-    return tuple(merged)
-
-
-def _base_classes(total_rows: int, num_experts: int, n: int, k: int, dtype: str, activation: str | None,
-                  gather: bool, num_sms: int, num_tokens: int | None) -> tuple[TileClass, ...]:
-    """:func:`choose_tile_classes` before :func:`_short_k_tile` and the merge."""
-    base = _base_config(total_rows, num_experts, n, k, dtype, activation, gather, num_sms)
+    base = choose_config(total_rows, num_experts, n, k, dtype, activation, gather, num_sms)
     tokens = total_rows if num_tokens is None else num_tokens
     if (USE_FITTED_CLASS and FITTED_CLASS_MIN_TOKENS <= tokens < TILE_CLASSES_MIN_TOKENS and base.swap_ab
             and not is_fitted(base) and base.block_m <= FITTED_CLASS_MIN_ROWS and n * k >= FITTED_CLASS_MIN_WEIGHT):
@@ -1209,8 +1152,7 @@ def candidate_configs(
     are neighbours worth timing: for fitted swap tiles the other fitted size, the 64-token swap
     tile and 64-row ping-pong tiles; in normal mode the same tiles with and without a 2-CTA
     cluster, without store warps where it chose them, in the other tile order (static or dynamic) for 128-row
-    cooperative tiles, the tile that 128-row ping-pong tiles replaced (the cooperative one of
-    ``USE_PINGPONG128``, the 64-row ping-pong one of ``USE_PINGPONG128_SHORT_K``)
+    cooperative tiles, the cooperative tile that 128-row ping-pong tiles replaced (``USE_PINGPONG128``)
     and, with gather, the other of the cp.async and staged gathers; in swap mode other
     split-K factors (none, half and double the chosen one, or 2 and 4 when it chose none, where K allows), the next token-block sizes and
     the other weight width; in normal mode 256 x 128 (tall tiles), 128 x 256, 128 x 128, and
@@ -1220,9 +1162,6 @@ def candidate_configs(
     _, _, m_est = _rows_estimate(total_rows, num_experts)
     kw: dict = dict(activation=activation, dtype=dtype, gather=gather)
     cands = [first]
-    base = _base_config(total_rows, num_experts, n, k, dtype, activation, gather, num_sms)
-    if base != first:  # the 64-row ping-pong tile that _short_k_tile replaced
-        cands.append(base)
     if is_fitted(first):  # the other fitted size, the largest plain swap tile, 64-row ping-pong tiles
         cands.append(fitted_config(256 if first.block_m == 128 else 128, **kw))
         cands.append(_swap_config(64, 128, **kw))

@@ -314,8 +314,7 @@ def test_heuristic_pingpong128() -> None:
                and c.gather_mode == "staged" for c in rest), rest
     narrow = moe.choose_config(8 * 400, 8, 512, 2048, "bf16", None, False)  # 128 wide fills the SMs better
     assert (narrow.block_m, narrow.block_n, narrow.pingpong) == (128, 128, False)
-    # ~256 rows per expert and K above PINGPONG128_SHORT_K: 64-row tiles
-    assert moe.choose_config(32768, 128, 2048, 4096).block_m == 64
+    assert moe.choose_config(32768, 128, 2048, 768).block_m == 64  # ~256 rows per expert: 64-row tiles
 
 
 def test_stage_units_by_token_matches_the_kernel() -> None:
@@ -628,14 +627,13 @@ def test_heuristic_tile_classes(model: str) -> None:
     FITTED_CLASS_MIN_TOKENS up to there (large enough weights) fitted swap tiles, and from
     HOT_TALL_MIN_TOKENS a ping-pong average (large enough weights) 128-row clustered tiles for
     experts above PINGPONG_MAX_ROWS, heaviest first; there, for busy experts of at most
-    FITTED_WIDE_MAX_ROWS rows, fitted FITTED_WIDE-token tiles up to FITTED_WIDE_SPLIT[0] rows.
-    These are the classes before the short-K tiles (test_heuristic_short_k_tiles)."""
+    FITTED_WIDE_MAX_ROWS rows, fitted FITTED_WIDE-token tiles up to FITTED_WIDE_SPLIT[0] rows."""
     h, i, e, k = MODELS[model]
     for t in (*TS, 512, 700, 2048, 3000):
         for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False)):
-            classes = cfgmod._base_classes(t * k, e, n, kk, "bf16", act, gather, cfgmod.DEFAULT_NUM_SMS, t)
+            classes = moe.choose_tile_classes(t * k, e, n, kk, "bf16", act, gather, num_tokens=t)
             assert _check_classes(classes, activation=act, gather=gather) == classes
-            base = cfgmod._base_config(t * k, e, n, kk, "bf16", act, gather, cfgmod.DEFAULT_NUM_SMS)
+            base = moe.choose_config(t * k, e, n, kk, "bf16", act, gather)
             m_est = cfgmod._rows_estimate(t * k, e)[2]
             hot_tall = (t >= cfgmod.HOT_TALL_MIN_TOKENS and not base.swap_ab and base.block_m == 64
                         and n * kk >= cfgmod.HOT_TALL_MIN_WEIGHT)
@@ -690,11 +688,11 @@ def test_heuristic_tile_classes(model: str) -> None:
     # ... and no hot class at T = 4096, where DeepSeek-V3, GPT-OSS-120B and Qwen3-235B-A22B get
     # 128-row clustered tiles above 320 rows and Mixtral-8x7B has 128-row tiles for every expert;
     # DeepSeek-V3 and GPT-OSS-120B (128 rows per expert on average) fitted 160-token tiles up to
-    # 160 rows, Qwen3-235B-A22B (256) ping-pong tiles up to 320 (before the short-K tiles).
+    # 160 rows, Qwen3-235B-A22B (256) ping-pong tiles up to 320.
     assert len(moe.choose_tile_classes(4096 * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=4096)) == 1
     for name in ("DeepSeek-V3", "GPT-OSS-120B", "Qwen3-235B-A22B"):
         h, i, e, k = MODELS[name]
-        classes = cfgmod._base_classes(4096 * k, e, h, i, "bf16", None, False, cfgmod.DEFAULT_NUM_SMS, 4096)
+        classes = moe.choose_tile_classes(4096 * k, e, h, i, "bf16", None, False, num_tokens=4096)
         assert classes[0].config.block_m == 128 and (classes[0].min_rows, classes[0].max_rows) == (320, None)
         if name == "Qwen3-235B-A22B":
             assert [(c.min_rows, c.max_rows) for c in classes] == [(320, None), (0, 320)]
@@ -705,64 +703,6 @@ def test_heuristic_tile_classes(model: str) -> None:
     h, i, e, k = MODELS["Mixtral-8x7B"]
     (only,) = moe.choose_tile_classes(4096 * k, e, h, i, "bf16", None, False, num_tokens=4096)
     assert only.config.block_m == 128
-
-
-def test_heuristic_short_k_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Where K <= PINGPONG128_SHORT_K, the heuristic's 64-row ping-pong tiles (the average
-    expert's and its classes', not a hot class over a swap-mode average) become 128 x 192
-    ping-pong tiles in 2-CTA clusters with the same gather; neighbouring classes left with one
-    configuration are merged; choose_config follows;
-    the sweep list offers the replaced tile; with the switch off the classes are the base ones."""
-    limit = cfgmod.PINGPONG128_SHORT_K
-    seen_short = seen_long = 0
-    for model, (h, i, e, k) in MODELS.items():
-        for t in (*TS, 512, 700, 2048, 3000):
-            for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False)):
-                base = cfgmod._base_classes(t * k, e, n, kk, "bf16", act, gather, cfgmod.DEFAULT_NUM_SMS, t)
-                average = cfgmod._base_config(t * k, e, n, kk, "bf16", act, gather, cfgmod.DEFAULT_NUM_SMS)
-                final = moe.choose_tile_classes(t * k, e, n, kk, "bf16", act, gather, num_tokens=t)
-                assert _check_classes(final, activation=act, gather=gather) == final
-                assert all(a.config != b.config for a, b in zip(final, final[1:])), final
-                for c in base:  # every row count keeps its base class's tile, replaced where K is short
-                    (f,) = [f for f in final if f.min_rows <= c.min_rows and (
-                        f.max_rows is None or (c.max_rows is not None and c.max_rows <= f.max_rows))]
-                    pp64 = not c.config.swap_ab and c.config.pingpong and c.config.block_m == 64
-                    if pp64 and kk <= limit and not average.swap_ab:
-                        seen_short += 1
-                        assert (f.config.block_m, f.config.block_n, f.config.pingpong, f.config.cluster,
-                                f.config.stages, f.config.store_warps) == (128, 192, True, 2, 4, False), (model, t, f)
-                        assert f.config.gather_mode == c.config.gather_mode
-                        assert f.config.activation == act and f.config.gather == gather
-                    else:
-                        seen_long += pp64
-                        assert f.config == c.config, (model, t, c, f)
-                cfg = moe.choose_config(t * k, e, n, kk, "bf16", act, gather)
-                assert cfg == cfgmod._short_k_tile(
-                    cfgmod._base_config(t * k, e, n, kk, "bf16", act, gather, cfgmod.DEFAULT_NUM_SMS), kk)
-    assert seen_short and seen_long  # both sides of the limit occur on the model grid
-    # Qwen3-235B-A22B's down GEMM at T = 4096: the 128-row class and the replaced ping-pong class
-    # are one; GPT-OSS-120B's keeps its fitted class below 160 rows.
-    h, i, e, k = MODELS["Qwen3-235B-A22B"]
-    (only,) = moe.choose_tile_classes(4096 * k, e, h, i, "bf16", None, False, num_tokens=4096)
-    assert only.covers_all and only.config.block_m == 128 and only.config.pingpong
-    h, i, e, k = MODELS["GPT-OSS-120B"]
-    classes = moe.choose_tile_classes(4096 * k, e, h, i, "bf16", None, False, num_tokens=4096)
-    assert [(c.min_rows, c.max_rows) for c in classes] == [(160, None), (0, 160)]
-    assert cfgmod.is_fitted(classes[1].config)
-    # The sweep list offers the 64-row tile the rule replaced.
-    first, *rest = cfgmod.candidate_configs(32768, 128, 2048, 768)
-    assert first.block_m == 128 and first.pingpong and first.cluster == 2
-    assert cfgmod._normal_config(64, 256, True, None, "bf16", False) in rest
-    monkeypatch.setattr(cfgmod, "USE_PINGPONG128_SHORT_K", False)
-    moe.choose_tile_classes.cache_clear()
-    moe.choose_config.cache_clear()
-    try:
-        assert moe.choose_config(32768, 128, 2048, 768).block_m == 64
-        assert moe.choose_tile_classes(4096 * k, e, h, i, "bf16", None, False, num_tokens=4096) == \
-            cfgmod._base_classes(4096 * k, e, h, i, "bf16", None, False, cfgmod.DEFAULT_NUM_SMS, 4096)
-    finally:
-        moe.choose_tile_classes.cache_clear()
-        moe.choose_config.cache_clear()
 
 
 def test_tile_classes_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -378,7 +378,7 @@ def test_tall_tiles_bitwise_deterministic() -> None:
     w2 = _weights(e, h, i, torch.bfloat16, seed=4)
     up = moe.choose_config(p.num_rows, e, 2 * i, h, "bf16", "silu_and_mul", True)
     assert up.block_m == 256 or not moe._gemm_config.USE_TALL_TILES
-    up = dataclasses.replace(up, block_m=256, block_n=128, stages=4, pingpong=False, cluster=1)  # no tall clusters
+    up = dataclasses.replace(up, block_m=256, block_n=128, stages=4, pingpong=False)
     down = moe.GemmConfig(block_m=256, block_n=128, stages=4)
     runs = []
     for _ in range(3):
@@ -511,7 +511,7 @@ def test_programmatic_launch_follows_the_rule_with_heuristic_tiles(monkeypatch) 
     from staticbatch_moe import _gemm_config as cfgmod
 
     seen = _spy_launches(monkeypatch, "programmatic")
-    e, k, h, i = 8, 2, 1024, 3200  # K above PINGPONG128_SHORT_K: 64-row ping-pong tiles at 150 rows
+    e, k, h, i = 8, 2, 1024, 512
     for t, pays in ((4, True), (600, False)):
         p = moe.route_plan(uniform_ids(t, e, k), e)
         mid = torch.randn(t * k, i, device="cuda", dtype=torch.bfloat16)
@@ -533,7 +533,7 @@ def test_later_class_launches_follow_the_rule_with_heuristic_tiles(monkeypatch) 
     programmatic dependent (programmatic_pays), while with the same classes given explicitly it
     is. Same output, matching the reference."""
     seen = _spy_launches(monkeypatch, "programmatic")
-    e, k, h, i, t = 32, 4, 2048, 3200, 2048  # K above PINGPONG128_SHORT_K: the 64-row class stays
+    e, k, h, i, t = 32, 4, 2048, 2048, 2048
     classes = moe.choose_tile_classes(t * k, e, h, i, "bf16", None, False, num_tokens=t)
     assert len(classes) == 2 and classes[0].config.cluster == 2 and classes[1].config.pingpong, classes
     p = moe.route_plan(uniform_ids(t, e, k), e)
@@ -865,16 +865,13 @@ def test_tile_classes_match_reference(silu: bool, counts: list[int]) -> None:
     assert _check(ids, len(counts), 320, 200, gather=silu, silu=silu, config=tile_classes(silu)) < TOL
 
 
-@pytest.mark.parametrize("short_k", [False, True], ids=["k3200", "k2048"])
 @pytest.mark.parametrize("silu", [False, True], ids=["down", "gate-up"])
-def test_heuristic_three_classes_with_wide_fitted_tiles(silu: bool, short_k: bool) -> None:
+def test_heuristic_three_classes_with_wide_fitted_tiles(silu: bool) -> None:
     """About 128 rows per expert from 2048 tokens (large weights): the heuristic's three classes
     (128-row clustered tiles above 320 rows, 64-row ping-pong tiles above 160, fitted 160-token
-    swap tiles below; where K <= PINGPONG128_SHORT_K the first two are one class of 128-row
-    ping-pong cluster tiles), on counts at every class and fitted-split edge, against the
-    reference, then bit-identical to the same call with the classes given explicitly."""
-    e = 64
-    h = i = 2048 if short_k else 3200
+    swap tiles below), on counts at every class and fitted-split edge, against the reference,
+    then bit-identical to the same call with the classes given explicitly."""
+    e, h, i = 64, 2048, 2048
     edges = [0, 1, 15, 16, 17, 127, 128, 129, 159, 160, 161, 176, 177, 319, 320, 321, 640, 1000]
     counts = edges + [90] * (e - len(edges))
     counts[-1] += 8192 - sum(counts)  # 8192 rows (top-1 ids: 8192 tokens), the last expert 276
@@ -882,10 +879,8 @@ def test_heuristic_three_classes_with_wide_fitted_tiles(silu: bool, short_k: boo
     ids = ids_with_counts(counts)
     n, k = (2 * i, h) if silu else (h, i)
     classes = moe.choose_tile_classes(8192, e, n, k, "bf16", "silu_and_mul" if silu else None, silu, num_tokens=8192)
-    want = [(160, None), (0, 160)] if short_k else [(320, None), (160, 320), (0, 160)]
-    assert [(c.min_rows, c.max_rows) for c in classes] == want, classes
-    assert classes[0].config.block_m == 128 and classes[0].config.cluster == 2
-    assert moe._gemm_config.is_fitted(classes[-1].config) and classes[-1].config.block_m == 160
+    assert [(c.min_rows, c.max_rows) for c in classes] == [(320, None), (160, 320), (0, 160)], classes
+    assert moe._gemm_config.is_fitted(classes[2].config) and classes[2].config.block_m == 160
     assert _check(ids, e, n, k, gather=silu, silu=silu, seed=5) < TOL
     p = moe.route_plan(ids, e)
     a = torch.randn(8192 if silu else p.num_rows, k, device="cuda", dtype=torch.bfloat16)
