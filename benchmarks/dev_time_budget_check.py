@@ -55,9 +55,10 @@ def run(model: str, t: int, gemm: str) -> dict:
         "uniform": lambda: moe.grouped_gemm(a, w, plans["uniform"], gather=False, out=outs["uniform"]),
     }
     if gemm == "up":
-        calls["uniform_silu"] = lambda: moe.grouped_gemm(a, w, plans["uniform"], gather=False,
+        wp = moe.pack_gate_up(w)  # the gate/up layout the fused SiLU reads
+        calls["uniform_silu"] = lambda: moe.grouped_gemm(a, wp, plans["uniform"], gather=False,
                                                          activation="silu_and_mul", out=half)
-        calls["called"] = lambda: moe.grouped_gemm(x, w, plans["uniform"], activation="silu_and_mul", out=half)
+        calls["called"] = lambda: moe.grouped_gemm(x, wp, plans["uniform"], activation="silu_and_mul", out=half)
     calls["bmm"] = lambda: torch.bmm(a.view(e, m // e, kk), wt, out=bmm_out)
     calls["dense"] = lambda: torch.mm(a, wd, out=outs["dense"])
     for fn in calls.values():
