@@ -141,9 +141,10 @@ class GemmConfig:
     Parameters
     ----------
     block_m : int
-        Token rows per tile. Normal mode: 64 or 128 (one wgmma warp group per 64 rows; in a
-        128-row tile a group whose rows all lie past the expert's end skips its work), or
-        256 ("tall tiles": two warp groups of 128 rows, each as two 64-row slices, a slice
+        Token rows per tile. Normal mode: 64, 128 or 192 (one wgmma warp group per 64 rows; in
+        a 128- or 192-row tile a group whose rows all lie past the expert's end skips its work;
+        192 rows: ``block_n`` at most 192, not ping-pong, no store warps or dynamic tiles, no
+        in-loop gather), or 256 ("tall tiles": two warp groups of 128 rows, each as two 64-row slices, a slice
         without rows of the task skipped at run time; ``block_n`` 64, 96, 128 or 192, not
         ping-pong). Swap mode: 8, 16, 32, 48 or 64 (wgmma's N side), or one of
         :data:`FITTED_SIZES` (128, 144, 160, 176, 192, 256) for a *fitted* tile
@@ -189,7 +190,7 @@ class GemmConfig:
         writes fp32 partials; the last to finish sums them in a fixed order and stores the
         output (see the module docstring). Must not exceed ``ceil(k / 64)`` of the problem.
     cluster : int
-        1, or 2 for 2-CTA thread block clusters (normal mode, ``block_m`` 64 or 128, no split-K,
+        1, or 2 for 2-CTA thread block clusters (normal mode, ``block_m`` 64, 128 or 192, no split-K,
         gather staged or none): the two blocks of a cluster run neighbouring tile ids side by
         side and, when the two tiles share a weight tile (same expert and n-block), each
         loads half of it into both with a TMA multicast, halving the weight's L2 traffic.
@@ -251,13 +252,21 @@ class GemmConfig:
             if self.block_n not in (64, 128):
                 raise InvalidArgumentError(f"`block_n` must be 64 or 128 in swap mode (got {self.block_n})")
         else:
-            if self.block_m not in (64, 128, 256):
-                raise InvalidArgumentError(f"`block_m` must be 64, 128 or 256 (got {self.block_m})")
+            if self.block_m not in (64, 128, 192, 256):
+                raise InvalidArgumentError(f"`block_m` must be 64, 128, 192 or 256 (got {self.block_m})")
             if self.block_n not in (64, 96, 128, 192, 256):
                 raise InvalidArgumentError(f"`block_n` must be 64, 96, 128, 192 or 256 (got {self.block_n})")
             if self.block_m == 256 and self.block_n == 256:
                 # Two 64-row slices of 128 accumulators each would not fit a consumer's 232 registers.
                 raise InvalidArgumentError(f"`block_n` must be 64, 96, 128 or 192 with block_m=256 (got {self.block_n})")
+            if self.block_m == 192 and (self.block_n == 256 or self.pingpong
+                                        or (self.gather and self.gather_mode != "staged")):
+                # Three consumer groups share 65536 registers with the producer: 152 each.
+                raise InvalidArgumentError(
+                    "`block_m=192` needs block_n <= 192, no ping-pong, and gather_mode='staged' if gathering (got "
+                    f"block_n={self.block_n}, pingpong={self.pingpong}, gather={self.gather}, "
+                    f"gather_mode={self.gather_mode!r})"
+                )
         if self.pingpong and (self.swap_ab or self.block_m not in (64, 128) or (self.block_m == 128 and self.block_n > 192)):
             raise InvalidArgumentError(
                 "`pingpong` needs normal mode and block_m=64, or block_m=128 with block_n <= 192 (two slices of "
@@ -281,7 +290,7 @@ class GemmConfig:
             self.swap_ab or self.block_m == 256 or self.split_k > 1 or (self.gather and self.gather_mode != "staged")
         ):
             raise InvalidArgumentError(
-                "`cluster=2` needs normal mode, block_m 64 or 128, no split-K, and gather_mode='staged' if gathering "
+                "`cluster=2` needs normal mode, block_m 64, 128 or 192, no split-K, and gather_mode='staged' if gathering "
                 f"(got swap_ab={self.swap_ab}, block_m={self.block_m}, split_k={self.split_k}, gather={self.gather}, "
                 f"gather_mode={self.gather_mode!r})"
             )
@@ -372,10 +381,10 @@ def _epi_bufs(block_n: int, activation: str | None, store_warps: bool) -> int:
 
 def _num_consumers(block_m: int, block_n: int, swap_ab: bool, pingpong: bool) -> int:
     """Consumer warp groups: one per 64 weight rows (swap), two (ping-pong or 256-row tall
-    tiles, 128 rows each), else one per 64 token rows."""
+    tiles, 128 rows each), else one per 64 token rows (three for 192-row tiles)."""
     if pingpong:
         return 2
-    return (block_n if swap_ab else min(block_m, 128)) // 64
+    return (block_n if swap_ab else (block_m if block_m == 192 else min(block_m, 128))) // 64
 
 
 def _smem_bytes(block_m: int, block_n: int, stages: int, swap_ab: bool, pingpong: bool, epi_bufs: int = 2) -> int:
@@ -925,6 +934,18 @@ def _prefill_config(block_m: int, block_n: int, activation, dtype, gather, k: in
     return cfg
 
 
+def triple_config(block_n: int, activation, dtype, gather, cluster: int = 2) -> GemmConfig:
+    """The 192-row cooperative tile (three consumer warp groups of 64 rows) ``block_n`` wide (at
+    most 192), the deepest ring that fits (3 stages at 192 wide, 4 at 128), with the staged
+    gather when gathering, in a 2-CTA cluster unless ``cluster=1``. An expert of 257-384 rows
+    takes two of these tiles (a cluster reads each weight tile once for both), where 128-row
+    tiles take three. Not used by the heuristic; reachable through ``config=`` and
+    :func:`candidate_configs`."""
+    bn = min(block_n, 192)
+    return GemmConfig(block_m=192, block_n=bn, stages=_max_stages(192, bn, 6), activation=activation, dtype=dtype,
+                      gather=gather, gather_mode="staged" if gather else _GATHER_MODES[0], cluster=cluster)
+
+
 def with_store_warps(cfg: GemmConfig) -> GemmConfig:
     """``cfg`` (normal mode, ``block_m=128``, not ping-pong) with store warps and the deepest
     ring (at most 6 stages) that fits beside their staging buffers."""
@@ -1152,8 +1173,8 @@ def candidate_configs(
     are neighbours worth timing: for fitted swap tiles the other fitted size, the 64-token swap
     tile and 64-row ping-pong tiles; in normal mode the same tiles with and without a 2-CTA
     cluster, without store warps where it chose them, in the other tile order (static or dynamic) for 128-row
-    cooperative tiles, the cooperative tile that 128-row ping-pong tiles replaced (``USE_PINGPONG128``)
-    and, with gather, the other of the cp.async and staged gathers; in swap mode other
+    cooperative tiles, the cooperative tile that 128-row ping-pong tiles replaced (``USE_PINGPONG128``),
+    the 192-row cooperative tile in a cluster (:func:`triple_config`) and, with gather, the other of the cp.async and staged gathers; in swap mode other
     split-K factors (none, half and double the chosen one, or 2 and 4 when it chose none, where K allows), the next token-block sizes and
     the other weight width; in normal mode 256 x 128 (tall tiles), 128 x 256, 128 x 128, and
     64-row tiles with and without ping-pong. A pure function of its arguments; no duplicates.
@@ -1193,6 +1214,8 @@ def candidate_configs(
             cands.append(dataclasses.replace(first, dynamic=not first.dynamic))  # the other tile order
         if first.block_m == 128 and first.pingpong and first.cluster > 1:  # USE_PINGPONG128's cooperative tile
             cands.append(_prefill_config(128, _wide_tile(n), activation, dtype, gather, k, pingpong128=False))
+        if first.block_m in (64, 128) and (not gather or first.gather_mode == "staged"):  # 192-row tiles
+            cands.append(triple_config(first.block_n, activation, dtype, gather))
         if gather:  # the other gather method of the same tiles
             other = "cp_async" if first.gather_mode == "staged" else "staged"
             cands.append(first.with_gather_mode(other))

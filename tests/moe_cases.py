@@ -109,6 +109,16 @@ def cluster_config(block_m: int, block_n: int, pingpong: bool, *, silu: bool, cl
     return dataclasses.replace(cfg, cluster=cluster)
 
 
+def triple_configs() -> list:
+    """192-row cooperative tiles (three consumer warp groups): 192 x 192 and 192 x 128, both
+    dtypes, with and without silu_and_mul (gate/up with the staged gather), with and without a
+    2-CTA cluster."""
+    from staticbatch_moe._gemm_config import triple_config
+
+    return [triple_config(bn, "silu_and_mul" if silu else None, dtype, silu, c)
+            for bn, dtype, silu, c in itertools.product((192, 128), ("bf16", "fp16"), (False, True), (1, 2))]
+
+
 def store_warps_config(block_n: int, *, silu: bool, cluster: int = 2, store_warps: bool = True,
                        dtype: str = "bf16"):  # type: ignore[no-untyped-def]
     """A 128-row cooperative tile with or without store warps (the deepest ring either way):
@@ -154,6 +164,7 @@ def reachable_configs() -> list:
     found |= {dataclasses.replace(c, gather_mode="staged") for c in found if c.gather and c.split_k == 1 and not c.swap_ab}
     found.update(split_k_configs())
     found.update(tall_configs())
+    found.update(triple_configs())
     found.update(fitted_configs())
     found.update(cluster_config(bm, bn, pp, silu=silu, cluster=c) for bm, bn, pp in
                  ((128, 256, False), (64, 256, True), (128, 128, False), (64, 128, True), (128, 192, False),

@@ -489,6 +489,31 @@ def test_tall_config_validation_and_launch_shape() -> None:
     assert "GemmShape<256, 128, 4, false, false, 2>" in src and "__launch_bounds__(384, 1)" in src
 
 
+def test_triple_tile_config_validation_and_launch_shape() -> None:
+    """192-row cooperative tiles: three consumer warp groups (512 threads), one 192-row TMA box,
+    three groups' 8 KB staging buffers; at most 192 wide, not ping-pong, no in-loop gather, no
+    store warps or dynamic tiles; clusters allowed."""
+    cfg = cfgmod.triple_config(192, None, "bf16", False)
+    assert cfg.kernel_name == "sb_grouped_gemm_bf16_bm192_bn192_s3_c2"
+    assert cfg.num_consumers == 3 and cfgmod.threads(cfg) == 512
+    assert cfgmod.shared_bytes(cfg) == 3 * (192 + 192) * 128 + 3 * 2 * 8192 + 1024 + 1024 <= cfgmod.MAX_SHARED_BYTES
+    assert cfgmod._token_box_rows(cfg) == 192 and cfgmod._slices(cfg) == 1
+    narrow = cfgmod.triple_config(256, "silu_and_mul", "fp16", True, cluster=1)
+    assert (narrow.block_n, narrow.stages, narrow.gather_mode, narrow.cluster) == (192, 3, "staged", 1)
+    assert cfgmod.triple_config(128, None, "bf16", False).stages == 4
+    base = dict(block_m=192, block_n=192, stages=3)
+    for bad in (dict(block_n=256), dict(pingpong=True), dict(gather=True, activation="silu_and_mul")):
+        with pytest.raises(sb.InvalidArgumentError, match="`block_m=192` needs block_n <= 192"):
+            cfgmod.GemmConfig(**{**base, **bad})
+    for flag in ("store_warps", "dynamic"):
+        with pytest.raises(sb.InvalidArgumentError, match=f"`{flag}=True` needs normal mode, block_m=128"):
+            cfgmod.GemmConfig(**base, **{flag: True})
+    src = cfgmod.kernel_source(cfg)
+    assert "GemmShape<192, 192, 3, false, false, 2>" in src and "__launch_bounds__(512, 1)" in src
+    # The sweep list offers it beside the heuristic's 128-row tiles.
+    assert cfg in cfgmod.candidate_configs(32768, 8, 4096, 14336)
+
+
 def test_pingpong_128_config_validation_and_launch_shape() -> None:
     """128-row ping-pong tiles: each group's tile is two 64-row slices (at most 192 wide), one
     64-row TMA box per slice, the two groups' 8 KB staging buffers as for 64-row ping-pong."""

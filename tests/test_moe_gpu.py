@@ -654,6 +654,33 @@ def test_cluster_cuda_graph_replay() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# 192-row cooperative tiles (three consumer warp groups, a dead 64-row group skipped)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("silu", [False, True], ids=["down", "gate-up-staged"])
+@pytest.mark.parametrize("block_n", [192, 128])
+@pytest.mark.parametrize("cluster", [1, 2])
+def test_triple_tiles_match_reference_and_128_row_tiles_bitwise(silu: bool, block_n: int, cluster: int) -> None:
+    """A 192-row tile computes every output element as a 128-row tile of the same width does
+    (same K order), on edge counts, one row, one expert, odd totals and skew, K = 200 and 2880."""
+    from moe_cases import cluster_config, triple_configs
+
+    (cfg,) = [c for c in triple_configs() if c.block_n == block_n and c.dtype == "bf16"
+              and (c.activation is not None) == silu and c.cluster == cluster]
+    _check_pair_bitwise(silu, [cfg, cluster_config(128, block_n, False, silu=silu, cluster=1)],
+                        [(200, 320), (2880, 320)], lambda k: k + 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("silu", [False, True])
+def test_triple_tiles_every_dead_group_pattern(dtype: torch.dtype, silu: bool) -> None:
+    from moe_cases import TALL_COUNTS, triple_configs
+
+    _check_configs_on_counts(TALL_COUNTS, triple_configs(), dtype, silu, 200)
+
+
+# ---------------------------------------------------------------------------------------------
 # Store warps (store_warps=True: the producer's idle warps store the staged output tiles)
 # ---------------------------------------------------------------------------------------------
 

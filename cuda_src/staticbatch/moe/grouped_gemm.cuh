@@ -67,7 +67,10 @@
 //       waits on and releases every stage like the live group (and, with store warps, hands
 //       them an empty tile: their copies stop at the task's end). An expert of m rows then
 //       computes at most 63 rows past m, as with 64-row tiles, while each weight stage feeds
-//       128 rows.
+//       128 rows. 192-row cooperative tiles (BLOCK_N <= 192, no in-loop gather, no store
+//       warps) have three consumer groups the same way, and a producer of 40 registers for
+//       consumers of 152 (128 * 40 + 384 * 152 <= 65536): an expert of 257-384 rows takes two
+//       of them, so a 2-CTA cluster reads each of its weight tiles once.
 //     tall tiles (normal mode, BLOCK_M = 256, BLOCK_N <= 192; kSlices = 2): two consumer warp
 //       groups, g owning token rows [128g, 128g + 128) as two 64-row slices h = 0, 1 (rows
 //       [128g + 64h, +64)), each with its own BLOCK_N / 2 accumulators; per K16 step the group
@@ -263,6 +266,9 @@ constexpr int kConsumerRegs = 224;
 // (reachable through config=) the 40 cost what they cost the 64-row tiles above.
 constexpr int kLeanProducerRegs = 40;
 constexpr int kWideConsumerRegs = 232;
+// 192-row cooperative tiles have three consumer warp groups (one 64-row slice each):
+// 128 * 40 + 384 * 152 = 63488 <= 65536.
+constexpr int kTripleConsumerRegs = 152;
 constexpr int kEpiCols = 64;           // output columns per epilogue chunk (128-byte rows)
 // Hardware barrier ids (0 is __syncthreads): consumer g's epilogue barrier is
 // kEpilogueBarrier + g, the barrier ping-pong group g waits on for its turn kOrderBarrier + g.
@@ -301,9 +307,9 @@ struct GemmShape {
   // row count rounded up to kNStep.
   static constexpr bool kFitted = kSwapAB && BLOCK_M > 64;
   static constexpr int kNStep = 16;
-  // Cooperative 128-row tiles (normal mode, not ping-pong): a consumer group whose 64 rows lie
-  // past the task's end skips its wgmmas and its epilogue (a "dead" group).
-  static constexpr bool kDeadSkip = !kSwapAB && !kPingpong && BLOCK_M == 128;
+  // Cooperative 128- and 192-row tiles (normal mode, not ping-pong): a consumer group whose 64
+  // rows lie past the task's end skips its wgmmas and its epilogue (a "dead" group).
+  static constexpr bool kDeadSkip = !kSwapAB && !kPingpong && (BLOCK_M == 128 || BLOCK_M == 192);
   static constexpr int kNumConsumers = kSwapAB ? BLOCK_N / 64 : (kPingpong ? 2 : BLOCK_M / (64 * kSlices));
   static constexpr int kThreads = 128 * (1 + kNumConsumers);
   static constexpr int kWgmmaN = kSwapAB ? BLOCK_M : BLOCK_N;
@@ -333,7 +339,8 @@ struct GemmShape {
   static constexpr int kEpiRows = kSwapAB && BLOCK_M < 64 ? BLOCK_M : 64;
   static constexpr uint32_t kEpiBytes = kEpiRows * kEpiCols * 2;
 
-  static_assert(kNumConsumers == 1 || kNumConsumers == 2, "one or two consumer warp groups");
+  static_assert(kNumConsumers == 1 || kNumConsumers == 2 || (kNumConsumers == 3 && !kSwapAB && BLOCK_M == 192),
+                "one or two consumer warp groups, or three for 192-row cooperative tiles");
   static_assert(kSwapAB ? (BLOCK_N % 64 == 0) : (BLOCK_M % 64 == 0), "wgmma M side is 64 rows per consumer");
   static_assert(kSlices == 1 || BLOCK_N <= 192, "two slices of BLOCK_N / 2 accumulators must fit 224 registers");
   static_assert(!kPingpong || (!kSwapAB && (BLOCK_M == 64 || BLOCK_M == 128)), "ping-pong: normal mode, 64 or 128 rows");
@@ -968,9 +975,11 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   constexpr int kXRows = Shape::kXRows;
   constexpr bool kCpAsyncGather = kGather && !kTmaGather;  // rows by cp.async (generic proxy)
   constexpr bool kRowTma = kGather && kTmaGather;          // rows by one TMA each
-  constexpr bool kLeanProducer = kPingpong && BLOCK_M == 128;
+  constexpr bool kLeanProducer = (kPingpong && BLOCK_M == 128) || kNumConsumers == 3;
+  static_assert(kNumConsumers < 3 || (!kGather && !kStoreWarps && !kDynamic),
+                "192-row tiles: no in-loop gather (the lean producer), no store warps, static tiles");
   constexpr int kPRegs = kLeanProducer ? kLeanProducerRegs : kProducerRegs;
-  constexpr int kCRegs = kLeanProducer ? kWideConsumerRegs : kConsumerRegs;
+  constexpr int kCRegs = kNumConsumers == 3 ? kTripleConsumerRegs : (kLeanProducer ? kWideConsumerRegs : kConsumerRegs);
   constexpr bool kFitted = Shape::kFitted;
   constexpr int kFitStep = kFitted ? Shape::kNStep : 0;    // locate_tile's row split
   // Fitted tiles: the wgmma N of a tile of `rows` rows (also the token rows loaded).
@@ -1046,7 +1055,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
 
   if (warp_group == 0) {
     // ------------------------------------------------------------------ producer
-    if constexpr (kNumConsumers == 2) ptx::setmaxnreg_dec<kPRegs>();
+    if constexpr (kNumConsumers >= 2) ptx::setmaxnreg_dec<kPRegs>();
     const auto* a = static_cast<const uint16_t*>(a_ptr);
     const int32_t t = static_cast<int32_t>(threadIdx.x);  // 0..127
     const int32_t chunk = t & (Shape::kChunkStep - 1);     // cp.async: first 16-byte chunk of the 128-byte row
@@ -1262,7 +1271,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     if constexpr (kCpAsyncGather) ptx::cp_async_wait_all();
   } else {
     // ------------------------------------------------------------------ consumers
-    if constexpr (kNumConsumers == 2) ptx::setmaxnreg_inc<kCRegs>();
+    if constexpr (kNumConsumers >= 2) ptx::setmaxnreg_inc<kCRegs>();
     const int32_t cw = warp_group - 1;     // consumer index: its 64-row slice, or (ping-pong) its tiles
     const int32_t warp_in_group = warp & 3;
     const int32_t tid = static_cast<int32_t>(threadIdx.x) - 128 * warp_group;  // 0..127 in the group
@@ -1370,8 +1379,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         if constexpr (kFitted) {
           with_fitted_n<Shape::kNStep, BLOCK_M>(live_n, main_loop);
         } else if constexpr (Shape::kDeadSkip) {
-          // Cooperative 128-row tiles: a group whose 64 rows all lie past the task's end runs
-          // no wgmma (the other group's alone); it still waits on and releases every stage.
+          // Cooperative 128- and 192-row tiles: a group whose 64 rows all lie past the task's end
+          // runs no wgmma (the others' alone); it still waits on and releases every stage.
           live = tc.row_end - tc.row0 > cw * 64 ? 1 : 0;
           if (live) {
             main_loop(IntConst<Shape::kWgmmaN>{});
