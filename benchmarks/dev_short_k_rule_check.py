@@ -46,6 +46,8 @@ def classes_with(on: bool, model: str, t: int) -> dict:
 
 
 def main() -> None:
+    if not hasattr(cfgmod, "USE_PINGPONG128_SHORT_K"):
+        sys.exit("dev_short_k_rule_check: the switch was reverted after b00d5ac; run this script on that commit")
     suffix = "".join(f"_{a}" for a in sys.argv[1:])
     repeats = 11 if suffix else 7
     pts = []

@@ -381,10 +381,10 @@ def _epi_bufs(block_n: int, activation: str | None, store_warps: bool) -> int:
 
 def _num_consumers(block_m: int, block_n: int, swap_ab: bool, pingpong: bool) -> int:
     """Consumer warp groups: one per 64 weight rows (swap), two (ping-pong or 256-row tall
-    tiles, 128 rows each), else one per 64 token rows (three for 192-row tiles)."""
+    tiles, 128 rows each), else one per 64 token rows."""
     if pingpong:
         return 2
-    return (block_n if swap_ab else (block_m if block_m == 192 else min(block_m, 128))) // 64
+    return (block_n if swap_ab else (128 if block_m == 256 else block_m)) // 64
 
 
 def _smem_bytes(block_m: int, block_n: int, stages: int, swap_ab: bool, pingpong: bool, epi_bufs: int = 2) -> int:
