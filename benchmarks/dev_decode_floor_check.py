@@ -99,7 +99,8 @@ def main() -> int:
     empty = sb.load(sb.compile_source(SOURCE, "empty_kernel"), 0)
     rows = []
     for model in ("Qwen3-30B-A3B", "GPT-OSS-120B", "Qwen3-235B-A22B", "Mixtral-8x7B", "DeepSeek-V3"):
-        w1, w2, x, plan = layer_point(model, 1, "uniform")
+        w1p, w2, x, plan = layer_point(model, 1, "uniform")  # w1p: a GateUpWeight
+        w1 = w1p.packed
         counts = torch.diff(plan.expert_starts).tolist()
         active = [e for e, c in enumerate(counts) if c > 0]
         up_segs, up_bytes = segments([w1[e] for e in active])
@@ -117,11 +118,10 @@ def main() -> int:
                                                               np.int64(share(nbytes)), np.int32(stages),
                                                               np.int32(mode), np.int32(pre)], programmatic=prog)
 
-        packed = moe.pack_gate_up(w1)
         out = torch.empty(plan.num_rows, h, dtype=torch.bfloat16, device="cuda")
 
         def ours() -> None:
-            moe.grouped_mlp(x, packed, w2, plan, out=out, config=False)
+            moe.grouped_mlp(x, w1p, w2, plan, out=out, config=False)
 
         calls = {"empty": lambda: empty.launch(1, 32, 0, [np.int32(0)]), "ours": ours}
         for stages in (8, 12):
