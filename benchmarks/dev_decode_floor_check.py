@@ -6,9 +6,11 @@ with bench_grouped_gemm's method (CUDA graph replay between CUDA events, L2 read
 replays), kernels that do nothing but read exactly those bytes: no plan, no compute, no output.
 
 - ``empty``: one empty kernel (what a graph launch costs before any byte moves).
-- ``read_one``: one launch over every SM reads all the bytes (gate/up and down weights), each
-  block an equal share in 16 KB bulk copies (``cp.async.bulk``) through a ring of ``S`` slots.
-- ``read_two``: two launches, the gate/up weights then the down weights, the second plain.
+- ``read_one_cC_sS_bB``: one launch of B blocks per SM reads all the bytes (gate/up and down
+  weights), each block an equal contiguous share in C KB bulk copies (``cp.async.bulk``) through a
+  ring of S slots; ``read_one_rr_*`` deals the chunks round robin over the blocks instead.
+- ``read_two_sS``: two launches (16 KB chunks, S slots), the gate/up weights then the down weights,
+  the second plain.
 - ``read_two_pdl``: the same, the second a programmatic dependent that fills its ring before
   ``griddepcontrol.wait`` (what a down GEMM may do before the gate/up GEMM has finished).
 - ``ours``: the library's two GEMMs as the benchmark calls them, on the benchmark's routing.
@@ -33,16 +35,18 @@ from common import MEMORY_CEILING_TBPS, layer_point, save, time_interleaved
 import staticbatch as sb
 import staticbatch_moe as moe
 
-CHUNK = 16 * 1024
+#: (bytes per bulk copy, ring slots, blocks per SM) of the one-launch readers.
+READERS = ((16384, 12, 1), (16384, 8, 1), (32768, 6, 1), (65536, 3, 1), (8192, 24, 1), (4096, 32, 1),
+           (16384, 6, 2), (8192, 12, 2), (8192, 6, 4))
 SOURCE = r"""
 #include <staticbatch/ptx.cuh>
 using namespace staticbatch::ptx;
 
 // Reads bytes [b * share, (b + 1) * share) of the concatenation of `nseg` segments (device
-// array of (address, bytes) pairs) into a ring of `stages` 16 KB slots; computes nothing.
+// array of (address, bytes) pairs) into a ring of `stages` slots of `chunk` bytes; computes nothing.
 // mode 1: trigger dependents at once; mode 2: wait for the kernel before after `pre` chunks.
 extern "C" __global__ void __launch_bounds__(32) read_weights(const long long* segs, int nseg,
-    long long share, int stages, int mode, int pre) {
+    long long share, int stages, int mode, int pre, int chunk) {
   extern __shared__ __align__(1024) unsigned char ring[];
   __shared__ uint64_t bars[32];
   if (threadIdx.x != 0) return;
@@ -63,11 +67,11 @@ extern "C" __global__ void __launch_bounds__(32) read_weights(const long long* s
       if (!waited && issued == pre) { griddep_wait(); waited = true; }
       int slot = issued % stages;
       if (issued >= stages) mbarrier_wait(&bars[slot], ((issued / stages) - 1) & 1);
-      uint32_t bytes = (uint32_t)((stop - pos) < 16384 ? (stop - pos) : 16384);
+      uint32_t bytes = (uint32_t)((stop - pos) < chunk ? (stop - pos) : chunk);
       mbarrier_arrive_expect_tx(&bars[slot], bytes);
       const char* src = (const char*)segs[2 * seg] + (pos - base);
       asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
-                   :: "r"(smem_addr(ring + slot * 16384)), "l"(src), "r"(bytes), "r"(smem_addr(&bars[slot]))
+                   :: "r"(smem_addr(ring + slot * chunk)), "l"(src), "r"(bytes), "r"(smem_addr(&bars[slot]))
                    : "memory");
       pos += bytes;
       ++issued;
@@ -78,6 +82,33 @@ extern "C" __global__ void __launch_bounds__(32) read_weights(const long long* s
   for (int i = issued > stages ? issued - stages : 0; i < issued; ++i)
     mbarrier_wait(&bars[i % stages], (i / stages) & 1);
   if (!waited) griddep_wait();
+}
+
+// The same with chunks dealt round robin: block b reads chunks b, b + grid, ... of the
+// concatenation (every segment a whole number of chunks).
+extern "C" __global__ void __launch_bounds__(32) read_weights_rr(const long long* segs, int nseg,
+    long long total, int stages, int chunk) {
+  extern __shared__ __align__(1024) unsigned char ring[];
+  __shared__ uint64_t bars[32];
+  if (threadIdx.x != 0) return;
+  for (int s = 0; s < stages; ++s) mbarrier_init(&bars[s], 1);
+  fence_barrier_init();
+  int issued = 0;
+  int seg = 0;
+  long long base = 0;
+  for (long long pos = (long long)blockIdx.x * chunk; pos < total; pos += (long long)gridDim.x * chunk) {
+    while (base + segs[2 * seg + 1] <= pos) { base += segs[2 * seg + 1]; ++seg; }
+    int slot = issued % stages;
+    if (issued >= stages) mbarrier_wait(&bars[slot], ((issued / stages) - 1) & 1);
+    mbarrier_arrive_expect_tx(&bars[slot], chunk);
+    const char* src = (const char*)segs[2 * seg] + (pos - base);
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
+                 :: "r"(smem_addr(ring + slot * chunk)), "l"(src), "r"(chunk), "r"(smem_addr(&bars[slot]))
+                 : "memory");
+    ++issued;
+  }
+  for (int i = issued > stages ? issued - stages : 0; i < issued; ++i)
+    mbarrier_wait(&bars[i % stages], (i / stages) & 1);
 }
 
 extern "C" __global__ void empty_kernel(int) {}
@@ -96,6 +127,7 @@ def main() -> int:
         return 0
     sms = sb.device_properties(0).num_sms
     read = sb.load(sb.compile_source(SOURCE, "read_weights"), 0)
+    read_rr = sb.load(sb.compile_source(SOURCE, "read_weights_rr"), 0)
     empty = sb.load(sb.compile_source(SOURCE, "empty_kernel"), 0)
     rows = []
     for model in ("Qwen3-30B-A3B", "GPT-OSS-120B", "Qwen3-235B-A22B", "Mixtral-8x7B", "DeepSeek-V3"):
@@ -110,13 +142,18 @@ def main() -> int:
         m = plan.num_rows  # bench_grouped_gemm's bytes: weights, x, mid written and read, out
         floor_ms = (all_bytes + (h + 2 * m * i + m * h) * 2) / (MEMORY_CEILING_TBPS * 1e12) * 1e3
 
-        def share(total: int) -> int:
-            return -(-total // sms // 16) * 16
+        def launcher(segs: torch.Tensor, nbytes: int, stages: int, mode: int = 0, pre: int = 0, prog: bool = False,
+                     chunk: int = 16384, per_sm: int = 1):
+            grid = sms * per_sm
+            share = -(-nbytes // grid // 16) * 16
+            return lambda: read.launch(grid, 32, stages * chunk, [segs, np.int32(segs.numel() // 2), np.int64(share),
+                                                                 np.int32(stages), np.int32(mode), np.int32(pre),
+                                                                 np.int32(chunk)], programmatic=prog)
 
-        def launcher(segs: torch.Tensor, nbytes: int, stages: int, mode: int = 0, pre: int = 0, prog: bool = False):
-            return lambda: read.launch(sms, 32, stages * CHUNK, [segs, np.int32(segs.numel() // 2),
-                                                              np.int64(share(nbytes)), np.int32(stages),
-                                                              np.int32(mode), np.int32(pre)], programmatic=prog)
+        def launcher_rr(segs: torch.Tensor, nbytes: int, stages: int, chunk: int, per_sm: int):
+            return lambda: read_rr.launch(sms * per_sm, 32, stages * chunk, [segs, np.int32(segs.numel() // 2),
+                                                                           np.int64(nbytes), np.int32(stages),
+                                                                           np.int32(chunk)])
 
         out = torch.empty(plan.num_rows, h, dtype=torch.bfloat16, device="cuda")
 
@@ -124,8 +161,12 @@ def main() -> int:
             moe.grouped_mlp(x, w1p, w2, plan, out=out, config=False)
 
         calls = {"empty": lambda: empty.launch(1, 32, 0, [np.int32(0)]), "ours": ours}
+        for chunk, stages, per_sm in READERS:
+            tag = f"c{chunk // 1024}k_s{stages}_b{per_sm}"
+            calls[f"read_one_{tag}"] = launcher(all_segs, all_bytes, stages, chunk=chunk, per_sm=per_sm)
+            if all(n % chunk == 0 for n in all_segs[1::2].tolist()):
+                calls[f"read_one_rr_{tag}"] = launcher_rr(all_segs, all_bytes, stages, chunk, per_sm)
         for stages in (8, 12):
-            calls[f"read_one_s{stages}"] = launcher(all_segs, all_bytes, stages)
             up, down = launcher(up_segs, up_bytes, stages, mode=1), launcher(down_segs, down_bytes, stages)
             down_pdl = launcher(down_segs, down_bytes, stages, mode=2, pre=stages, prog=True)
             calls[f"read_two_s{stages}"] = lambda up=up, down=down: (up(), down())
