@@ -3,11 +3,14 @@ wide, ring of 12 / 8 / 6 stages) against the two launches the layer runs (gate/u
 a programmatic dependent), on the H200 for the five model shapes at T = 1, 4, 16, 128 (dev
 check, not a test; CUDA graph, L2 flushed, median of 30, each variant timed twice; outputs
 compared bitwise with the two launches first). Writes benchmarks/results/dev_mlp_check.json.
+``--flush read`` reads the flush buffer instead of writing it (the benchmark's method since
+``ef46028``) and writes dev_mlp_check_read_flush.json; ``--ts`` picks the token counts.
 
 Run::
 
-    PYTHONPATH=. python benchmarks/dev_mlp_check.py
+    PYTHONPATH=. python benchmarks/dev_mlp_check.py [--flush read] [--ts 1,4]
 """
+import argparse
 import dataclasses
 import os
 import sys
@@ -21,11 +24,16 @@ from common import layer_weights, save, time_cuda
 import staticbatch_moe as moe
 from staticbatch_moe import _gemm_config as cfgmod
 
+ap = argparse.ArgumentParser()
+ap.add_argument("--flush", default="write", choices=("write", "read"))
+ap.add_argument("--ts", default="1,4,16,128")
+args = ap.parse_args()
+flush = True if args.flush == "write" else "read"
 rows = []
 for model, (h, i, e, k) in moe.MODEL_SHAPES.items():
     torch.manual_seed(0)
     w1, w2 = layer_weights(h, i, e)
-    for t in (1, 4, 16, 128):
+    for t in map(int, args.ts.split(",")):
         plan = moe.route_plan(routing("uniform", t, e, k, seed=t), e)
         x = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
         y = torch.empty(plan.num_rows, h, device="cuda", dtype=torch.bfloat16)
@@ -45,9 +53,9 @@ for model, (h, i, e, k) in moe.MODEL_SHAPES.items():
         for _ in range(2):
             for name, cfg in variants.items():
                 ms = time_cuda(lambda cfg=cfg: moe.grouped_mlp(x, w1, w2, plan, out=y, config=cfg), reps=30,
-                               flush_l2=True, warmup_ms=15)["median_ms"]
+                               flush_l2=flush, warmup_ms=15)["median_ms"]
                 row["us"].setdefault(name, []).append(round(ms * 1000, 2))
         print(row, flush=True)
         rows.append(row)
     torch.cuda.empty_cache()
-save("dev_mlp_check", rows)
+save("dev_mlp_check" if args.flush == "write" else "dev_mlp_check_read_flush", rows)
