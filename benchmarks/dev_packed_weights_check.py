@@ -13,7 +13,9 @@ Both GEMMs of a layer as bench_grouped_gemm calls them (heuristic tiles, the ben
 the down GEMM a programmatic dependent), with the weights as given (``plain``) and packed
 (``packed``: the same tiles with ``packed_w=True``). Outputs must be bit-identical. Three
 interleaved repeats of a median of 10 replays, L2 read-flushed.
-Result: benchmarks/results/dev_packed_weights_check.json.
+Result: benchmarks/results/dev_packed_weights_check.json. Not kept: 1-3 % slower at 13 of 15
+decode points, 0-2 % faster at T >= 1024; the layout option was reverted after ``c1ba59f``, which
+this script needs (it exits with a message without it).
 
 Run::
 
@@ -72,6 +74,9 @@ def main() -> int:
     if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
         print("dev_packed_weights_check needs a Hopper GPU")
         return 0
+    if "packed_w" not in {f.name for f in dataclasses.fields(moe.GemmConfig)}:
+        print("dev_packed_weights_check needs GemmConfig.packed_w (commit c1ba59f; reverted after it)")
+        return 1
     points = POINTS
     if args.points:
         points = [(p.split(":")[0], int(p.split(":")[1]), p.split(":")[2]) for p in args.points.split(",")]

@@ -949,7 +949,7 @@ struct TileRing {
 // workspace and counters (see the header); else unused.
 template <bool kBf16, int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kGather, bool kSiluMul,
           bool kPingpong = false, bool kTmaGather = false, int kSplitK = 1, bool kStaged = false, int kCluster = 1,
-          bool kStoreWarps = false, bool kDynamic = false, bool kPackedW = false>
+          bool kStoreWarps = false, bool kDynamic = false>
 SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescriptor& a_map, const void* a_ptr,
                             int64_t lda, void* out_ptr, const int32_t* gather_idx, const int32_t* tile_offsets,
                             const int32_t* task_rows, const int64_t* task_starts, const int32_t* task_expert,
@@ -1044,11 +1044,6 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
 
   const int32_t num_k_blocks = ceil_div<int32_t>(k, BLOCK_K);
   const int32_t n_blocks = ceil_div<int32_t>(n, BLOCK_N);
-  // Weight map coordinates of k-block kb of `expert`: (k, row, expert) over [E, N, K], or with
-  // kPackedW (0, row, expert * num_k_blocks + kb) over the k-block-major [E, K / 64, N, 64]
-  // (pack_weight), where one k-block of all of an expert's rows is contiguous.
-  auto w_c0 = [&](int32_t kb) { return kPackedW ? 0 : kb * BLOCK_K; };
-  auto w_c2 = [&](int32_t kb, int32_t expert) { return kPackedW ? expert * num_k_blocks + kb : expert; };
   constexpr uint32_t kHalfWBytes = (BLOCK_N / 2) * 128u;  // half a weight stage (clusters)
   // 2-CTA clusters (see "Clusters" in the header): tile `tile` of this CTA runs beside tile
   // `tile ^ 1` of the other one; `mate_live` says that tile exists.
@@ -1094,8 +1089,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
           for (int32_t kb = tc.k_block0; kb < tc.k_block0 + tc.k_blocks && early < kEarlyMax; ++kb, ++early) {
             if (t == 0) {  // stage `early` is fresh: nothing to wait for
               ptx::mbarrier_arrive_expect_tx(&ss.full[early], stage_bytes_of(tc));
-              ptx::tma_load_3d(ptx::smem_addr(ss.w[early]), &w_map, &ss.full[early], w_c0(kb), tc.n_block * BLOCK_N,
-                               w_c2(kb, tc.expert));
+              ptx::tma_load_3d(ptx::smem_addr(ss.w[early]), &w_map, &ss.full[early], kb * BLOCK_K, tc.n_block * BLOCK_N,
+                               tc.expert);
             }
           }
         }
@@ -1160,16 +1155,16 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
             if (it >= early) {  // else loaded before the wait
               ptx::mbarrier_arrive_expect_tx(&ss.full[s], stage_bytes);
               if constexpr (kCluster == 1) {
-                ptx::tma_load_3d(ptx::smem_addr(ss.w[s]), &w_map, &ss.full[s], w_c0(kb), w_row0, w_c2(kb, tc.expert));
+                ptx::tma_load_3d(ptx::smem_addr(ss.w[s]), &w_map, &ss.full[s], kb * BLOCK_K, w_row0, tc.expert);
               } else if (share_w) {  // this CTA's half, into both CTAs
                 ptx::tma_load_3d_multicast(ptx::smem_addr(ss.w[s]) + cta_rank * kHalfWBytes, &w_map, &ss.full[s],
-                                           w_c0(kb), w_row0 + static_cast<int32_t>(cta_rank) * (BLOCK_N / 2),
-                                           w_c2(kb, tc.expert), 0x3);
+                                           kb * BLOCK_K, w_row0 + static_cast<int32_t>(cta_rank) * (BLOCK_N / 2),
+                                           tc.expert, 0x3);
               } else {  // both halves, into this CTA only
 #pragma unroll
                 for (int h = 0; h < 2; ++h) {
-                  ptx::tma_load_3d(ptx::smem_addr(ss.w[s]) + h * kHalfWBytes, &w_map, &ss.full[s], w_c0(kb),
-                                   w_row0 + h * (BLOCK_N / 2), w_c2(kb, tc.expert));
+                  ptx::tma_load_3d(ptx::smem_addr(ss.w[s]) + h * kHalfWBytes, &w_map, &ss.full[s], kb * BLOCK_K,
+                                   w_row0 + h * (BLOCK_N / 2), tc.expert);
                 }
               }
             }
