@@ -165,10 +165,15 @@ class LoadedKernel:
         _make_current(device_index)
         self._module = _check(driver.cuModuleLoadData(compiled.cubin), f"loading {compiled.name}")
         self.function = _check(driver.cuModuleGetFunction(self._module, compiled.name.encode()), "cuModuleGetFunction")
-        self._smem_limit = 48 * 1024
         self._occupancy: dict[tuple[int, int], int] = {}  # (block, smem) -> blocks per SM
         self._clusters: dict[tuple[int, int, int], int] = {}  # (cluster, block, smem) -> resident clusters
         attr = driver.CUfunction_attribute
+        # Without the attribute a launch may use 48 KB of shared memory in all, static included:
+        # dynamic bytes beyond what the static part leaves need the attribute raised first.
+        static_bytes = int(
+            _check(driver.cuFuncGetAttribute(attr.CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, self.function), "attr")
+        )
+        self._smem_limit = 48 * 1024 - static_bytes
         self.num_regs = int(_check(driver.cuFuncGetAttribute(attr.CU_FUNC_ATTRIBUTE_NUM_REGS, self.function), "attr"))
         self.local_bytes = int(
             _check(driver.cuFuncGetAttribute(attr.CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES, self.function), "attr")

@@ -211,6 +211,37 @@ def test_two_entry_points_of_one_source_load_apart() -> None:
     assert x.tolist() == [1, 9]
 
 
+def test_dynamic_shared_memory_beside_static_up_to_48_kb_and_past_it() -> None:
+    """A kernel with static shared memory launches with dynamic shared memory that takes the
+    total past 48 KB (the attribute raised for what the static part leaves), and every byte of
+    both is usable."""
+    src = """
+    #include <staticbatch/common.cuh>
+    extern "C" __global__ void sb_static_and_dynamic(unsigned int* out, int words) {
+      __shared__ unsigned int fixed[256];
+      extern __shared__ unsigned int dyn[];
+      for (int i = threadIdx.x; i < 256; i += blockDim.x) fixed[i] = i;
+      for (int i = threadIdx.x; i < words; i += blockDim.x) dyn[i] = 3u * i;
+      __syncthreads();
+      if (threadIdx.x == 0) {
+        unsigned int s = 0;
+        for (int i = 0; i < 256; ++i) s += fixed[i];
+        for (int i = 0; i < words; ++i) s += dyn[i];
+        out[0] = s;
+      }
+    }
+    """
+    kernel = sb.load(sb.compile_source(src, "sb_static_and_dynamic"), 0)
+    out = torch.zeros(1, dtype=torch.int32, device="cuda")
+    for smem in (48 * 1024 - 1024, 48 * 1024, 64 * 1024):
+        words = smem // 4
+        out.fill_(-1)
+        kernel.launch(1, 128, smem, [out, np.int32(words)])
+        torch.cuda.synchronize()
+        want = (sum(range(256)) + 3 * words * (words - 1) // 2) % 2**32
+        assert out.item() % 2**32 == want, smem
+
+
 def test_cooperative_launch_runs_and_refuses_a_grid_that_cannot_be_resident() -> None:
     """A cooperative launch of a grid whose blocks all fit runs (also captured in a CUDA graph);
     one with more blocks than can be resident at once is refused with a LaunchError instead of
