@@ -16,13 +16,15 @@ bytes, 12 slots), tile i by block i mod 132, as the persistent kernel does.
 - ``even_one_rr``: one launch, 8 KB chunks dealt round robin over 4 blocks per SM (the fastest
   reader of dev_decode_floor_check at every model).
 - ``ours``: both GEMMs as bench_grouped_gemm calls them.
+- ``ours_up`` / ``tiles_up`` and ``ours_down`` / ``tiles_down``: each GEMM alone against its tiles
+  read alone (one launch each; ``--alone``, a second run).
 
 Timing as bench_grouped_gemm (CUDA graph, L2 read-flushed), five interleaved repeats.
 Result: benchmarks/results/dev_decode_tiles_read_check.json.
 
 Run::
 
-    PYTHONPATH=. python benchmarks/dev_decode_tiles_read_check.py
+    PYTHONPATH=. python benchmarks/dev_decode_tiles_read_check.py [--alone]
 """
 import os
 import sys
@@ -93,6 +95,7 @@ def main() -> int:
     read = sb.load(sb.compile_source(SOURCE, "read_weights"), 0)
     read_rr = sb.load(sb.compile_source(SOURCE, "read_weights_rr"), 0)
     read_tiles = sb.load(sb.compile_source(SOURCE, "read_tiles"), 0)
+    alone = "--alone" in sys.argv[1:]
     rows = []
     for model in ("Qwen3-30B-A3B", "GPT-OSS-120B", "Qwen3-235B-A22B", "Mixtral-8x7B", "DeepSeek-V3"):
         w1p, w2, x, plan = layer_point(model, 1, "uniform")
@@ -137,6 +140,21 @@ def main() -> int:
             moe.grouped_gemm(x, w1p, plan, activation="silu_and_mul", out=mid)
             moe.grouped_gemm(mid, w2, plan, gather=False, out=y, programmatic_launch=True)
 
+        def ours_up() -> None:
+            moe.grouped_gemm(x, w1p, plan, activation="silu_and_mul", out=mid)
+
+        def ours_down() -> None:
+            moe.grouped_gemm(mid, w2, plan, gather=False, out=y)
+
+        if alone:
+            calls = {"ours_up": ours_up, "tiles_up": tiles_launch(up_tiles, c_up),
+                     "ours_down": ours_down, "tiles_down": down1}
+            ms = time_interleaved(calls, repeats=5, reps=20)
+            row = {"model": model, "T": 1, "us": {n: [round(v * 1e3, 2) for v in vals] for n, vals in ms.items()}}
+            row["median_us"] = {n: float(np.median(v)) for n, v in row["us"].items()}
+            rows.append(row)
+            print(model, ", ".join(f"{n} {v:.1f}" for n, v in row["median_us"].items()), flush=True)
+            continue
         calls = {
             "ours": ours,
             "tiles_two": lambda: (up1(), down1()),
@@ -153,7 +171,7 @@ def main() -> int:
         rows.append(row)
         print(model, f"floor {floor_ms * 1e3:.1f} us, up {len(t_up)} x {t_up[0][1] // 1024} KB, down {len(t_down)} x "
               f"{t_down[0][1] // 1024} KB:", ", ".join(f"{n} {v:.1f}" for n, v in row["median_us"].items()), flush=True)
-    save("dev_decode_tiles_read_check", rows, {"note": "T = 1, uniform routing, us; reads only, split as the "
+    save("dev_decode_tiles_read_check_alone" if alone else "dev_decode_tiles_read_check", rows, {"note": "T = 1, uniform routing, us; reads only, split as the "
                                                "heuristic's tiles or evenly; timing as bench_grouped_gemm"})
     return 0
 
