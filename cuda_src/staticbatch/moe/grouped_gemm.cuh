@@ -949,7 +949,7 @@ struct TileRing {
 // workspace and counters (see the header); else unused.
 template <bool kBf16, int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kGather, bool kSiluMul,
           bool kPingpong = false, bool kTmaGather = false, int kSplitK = 1, bool kStaged = false, int kCluster = 1,
-          bool kStoreWarps = false, bool kDynamic = false>
+          bool kStoreWarps = false, bool kDynamic = false, int kWRows = 0>
 SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescriptor& a_map, const void* a_ptr,
                             int64_t lda, void* out_ptr, const int32_t* gather_idx, const int32_t* tile_offsets,
                             const int32_t* task_rows, const int64_t* task_starts, const int32_t* task_expert,
@@ -960,6 +960,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   static_assert(!kStaged || (!kGather && kSplitK == 1), "the staged gather runs the kernel without gather, unsplit");
   static_assert(kCluster == 1 || (kCluster == 2 && !kSwapAB && !kGather && kSplitK == 1 && !(BLOCK_M == 256)),
                 "2-CTA clusters: normal mode, no in-loop gather, no split-K, no tall tiles");
+  static_assert(kWRows == 0 || ((kWRows == 16 || kWRows == 32 || kWRows == 64) && (BLOCK_N / kCluster) % kWRows == 0),
+                "a tiled weight's row blocks (16, 32 or 64 rows) must divide the weight box");
   static_assert(!kDynamic || (!kSwapAB && !kPingpong && BLOCK_M == 128 && !kGather && kSplitK == 1),
                 "dynamic tiles: normal mode, 128-row cooperative tiles, no in-loop gather, no split-K");
   float* const splitk_workspace = static_cast<float*>(workspace);
@@ -1044,6 +1046,24 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
 
   const int32_t num_k_blocks = ceil_div<int32_t>(k, BLOCK_K);
   const int32_t n_blocks = ceil_div<int32_t>(n, BLOCK_N);
+  // The weight box {64 columns, R rows} at k-block kb from row `row` of `expert`, over [E, N, K]
+  // (coordinates kb * 64, row, expert), or with kWRows over the tiled layout [E, N / kWRows,
+  // K / 64, kWRows, 64] (pack_weight), in which each block of kWRows rows holds its k-blocks
+  // one after the other: coordinates (0, 0, kb, row / kWRows, expert), R / kWRows row blocks.
+  auto load_w = [&](uint32_t dst, uint64_t* bar, int32_t kb, int32_t row, int32_t expert) {
+    if constexpr (kWRows == 0) {
+      ptx::tma_load_3d(dst, &w_map, bar, kb * BLOCK_K, row, expert);
+    } else {
+      ptx::tma_load_5d(dst, &w_map, bar, 0, 0, kb, row / kWRows, expert);
+    }
+  };
+  auto load_w_multicast = [&](uint32_t dst, uint64_t* bar, int32_t kb, int32_t row, int32_t expert, uint16_t mask) {
+    if constexpr (kWRows == 0) {
+      ptx::tma_load_3d_multicast(dst, &w_map, bar, kb * BLOCK_K, row, expert, mask);
+    } else {
+      ptx::tma_load_5d_multicast(dst, &w_map, bar, 0, 0, kb, row / kWRows, expert, mask);
+    }
+  };
   constexpr uint32_t kHalfWBytes = (BLOCK_N / 2) * 128u;  // half a weight stage (clusters)
   // 2-CTA clusters (see "Clusters" in the header): tile `tile` of this CTA runs beside tile
   // `tile ^ 1` of the other one; `mate_live` says that tile exists.
@@ -1089,8 +1109,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
           for (int32_t kb = tc.k_block0; kb < tc.k_block0 + tc.k_blocks && early < kEarlyMax; ++kb, ++early) {
             if (t == 0) {  // stage `early` is fresh: nothing to wait for
               ptx::mbarrier_arrive_expect_tx(&ss.full[early], stage_bytes_of(tc));
-              ptx::tma_load_3d(ptx::smem_addr(ss.w[early]), &w_map, &ss.full[early], kb * BLOCK_K, tc.n_block * BLOCK_N,
-                               tc.expert);
+              load_w(ptx::smem_addr(ss.w[early]), &ss.full[early], kb, tc.n_block * BLOCK_N, tc.expert);
             }
           }
         }
@@ -1155,16 +1174,14 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
             if (it >= early) {  // else loaded before the wait
               ptx::mbarrier_arrive_expect_tx(&ss.full[s], stage_bytes);
               if constexpr (kCluster == 1) {
-                ptx::tma_load_3d(ptx::smem_addr(ss.w[s]), &w_map, &ss.full[s], kb * BLOCK_K, w_row0, tc.expert);
+                load_w(ptx::smem_addr(ss.w[s]), &ss.full[s], kb, w_row0, tc.expert);
               } else if (share_w) {  // this CTA's half, into both CTAs
-                ptx::tma_load_3d_multicast(ptx::smem_addr(ss.w[s]) + cta_rank * kHalfWBytes, &w_map, &ss.full[s],
-                                           kb * BLOCK_K, w_row0 + static_cast<int32_t>(cta_rank) * (BLOCK_N / 2),
-                                           tc.expert, 0x3);
+                load_w_multicast(ptx::smem_addr(ss.w[s]) + cta_rank * kHalfWBytes, &ss.full[s], kb,
+                                 w_row0 + static_cast<int32_t>(cta_rank) * (BLOCK_N / 2), tc.expert, 0x3);
               } else {  // both halves, into this CTA only
 #pragma unroll
                 for (int h = 0; h < 2; ++h) {
-                  ptx::tma_load_3d(ptx::smem_addr(ss.w[s]) + h * kHalfWBytes, &w_map, &ss.full[s], kb * BLOCK_K,
-                                   w_row0 + h * (BLOCK_N / 2), tc.expert);
+                  load_w(ptx::smem_addr(ss.w[s]) + h * kHalfWBytes, &ss.full[s], kb, w_row0 + h * (BLOCK_N / 2), tc.expert);
                 }
               }
             }
