@@ -11,7 +11,10 @@ blocks (the same bytes in shared memory).
 
 Both GEMMs of a layer as bench_grouped_gemm calls them (heuristic tiles, the benchmark's routing,
 the down GEMM a programmatic dependent), with the weights as given (``plain``) and tiled with
-r = 16, 32, 64 (``wt16`` ...; only where r divides every class's weight box). Outputs must be
+r = 16, 32, 64 (``wt16`` ...; only where r divides every class's weight box), and tiled with the
+rows pre-swizzled and loaded by 1-D bulk copies, one per row block (``wt32b``, ``wt64b``;
+``GemmConfig.w_bulk``; dev_decode_box_read_check found 1-D copies 6-10 % faster than the boxes).
+The second run (``--bulk``, the default since) times plain, wt32, wt32b, wt64b. Outputs must be
 bit-identical. Three interleaved repeats of a median of 10 replays, L2 read-flushed.
 Result: benchmarks/results/dev_tiled_weights_check.json.
 
@@ -38,30 +41,38 @@ POINTS += [("Qwen3-30B-A3B", 4096, "uniform"), ("Qwen3-235B-A22B", 4096, "unifor
            ("DeepSeek-V3", 4096, "uniform"), ("DeepSeek-V3", 4096, "skewed"), ("GPT-OSS-120B", 4096, "skewed"),
            ("GPT-OSS-120B", 16384, "uniform"), ("Mixtral-8x7B", 16384, "uniform")]
 
-PACKED: dict[tuple[int, int], torch.Tensor] = {}  # (data_ptr of a weight, r) -> its tiled copy
-USE_PACKED = 0  # the w_rows of the calls being made (0: the weights as given)
+PACKED: dict[tuple[int, int, bool], torch.Tensor] = {}  # (data_ptr of a weight, r, bulk) -> its tiled copy
+USE_PACKED = (0, False)  # (w_rows, w_bulk) of the calls being made ((0, False): the weights as given)
 _tile_classes = gemm_mod._tile_classes
 _weight_descriptor = gemm_mod._weight_descriptor
 
 
-def pack(w: torch.Tensor, r: int) -> torch.Tensor:
-    """[E, N, K] -> [E, N / r, K / 64, r, 64], N and K padded with zeros."""
+def pack(w: torch.Tensor, r: int, swizzle: bool = False) -> torch.Tensor:
+    """[E, N, K] -> [E, N / r, K / 64, r, 64], N and K padded with zeros; with ``swizzle`` the
+    16-byte chunk c of row i of each block stored at c ^ (i % 8) (the 128-byte swizzle)."""
     e, n, k = w.shape
     nb, kb = -(-n // r), -(-k // 64)
     padded = torch.zeros(e, nb * r, kb * 64, dtype=w.dtype, device=w.device)
     padded[:, :n, :k] = w
-    return padded.view(e, nb, r, kb, 64).permute(0, 1, 3, 2, 4).contiguous()
+    out = padded.view(e, nb, r, kb, 64).permute(0, 1, 3, 2, 4).contiguous()
+    if swizzle:
+        rows = torch.arange(r, device=w.device).view(r, 1)
+        src = torch.arange(8, device=w.device).view(1, 8) ^ (rows % 8)  # stored chunk j holds chunk j ^ (i % 8)
+        chunks = out.view(e, nb, kb, r, 8, 8)
+        out = torch.gather(chunks, 4, src.view(1, 1, 1, r, 8, 1).expand(e, nb, kb, r, 8, 8)).view(e, nb, kb, r, 64)
+    return out.contiguous()
 
 
 def tile_classes(*args, **kwargs):  # type: ignore[no-untyped-def]
     classes = _tile_classes(*args, **kwargs)
-    if not USE_PACKED:
+    if not USE_PACKED[0]:
         return classes
-    return tuple(dataclasses.replace(c, config=dataclasses.replace(c.config, w_rows=USE_PACKED)) for c in classes)
+    return tuple(dataclasses.replace(c, config=dataclasses.replace(c.config, w_rows=USE_PACKED[0], w_bulk=USE_PACKED[1]))
+                 for c in classes)
 
 
 def weight_descriptor(weight, cfg):  # type: ignore[no-untyped-def]
-    return _weight_descriptor(PACKED[weight.data_ptr(), cfg.w_rows] if cfg.w_rows else weight, cfg)
+    return _weight_descriptor(PACKED[weight.data_ptr(), cfg.w_rows, cfg.w_bulk] if cfg.w_rows else weight, cfg)
 
 
 gemm_mod._tile_classes = tile_classes
@@ -80,28 +91,29 @@ def main() -> int:
         points = [(p.split(":")[0], int(p.split(":")[1]), p.split(":")[2]) for p in args.points.split(",")]
     global USE_PACKED
 
-    def layouts(model: str, t: int) -> list[int]:
+    def layouts(model: str, t: int) -> list[tuple[int, bool]]:
         boxes = [c.config.block_n // c.config.cluster for cls in layer_classes(model, t).values() for c in cls]
-        return [r for r in (16, 32, 64) if all(b % r == 0 for b in boxes)]
+        return [(r, bulk) for r, bulk in ((32, False), (32, True), (64, True)) if all(b % r == 0 for b in boxes)]
 
     base = {c.config for m, t, _ in points for cls in layer_classes(m, t).values() for c in cls}
     configs = set(base)
     for m, t, _ in points:
-        for r in layouts(m, t):
-            configs |= {dataclasses.replace(c.config, w_rows=r) for cls in layer_classes(m, t).values() for c in cls}
+        for r, bulk in layouts(m, t):
+            configs |= {dataclasses.replace(c.config, w_rows=r, w_bulk=bulk) for cls in layer_classes(m, t).values()
+                        for c in cls}
     print(compile_configs(sorted(configs, key=lambda c: c.kernel_name)), flush=True)
     rows = []
     for model, t, kind in points:
         PACKED.clear()
         w1p, w2, x, plan = layer_point(model, t, kind)
         rs = layouts(model, t)
-        for r in rs:
-            PACKED[w1p.packed.data_ptr(), r] = pack(w1p.packed, r)
-            PACKED[w2.data_ptr(), r] = pack(w2, r)
+        for r, bulk in rs:
+            PACKED[w1p.packed.data_ptr(), r, bulk] = pack(w1p.packed, r, bulk)
+            PACKED[w2.data_ptr(), r, bulk] = pack(w2, r, bulk)
         h, i, _, _ = moe.MODEL_SHAPES[model]
         outs = {}
         calls = {}
-        for name, r in [("plain", 0)] + [(f"wt{r}", r) for r in rs]:
+        for name, r in [("plain", (0, False))] + [(f"wt{r}" + ("b" if b else ""), (r, b)) for r, b in rs]:
             mid = torch.full((plan.num_rows, i), float("nan"), device="cuda", dtype=torch.bfloat16)
             y = torch.full((plan.num_rows, h), float("nan"), device="cuda", dtype=torch.bfloat16)
 
@@ -110,7 +122,7 @@ def main() -> int:
                 USE_PACKED = r
                 moe.grouped_gemm(x, w1p, plan, activation="silu_and_mul", out=mid)
                 moe.grouped_gemm(mid, w2, plan, gather=False, out=y, programmatic_launch=True)
-                USE_PACKED = 0
+                USE_PACKED = (0, False)
 
             fn()
             torch.cuda.synchronize()

@@ -232,7 +232,8 @@ def _kernel_path_problem(a: Any) -> str | None:
 
 
 def _weight_descriptor(weight: Any, cfg: GemmConfig) -> sb.ByValue:
-    key = (weight.data_ptr(), tuple(weight.shape), weight.dtype, cfg.block_n // cfg.cluster, cfg.dtype)
+    key = (weight.data_ptr(), tuple(weight.shape), weight.dtype, cfg.block_n // cfg.cluster, cfg.dtype, cfg.w_rows,
+           cfg.w_bulk)
     desc = _descriptor_cache.get(key)
     if desc is None:
         desc = sb.ByValue(cfgmod.weight_tma_descriptor(weight, cfg), align=64)

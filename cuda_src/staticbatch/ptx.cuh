@@ -212,6 +212,25 @@ SB_DEVICE void tma_load_5d_multicast(uint32_t dst, const TmaDescriptor* map, uin
       : "memory");
 }
 
+// Copies `bytes` (a multiple of 16) contiguous bytes from global `src` (16-byte aligned) to
+// shared memory at `dst`; the bytes are counted on `bar`'s transaction count. No swizzle.
+SB_DEVICE void bulk_load(uint32_t dst, const void* src, uint32_t bytes, uint64_t* bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
+               :
+               : "r"(dst), "l"(src), "r"(bytes), "r"(smem_addr(bar))
+               : "memory");
+}
+
+// bulk_load into every CTA of the cluster named in `cta_mask`, at offset `dst` of each one's
+// shared memory, counted on the barrier at `bar`'s offset in each of them.
+SB_DEVICE void bulk_load_multicast(uint32_t dst, const void* src, uint32_t bytes, uint64_t* bar, uint16_t cta_mask) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1], %2, [%3], %4;\n"
+      :
+      : "r"(dst), "l"(src), "r"(bytes), "r"(smem_addr(bar)), "h"(cta_mask)
+      : "memory");
+}
+
 // Loads the 2-D box at coordinates (c0 innermost, c1) of the tensor map into shared memory
 // at `dst`; the bytes (the whole box, out-of-bounds elements zero-filled) are counted on
 // `bar`'s transaction count.

@@ -949,7 +949,7 @@ struct TileRing {
 // workspace and counters (see the header); else unused.
 template <bool kBf16, int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kGather, bool kSiluMul,
           bool kPingpong = false, bool kTmaGather = false, int kSplitK = 1, bool kStaged = false, int kCluster = 1,
-          bool kStoreWarps = false, bool kDynamic = false, int kWRows = 0>
+          bool kStoreWarps = false, bool kDynamic = false, int kWRows = 0, bool kWBulk = false>
 SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescriptor& a_map, const void* a_ptr,
                             int64_t lda, void* out_ptr, const int32_t* gather_idx, const int32_t* tile_offsets,
                             const int32_t* task_rows, const int64_t* task_starts, const int32_t* task_expert,
@@ -962,6 +962,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
                 "2-CTA clusters: normal mode, no in-loop gather, no split-K, no tall tiles");
   static_assert(kWRows == 0 || ((kWRows == 16 || kWRows == 32 || kWRows == 64) && (BLOCK_N / kCluster) % kWRows == 0),
                 "a tiled weight's row blocks (16, 32 or 64 rows) must divide the weight box");
+  static_assert(!kWBulk || kWRows != 0, "bulk weight copies need a tiled weight");
   static_assert(!kDynamic || (!kSwapAB && !kPingpong && BLOCK_M == 128 && !kGather && kSplitK == 1),
                 "dynamic tiles: normal mode, 128-row cooperative tiles, no in-loop gather, no split-K");
   float* const splitk_workspace = static_cast<float*>(workspace);
@@ -1015,7 +1016,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     init_ring<kStages>(ss, kCpAsyncGather ? 128 + 1 : 1, Shape::kStageConsumerWarps * kCluster);
   }
   if (threadIdx.x == 32) {
-    ptx::tma_prefetch_descriptor(&w_map);
+    if constexpr (!kWBulk) ptx::tma_prefetch_descriptor(&w_map);
     if constexpr (!kCpAsyncGather) ptx::tma_prefetch_descriptor(&a_map);
   }
   ptx::griddep_launch_dependents();
@@ -1050,9 +1051,26 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   // (coordinates kb * 64, row, expert), or with kWRows over the tiled layout [E, N / kWRows,
   // K / 64, kWRows, 64] (pack_weight), in which each block of kWRows rows holds its k-blocks
   // one after the other: coordinates (0, 0, kb, row / kWRows, expert), R / kWRows row blocks.
+  // With kWBulk the tiled weight is stored pre-swizzled (each row block's 128-byte rows already
+  // in the order the 128-byte swizzle gives them in shared memory) and each row block of a box
+  // comes by a 1-D bulk copy; `w_map` then holds no tensor map but {address, row blocks per
+  // expert, k-blocks}. A row block past the expert's last is read from its last (rows >= N,
+  // never stored).
+  constexpr int32_t kWBoxRows = BLOCK_N / kCluster;
+  constexpr uint32_t kWBlockBytes = kWRows * 128u;
+  auto w_block_src = [&](int32_t kb, int32_t rb, int32_t expert) -> const char* {
+    const int64_t nb = static_cast<int64_t>(w_map.data[1]);
+    const int64_t rbc = rb < nb ? rb : nb - 1;
+    return reinterpret_cast<const char*>(w_map.data[0]) +
+           ((static_cast<int64_t>(expert) * nb + rbc) * num_k_blocks + kb) * static_cast<int64_t>(kWBlockBytes);
+  };
   auto load_w = [&](uint32_t dst, uint64_t* bar, int32_t kb, int32_t row, int32_t expert) {
     if constexpr (kWRows == 0) {
       ptx::tma_load_3d(dst, &w_map, bar, kb * BLOCK_K, row, expert);
+    } else if constexpr (kWBulk) {
+#pragma unroll
+      for (int32_t j = 0; j < kWBoxRows / kWRows; ++j)
+        ptx::bulk_load(dst + j * kWBlockBytes, w_block_src(kb, row / kWRows + j, expert), kWBlockBytes, bar);
     } else {
       ptx::tma_load_5d(dst, &w_map, bar, 0, 0, kb, row / kWRows, expert);
     }
@@ -1060,6 +1078,11 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   auto load_w_multicast = [&](uint32_t dst, uint64_t* bar, int32_t kb, int32_t row, int32_t expert, uint16_t mask) {
     if constexpr (kWRows == 0) {
       ptx::tma_load_3d_multicast(dst, &w_map, bar, kb * BLOCK_K, row, expert, mask);
+    } else if constexpr (kWBulk) {
+#pragma unroll
+      for (int32_t j = 0; j < kWBoxRows / kWRows; ++j)
+        ptx::bulk_load_multicast(dst + j * kWBlockBytes, w_block_src(kb, row / kWRows + j, expert), kWBlockBytes, bar,
+                                 mask);
     } else {
       ptx::tma_load_5d_multicast(dst, &w_map, bar, 0, 0, kb, row / kWRows, expert, mask);
     }
