@@ -13,11 +13,13 @@ from __future__ import annotations
 from staticbatch_moe._gemm_config import GemmConfig, TileClass, choose_config, choose_tile_classes
 from staticbatch_moe.gemm import (
     GateUpWeight,
+    TiledWeight,
     grouped_gemm,
     grouped_gemm_reference,
     grouped_mlp,
     grouped_mlp_reference,
     pack_gate_up,
+    pack_weight,
 )
 from staticbatch_moe.layer import MoE, combine, fused_moe, select_experts
 from staticbatch_moe.routing import RoutePlan, route_plan
@@ -30,6 +32,7 @@ __all__ = [
     "fused_moe",
     "select_experts",
     "GateUpWeight",
+    "TiledWeight",
     "GemmConfig",
     "RoutePlan",
     "TileClass",
@@ -40,5 +43,6 @@ __all__ = [
     "grouped_mlp",
     "grouped_mlp_reference",
     "pack_gate_up",
+    "pack_weight",
     "route_plan",
 ]

@@ -9,6 +9,7 @@ not Hopper, the same call runs :func:`grouped_gemm_reference`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Sequence
@@ -26,11 +27,13 @@ __all__ = [
     "GateUpWeight",
     "GemmConfig",
     "TileClass",
+    "TiledWeight",
     "grouped_gemm",
     "grouped_gemm_reference",
     "grouped_mlp",
     "grouped_mlp_reference",
     "pack_gate_up",
+    "pack_weight",
 ]
 
 logger = logging.getLogger("staticbatch.moe")
@@ -76,12 +79,60 @@ USE_COOPERATIVE_LAUNCH = True
 
 
 @dataclass(frozen=True, eq=False)
+class TiledWeight:
+    """A weight ``[E, N, K]`` stored tiled, once at load time, for a faster weight stream.
+
+    ``tiles`` is ``[E, ceil(N / 64), ceil(K / 64), 64, 64]`` (zeros past N and K): each 64 x 64
+    block holds its rows in the order the kernel's shared memory wants them (see
+    :func:`~staticbatch_moe._gemm_config.tile_weight`), and a block's k-blocks follow each other.
+    The kernel then copies each block front to back with 1-D bulk copies instead of reading 128
+    bytes from each of 64-256 rows per tensor-map box: 3-6 % faster at decode on the H200
+    (docs/performance.md, "Seventeenth session"). Build it with :func:`pack_weight`.
+    """
+
+    tiles: Any
+    n: int
+    k: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(E, N, K)`` of the weight it holds."""
+        return (int(self.tiles.shape[0]), self.n, self.k)
+
+    @property
+    def dtype(self) -> Any:
+        return self.tiles.dtype
+
+    @property
+    def device(self) -> Any:
+        return self.tiles.device
+
+    def unpack(self) -> Any:
+        """The weight as ``[E, N, K]``."""
+        return cfgmod.untile_weight(self.tiles, self.n, self.k)
+
+
+def pack_weight(w: Any) -> TiledWeight:
+    """Store ``w`` ``[E, N, K]`` (bf16 or fp16) as a :class:`TiledWeight`. Do it once, at load
+    time; :func:`grouped_gemm` takes it wherever it takes ``w``. It costs ``(ceil(N / 64) * 64) x
+    (ceil(K / 64) * 64)`` elements per expert."""
+    import torch
+
+    if not isinstance(w, torch.Tensor) or w.dim() != 3:
+        raise sb.InvalidArgumentError(f"`w` must be a [E, N, K] tensor (got {getattr(w, 'shape', type(w).__name__)})")
+    if w.dtype not in (torch.bfloat16, torch.float16):
+        raise sb.InvalidArgumentError(f"`w` must be torch.bfloat16 or torch.float16 (got {w.dtype})")
+    return TiledWeight(cfgmod.tile_weight(w), int(w.shape[1]), int(w.shape[2]))
+
+
+@dataclass(frozen=True, eq=False)
 class GateUpWeight:
     """A gate/up weight reordered once, at load time, for the fused ``silu_and_mul`` epilogue.
 
     ``packed`` is ``[E, 2I, K]`` with gate and up rows interleaved in groups of 8:
     ``[gate 0:8, up 0:8, gate 8:16, up 8:16, ...]``, so that every output tile of the GEMM
-    holds matching gate and up columns in the same thread's registers. Build it with
+    holds matching gate and up columns in the same thread's registers; or that interleaved
+    weight as a :class:`TiledWeight` (``pack_gate_up(w1, tiled=True)``). Build it with
     :func:`pack_gate_up`.
     """
 
@@ -93,19 +144,22 @@ class GateUpWeight:
 
     def unpack(self) -> Any:
         """``[E, 2I, K]`` in the usual ``[gate; up]`` row order."""
-        return cfgmod.deinterleave_gate_up(self.packed)
+        packed = self.packed.unpack() if isinstance(self.packed, TiledWeight) else self.packed
+        return cfgmod.deinterleave_gate_up(packed)
 
 
-def pack_gate_up(w1: Any) -> GateUpWeight:
+def pack_gate_up(w1: Any, *, tiled: bool = False) -> GateUpWeight:
     """Reorder ``w1`` ``[E, 2I, K]`` (gate rows then up rows, vLLM's and HF's fused layout)
-    for ``activation="silu_and_mul"``. Do it once when the weights are loaded."""
+    for ``activation="silu_and_mul"``, and with ``tiled`` store it as a :class:`TiledWeight`.
+    Do it once when the weights are loaded."""
     import torch
 
     if not isinstance(w1, torch.Tensor) or w1.dim() != 3:
         raise sb.InvalidArgumentError(f"`w1` must be a [E, 2I, K] tensor (got {getattr(w1, 'shape', type(w1).__name__)})")
     if w1.shape[1] % (2 * cfgmod.GATE_UP_GROUP):
         raise sb.InvalidArgumentError(f"`w1` must have 2I a multiple of 16 (got {w1.shape[1]})")
-    return GateUpWeight(cfgmod.interleave_gate_up(w1))
+    packed = cfgmod.interleave_gate_up(w1)
+    return GateUpWeight(pack_weight(packed) if tiled else packed)
 
 
 def _silu_and_mul(x: Any) -> Any:
@@ -144,8 +198,9 @@ def _validate(a: Any, w: Any, plan: Any, gather: bool, activation: Any, out: Any
         if isinstance(w, GateUpWeight):
             raise sb.InvalidArgumentError("`w` is a GateUpWeight (interleaved rows): pass activation='silu_and_mul'")
         weight = w
-    if not isinstance(a, torch.Tensor) or not isinstance(weight, torch.Tensor):
-        raise sb.InvalidArgumentError("`a` and `w` must be torch tensors")
+    tiled = isinstance(weight, TiledWeight)
+    if not isinstance(a, torch.Tensor) or not (tiled or isinstance(weight, torch.Tensor)):
+        raise sb.InvalidArgumentError("`a` must be a torch tensor and `w` a torch tensor or a TiledWeight")
     if a.dtype not in (torch.bfloat16, torch.float16, torch.float32):
         raise sb.InvalidArgumentError(
             f"`a` must be torch.bfloat16 or torch.float16 (or torch.float32 on the reference path) (got {a.dtype})"
@@ -154,7 +209,7 @@ def _validate(a: Any, w: Any, plan: Any, gather: bool, activation: Any, out: Any
         raise sb.InvalidArgumentError(f"`w` must have the dtype of `a` ({a.dtype}) (got {weight.dtype})")
     if a.dim() != 2:
         raise sb.InvalidArgumentError(f"`a` must be 2-D [rows, K] (got shape {list(a.shape)})")
-    if weight.dim() != 3:
+    if not tiled and weight.dim() != 3:
         raise sb.InvalidArgumentError(f"`w` must be 3-D [E, N, K] (got shape {list(weight.shape)})")
     e, n, k = weight.shape
     if e != plan.num_experts:
@@ -171,7 +226,7 @@ def _validate(a: Any, w: Any, plan: Any, gather: bool, activation: Any, out: Any
         )
     if a.numel() and a.stride(1) != 1:
         raise sb.InvalidArgumentError(f"`a` must have contiguous rows (stride 1 along K) (got strides {a.stride()})")
-    if not weight.is_contiguous():
+    if not (weight.tiles if tiled else weight).is_contiguous():
         raise sb.InvalidArgumentError(f"`w` must be contiguous [E, N, K] (got strides {weight.stride()})")
     n_out = n // 2 if activation == "silu_and_mul" else n
     if out is not None:
@@ -193,6 +248,8 @@ def grouped_gemm_reference(
     import torch
 
     weight, n, n_out = _validate(a, w, plan, gather, activation, out)
+    if isinstance(weight, TiledWeight):
+        weight = weight.unpack()
     if activation == "silu_and_mul":
         weight = cfgmod.deinterleave_gate_up(weight)
     if out is None:
@@ -232,8 +289,7 @@ def _kernel_path_problem(a: Any) -> str | None:
 
 
 def _weight_descriptor(weight: Any, cfg: GemmConfig) -> sb.ByValue:
-    key = (weight.data_ptr(), tuple(weight.shape), weight.dtype, cfg.block_n // cfg.cluster, cfg.dtype, cfg.w_rows,
-           cfg.w_bulk)
+    key = (weight.data_ptr(), tuple(weight.shape), weight.dtype, cfg.block_n // cfg.cluster, cfg.dtype, cfg.tiled_w)
     desc = _descriptor_cache.get(key)
     if desc is None:
         desc = sb.ByValue(cfgmod.weight_tma_descriptor(weight, cfg), align=64)
@@ -404,9 +460,12 @@ def grouped_gemm(
         bf16 or fp16, ``[T, K]`` (gather) or ``[T * k, K]`` (grouped rows, e.g. the output of
         the previous GEMM), rows contiguous (any row stride that is a multiple of 8). float32
         runs the reference path.
-    w : torch.Tensor or GateUpWeight
-        ``[E, N, K]``, same dtype, contiguous (stacked ``nn.Linear`` weights, vLLM's w1/w2).
-        With ``activation="silu_and_mul"``: a :class:`GateUpWeight` from :func:`pack_gate_up`.
+    w : torch.Tensor, TiledWeight or GateUpWeight
+        ``[E, N, K]``, same dtype, contiguous (stacked ``nn.Linear`` weights, vLLM's w1/w2), or
+        the same as a :class:`TiledWeight` (:func:`pack_weight`, once at load time; faster at
+        decode). With ``activation="silu_and_mul"``: a :class:`GateUpWeight` from
+        :func:`pack_gate_up` (``tiled=True`` for the tiled layout). The configurations'
+        ``tiled_w`` follows the weight.
     plan : RoutePlan
         From :func:`staticbatch_moe.route_plan`.
     gather : bool
@@ -461,6 +520,10 @@ def grouped_gemm(
     if a.dtype != torch.float32:  # the kernels' alignment and the override, checked on every device so code ports
         cfgmod.check_problem(n, k, lda, activation)
         classes = _tile_classes(config, plan, n, k, _dtype_tag(a.dtype), activation, gather)
+        # The weight's layout sets how the kernel loads it, whatever the configuration says.
+        tiled = isinstance(weight, TiledWeight)
+        classes = tuple(c if c.config.tiled_w == tiled else
+                        dataclasses.replace(c, config=dataclasses.replace(c.config, tiled_w=tiled)) for c in classes)
     problem = _kernel_path_problem(a)
     if problem is not None:
         if problem not in _warned_fallback:
@@ -493,8 +556,8 @@ def grouped_gemm(
         # The launches after the first may be programmatic dependents of the one before (their
         # experts, output rows and staged rows are disjoint from it), by the same rule.
         asked = (programmatic_launch and built) if i == 0 else True
-        _launch(c.config, device_index, a, lda, weight, out, plan, n, k, gather, tile_offsets, staged,
-                programmatic=asked and pays(c.config), stage_by_token=by_token)
+        _launch(c.config, device_index, a, lda, weight.tiles if isinstance(weight, TiledWeight) else weight, out, plan,
+                n, k, gather, tile_offsets, staged, programmatic=asked and pays(c.config), stage_by_token=by_token)
     return out
 
 
@@ -504,14 +567,18 @@ def _check_mlp_weights(x: Any, w1: Any, w2: Any, plan: RoutePlan) -> tuple[Any, 
 
     weight1, two_i, _ = _validate(x, w1, plan, True, "silu_and_mul", None)
     e, _, h = weight1.shape
-    if not isinstance(w2, torch.Tensor) or w2.dim() != 3:
-        raise sb.InvalidArgumentError(f"`w2` must be a [E, H, I] tensor (got {getattr(w2, 'shape', type(w2).__name__)})")
+    tiled = isinstance(w2, TiledWeight)
+    if not tiled and (not isinstance(w2, torch.Tensor) or w2.dim() != 3):
+        raise sb.InvalidArgumentError(
+            f"`w2` must be a [E, H, I] tensor or a TiledWeight (got {getattr(w2, 'shape', type(w2).__name__)})"
+        )
     if tuple(w2.shape) != (e, h, two_i // 2):
         raise sb.InvalidArgumentError(f"`w2` must have shape [{e}, {h}, {two_i // 2}] to match `w1` (got {list(w2.shape)})")
-    if w2.dtype != x.dtype or w2.device != x.device or not w2.is_contiguous():
+    contiguous = (w2.tiles if tiled else w2).is_contiguous()
+    if w2.dtype != x.dtype or w2.device != x.device or not contiguous:
         raise sb.InvalidArgumentError(
-            f"`w2` must be a contiguous {x.dtype} tensor on {x.device} (got {w2.dtype} on {w2.device}, "
-            f"contiguous={w2.is_contiguous()})"
+            f"`w2` must be a contiguous {x.dtype} weight on {x.device} (got {w2.dtype} on {w2.device}, "
+            f"contiguous={contiguous})"
         )
     return weight1, h, two_i // 2
 
@@ -588,6 +655,12 @@ def grouped_mlp(x: Any, w1: Any, w2: Any, plan: RoutePlan, *, out: Any = None,
                 raise sb.InvalidArgumentError(f"`config.dtype` must be {dtype!r} to match `x` (got {cfg.dtype!r})")
         elif config is not False:
             raise sb.InvalidArgumentError(f"`config` must be a GemmConfig, None or False (got {config!r})")
+    if cfg is not None and (isinstance(weight1, TiledWeight) or isinstance(w2, TiledWeight)):
+        if isinstance(config, GemmConfig):
+            raise sb.InvalidArgumentError(
+                "`config`: the one-launch kernel reads weights [E, N, K]; pass untiled weights or config=False"
+            )
+        cfg = None  # the heuristic's one launch takes untiled weights: two launches instead
     if _kernel_path_problem(x) is not None:
         return grouped_mlp_reference(x, w1, w2, plan, out=out)
     if cfg is None:

@@ -187,31 +187,6 @@ SB_DEVICE void tma_load_3d_multicast(uint32_t dst, const TmaDescriptor* map, uin
       : "memory");
 }
 
-// Loads the 5-D box at coordinates (c0 innermost, ..., c4) of the tensor map into shared
-// memory at `dst`; the bytes are counted on `bar`'s transaction count.
-SB_DEVICE void tma_load_5d(uint32_t dst, const TmaDescriptor* map, uint64_t* bar, int32_t c0, int32_t c1,
-                           int32_t c2, int32_t c3, int32_t c4) {
-  asm volatile(
-      "cp.async.bulk.tensor.5d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
-      " [%0], [%1, {%3, %4, %5, %6, %7}], [%2];\n"
-      :
-      : "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_addr(bar)), "r"(c0), "r"(c1), "r"(c2), "r"(c3),
-        "r"(c4)
-      : "memory");
-}
-
-// tma_load_5d into every CTA of the cluster named in `cta_mask` (see tma_load_3d_multicast).
-SB_DEVICE void tma_load_5d_multicast(uint32_t dst, const TmaDescriptor* map, uint64_t* bar, int32_t c0, int32_t c1,
-                                     int32_t c2, int32_t c3, int32_t c4, uint16_t cta_mask) {
-  asm volatile(
-      "cp.async.bulk.tensor.5d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster"
-      " [%0], [%1, {%3, %4, %5, %6, %7}], [%2], %8;\n"
-      :
-      : "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_addr(bar)), "r"(c0), "r"(c1), "r"(c2), "r"(c3),
-        "r"(c4), "h"(cta_mask)
-      : "memory");
-}
-
 // Copies `bytes` (a multiple of 16) contiguous bytes from global `src` (16-byte aligned) to
 // shared memory at `dst`; the bytes are counted on `bar`'s transaction count. No swizzle.
 SB_DEVICE void bulk_load(uint32_t dst, const void* src, uint32_t bytes, uint64_t* bar) {
