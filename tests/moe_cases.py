@@ -179,6 +179,14 @@ def reachable_configs() -> list:
                  for dtype in ("bf16", "fp16"))
     found.add(moe.GemmConfig(block_m=16, block_n=128, stages=12, swap_ab=True))  # test_moe_gpu.tile_classes
     found.add(moe.GemmConfig(block_m=16, block_n=128, stages=12, swap_ab=True, activation="silu_and_mul", gather=True))
+    found.update(tiled_configs())
+    # The tiled-weight tests: their tiles and the heuristic's at the model shapes, with tiled_w.
+    found |= {dataclasses.replace(c, tiled_w=True) for c in tiled_configs()}
+    for h, i, e, k in MODELS.values():
+        for t in (1, 16, 128, 1024):
+            found.update(dataclasses.replace(c.config, tiled_w=True) for c in
+                         moe.choose_tile_classes(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=t)
+                         + moe.choose_tile_classes(t * k, e, h, i, "bf16", None, False, num_tokens=t))
     return sorted(found, key=lambda c: c.kernel_name)
 
 
@@ -189,3 +197,24 @@ def mlp_configs() -> list:
 
     return [cfgmod._swap_config(bm, bn, "silu_and_mul", dtype, True)
             for bm, bn, dtype in itertools.product((8, 16, 32, 48, 64), (64, 128), ("bf16", "fp16"))]
+
+
+def tiled_configs() -> list:
+    """Tile families the tiled-weight test runs with both weight layouts (``tiled_w`` is set from
+    the weight): weight boxes of 64-256 rows, 96-row cluster halves that start inside a 64-row
+    block, swap mode with and without split-K, fitted swap tiles, store warps, dynamic tiles,
+    192-row tiles; gate/up (staged or in-loop gather, SiLU) and down."""
+    import staticbatch_moe as moe
+    from staticbatch_moe._gemm_config import triple_config
+
+    out = []
+    for silu in (False, True):
+        act = "silu_and_mul" if silu else None
+        out += [cluster_config(128, 256, False, silu=silu), cluster_config(64, 192, True, silu=silu),
+                cluster_config(128, 192, True, silu=silu, cluster=1), store_warps_config(256, silu=silu),
+                dynamic_config(128, silu=silu), triple_config(192, act, "bf16", silu, 2)]
+        for bm, bn, sk in ((8, 128, 1), (16, 64, 1), (8, 64, 3), (160, 128, 1)):
+            out.append(moe.GemmConfig(block_m=bm, block_n=bn, stages=12 if bm <= 16 else 5, swap_ab=True, split_k=sk,
+                                      activation=act, gather=silu,
+                                      gather_mode="staged" if bm > 64 and silu else "cp_async"))
+    return out

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 import torch
-from moe_cases import MODELS, ids_with_counts, rel_err, uniform_ids
+from moe_cases import MODELS, ids_with_counts, rel_err, tiled_configs, uniform_ids
 
 import staticbatch as sb
 import staticbatch_moe as moe
@@ -1059,3 +1059,70 @@ def test_grouped_mlp_graph_replay_and_counters_left_zero() -> None:
     for (use, _, _), buf in gm._stream_counters.items():
         if use == "mlp":
             assert int(buf.abs().sum()) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiled weights (pack_weight): 1-D bulk copies of pre-swizzled 64 x 64 blocks
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cfg", tiled_configs(), ids=lambda c: c.kernel_name)
+def test_tiled_weights_match_reference_and_plain_weights_bitwise(cfg) -> None:  # type: ignore[no-untyped-def]
+    """The same tiles with the weight tiled compute every element as with the weight as given:
+    N = 320 (a last 64-row block half past N) and 2880, K = 200 (a last k-block part zero) and
+    2880, edge counts, one row, one expert, odd totals, skew."""
+    silu = cfg.activation is not None
+    act = "silu_and_mul" if silu else None
+    for k, n in ((200, 320), (2880, 320), (200, 2880)):
+        for case, counts in CLUSTER_COUNTS.items():
+            ids = ids_with_counts(counts, seed=3)
+            e = len(counts)
+            p = moe.route_plan(ids, e)
+            g = torch.Generator(device="cuda").manual_seed(k + n)
+            a = torch.randn(ids.shape[0] if cfg.gather else p.num_rows, k, device="cuda", generator=g).to(torch.bfloat16)
+            w = _weights(e, n, k, torch.bfloat16, seed=k)
+            plain = moe.pack_gate_up(w) if silu else w
+            tiled = moe.pack_gate_up(w, tiled=True) if silu else moe.pack_weight(w)
+            outs = []
+            for wt in (plain, tiled):
+                out = torch.full((p.num_rows, n // 2 if silu else n), float("nan"), dtype=torch.bfloat16, device="cuda")
+                moe.grouped_gemm(a, wt, p, gather=cfg.gather, activation=act, out=out, config=cfg)
+                outs.append(out)
+            m = int(p.expert_starts[-1])
+            ref = moe.grouped_gemm_reference(a, plain, p, gather=cfg.gather, activation=act)
+            assert not torch.isnan(outs[1][:m]).any(), (case, k, n)
+            assert rel_err(outs[1][:m], ref[:m]) < TOL, (case, k, n)
+            assert torch.equal(outs[0], outs[1]), (case, k, n)
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+@pytest.mark.parametrize("t", [1, 16, 1024])
+def test_tiled_weights_heuristic_layer_bitwise(model: str, t: int) -> None:
+    """Both GEMMs of a layer with the heuristic's tiles (two launches, the second programmatic),
+    tiled weights against weights as given, and the float32 reference; also under a CUDA graph."""
+    h, i, e, k = MODELS[model]
+    ids = uniform_ids(t, e, k)
+    p = moe.route_plan(ids, e)
+    g = torch.Generator(device="cuda").manual_seed(t)
+    x = torch.randn(t, h, device="cuda", generator=g).to(torch.bfloat16)
+    w1, w2 = _weights(e, 2 * i, h, torch.bfloat16, 1), _weights(e, h, i, torch.bfloat16, 2)
+    plain = (moe.pack_gate_up(w1), w2)
+    tiled = (moe.pack_gate_up(w1, tiled=True), moe.pack_weight(w2))
+    ys = []
+    for a1, a2 in (plain, tiled):
+        y = torch.full((p.num_rows, h), float("nan"), dtype=torch.bfloat16, device="cuda")
+        moe.grouped_mlp(x, a1, a2, p, out=y)
+        ys.append(y)
+    assert torch.equal(ys[0], ys[1])
+    if t <= 16:
+        ref = moe.grouped_mlp_reference(x, *plain, p)
+        assert rel_err(ys[1], ref) < TOL
+    graph = torch.cuda.CUDAGraph()
+    y = torch.full_like(ys[1], float("nan"))
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s), torch.cuda.graph(graph, stream=s):
+        moe.grouped_mlp(x, *tiled, p, out=y)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(y, ys[1])
