@@ -8,6 +8,8 @@ import itertools
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from moe_cases import MODELS, rel_err, uniform_ids
 
 import staticbatch as sb
@@ -53,6 +55,75 @@ def test_pack_gate_up_round_trip_and_layout() -> None:
     packed = moe.pack_gate_up(w)
     assert torch.equal(packed.unpack(), w)
     assert torch.equal(packed.packed[:, 8:16], w[:, 16:24])  # up rows 0:8 follow gate rows 0:8
+
+
+@settings(max_examples=60, deadline=None)
+@given(e=st.integers(1, 3), n8=st.integers(1, 20), k8=st.integers(1, 20), bf16=st.booleans(), seed=st.integers(0, 99))
+def test_pack_weight_round_trip_and_layout(e: int, n8: int, k8: int, bf16: bool, seed: int) -> None:
+    """A tiled weight holds w[e, 64 nb + i, 64 kb + 8 c : + 8] at chunk c ^ (i % 8) of row i of
+    block [e, nb, kb], zeros past N and K, and unpacks to w, for N and K any multiple of 8."""
+    n, k = 8 * n8, 8 * k8
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(e, n, k, generator=g).to(torch.bfloat16 if bf16 else torch.float16)
+    t = moe.pack_weight(w)
+    nb, kb = -(-n // 64), -(-k // 64)
+    assert tuple(t.tiles.shape) == (e, nb, kb, 64, 64) and t.shape == (e, n, k) and t.dtype == w.dtype
+    assert torch.equal(t.unpack(), w)
+    padded = torch.zeros(e, nb * 64, kb * 64, dtype=w.dtype)
+    padded[:, :n, :k] = w
+    for ee, b, c, i, ch in ((e - 1, nb - 1, kb - 1, 63, 7), (0, 0, 0, 5, 2), (e // 2, nb // 2, kb // 2, 10, 3)):
+        stored = t.tiles[ee, b, c, i, 8 * (ch ^ (i % 8)):8 * (ch ^ (i % 8)) + 8]
+        assert torch.equal(stored, padded[ee, 64 * b + i, 64 * c + 8 * ch:64 * c + 8 * ch + 8])
+
+
+@pytest.mark.parametrize("gather", [False, True])
+def test_tiled_weights_on_the_reference_path(gather: bool) -> None:
+    """grouped_gemm, grouped_mlp and pack_gate_up(tiled=True) give what the untiled weights give."""
+    torch.manual_seed(1)
+    e, t, k, h, i = 5, 9, 2, 72, 24
+    ids = uniform_ids(t, e, k, device="cpu")
+    p = moe.route_plan(ids, e)
+    x = torch.randn(t if gather else p.num_rows, h, dtype=torch.bfloat16)
+    w1, w2 = torch.randn(e, 2 * i, h, dtype=torch.bfloat16), torch.randn(e, h, i, dtype=torch.bfloat16)
+    assert torch.equal(moe.grouped_gemm(x, moe.pack_weight(w1), p, gather=gather),
+                       moe.grouped_gemm(x, w1, p, gather=gather))
+    tiled_up = moe.pack_gate_up(w1, tiled=True)
+    assert isinstance(tiled_up.packed, moe.TiledWeight) and torch.equal(tiled_up.unpack(), w1)
+    assert torch.equal(moe.grouped_gemm(x, tiled_up, p, gather=gather, activation="silu_and_mul"),
+                       moe.grouped_gemm(x, moe.pack_gate_up(w1), p, gather=gather, activation="silu_and_mul"))
+    if gather:
+        assert torch.equal(moe.grouped_mlp(x, tiled_up, moe.pack_weight(w2), p),
+                           moe.grouped_mlp(x, moe.pack_gate_up(w1), w2, p))
+
+
+def test_tiled_weight_errors_and_config() -> None:
+    with pytest.raises(sb.InvalidArgumentError, match="bfloat16 or torch.float16"):
+        moe.pack_weight(torch.randn(2, 8, 8))
+    with pytest.raises(sb.InvalidArgumentError, match=r"\[E, N, K\]"):
+        moe.pack_weight(torch.randn(8, 8, dtype=torch.bfloat16))
+    ids = torch.tensor([[0, 1], [2, 3]], dtype=torch.int32)
+    p = moe.route_plan(ids, 4)
+    x = torch.randn(2, 64, dtype=torch.bfloat16)
+    with pytest.raises(sb.InvalidArgumentError, match="num_experts=4"):
+        moe.grouped_gemm(x, moe.pack_weight(torch.randn(3, 32, 64, dtype=torch.bfloat16)), p)
+    with pytest.raises(sb.InvalidArgumentError, match="K=72 columns"):
+        moe.grouped_gemm(x, moe.pack_weight(torch.randn(4, 32, 72, dtype=torch.bfloat16)), p)
+    w1 = moe.pack_gate_up(torch.randn(4, 32, 64, dtype=torch.bfloat16), tiled=True)
+    w2 = moe.pack_weight(torch.randn(4, 64, 16, dtype=torch.bfloat16))
+    with pytest.raises(sb.InvalidArgumentError, match="untiled weights"):
+        moe.grouped_mlp(x, w1, w2, p, config=moe.GemmConfig(block_m=8, block_n=64, stages=8, swap_ab=True,
+                                                              activation="silu_and_mul", gather=True))
+    cfg = moe.GemmConfig(block_m=8, block_n=128, stages=12, swap_ab=True, tiled_w=True)
+    assert cfg.kernel_name.endswith("_wt") and "_wt" not in dataclasses.replace(cfg, tiled_w=False).kernel_name
+    assert ",false,true>(" in "".join(cfgmod.kernel_source(cfg).split())  # kDynamic, kTiledW
+    with pytest.raises(sb.InvalidArgumentError, match="`tiled_w` must be a bool"):
+        moe.GemmConfig(tiled_w=1)  # type: ignore[arg-type]
+    # The kernel's w_map for a tiled weight: {address, 64-row blocks per expert}, no tensor map.
+    t = moe.pack_weight(torch.randn(2, 200, 64, dtype=torch.bfloat16))
+    raw = cfgmod.weight_tma_descriptor(t.tiles, cfg)
+    assert len(raw) == 128 and int.from_bytes(raw[8:16], "little") == 4 and raw[16:] == bytes(112)
+    with pytest.raises(sb.InvalidArgumentError, match="tiled weight"):
+        cfgmod.weight_tma_descriptor(torch.randn(2, 200, 64, dtype=torch.bfloat16), cfg)
 
 
 @pytest.mark.parametrize(
@@ -116,6 +187,20 @@ def _shipped_configs() -> list[cfgmod.GemmConfig]:
             if candidates is not None and dtype == "bf16":
                 found.update(candidates(t * k, e, n, kk, dtype, act, gather))
     return sorted(found, key=lambda c: c.kernel_name)
+
+
+@pytest.mark.nvrtc
+def test_tiled_weight_configs_compile() -> None:
+    """The heuristic's tile classes at the benchmark grid with tiled weights (bf16): whole
+    64-row blocks and the 96-row cluster halves that start inside one."""
+    found = {dataclasses.replace(c.config, tiled_w=True) for (h, i, e, k), t in itertools.product(MODELS.values(), TS)
+             for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False))
+             for c in moe.choose_tile_classes(t * k, e, n, kk, "bf16", act, gather, num_tokens=t)}
+    assert any(c.block_n // c.cluster == 96 for c in found)
+    for cfg in sorted(found, key=lambda c: c.kernel_name):
+        compiled = sb.compile_source(cfgmod.kernel_source(cfg), cfg.kernel_name, arch="sm_90a",
+                                     options=("--ptxas-options=-v",))
+        _assert_clean_cubin(cfg.kernel_name, compiled)
 
 
 @pytest.mark.nvrtc

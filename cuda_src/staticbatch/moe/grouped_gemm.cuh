@@ -1046,19 +1046,23 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   const int32_t num_k_blocks = ceil_div<int32_t>(k, BLOCK_K);
   const int32_t n_blocks = ceil_div<int32_t>(n, BLOCK_N);
   // The weight box {64 columns, R rows} at k-block kb from row `row` (a multiple of 8) of
-  // `expert`. Over [E, N, K]: one TMA of the tensor map. Over a tiled weight (kTiledW,
-  // pack_weight: [E, N / 64, K / 64, 64, 64], the 128-byte rows of each 64 x 64 block stored in
-  // the order the 128-byte swizzle puts them in shared memory): one 1-D bulk copy per 64-row
-  // block the box overlaps, each from consecutive addresses, so each block streams its k-blocks
-  // front to back (measured 3-6 % faster at decode than the tensor map's boxes, which read 128
-  // bytes from each of R rows). `w_map` then holds {address, 64-row blocks per expert}; a block
-  // past the expert's last is read from its last (rows >= N, never stored).
+  // `expert`. Over [E, N, K]: one TMA of the tensor map, which reads 128 bytes from each of the
+  // R rows. Over a tiled weight (kTiledW, pack_weight: [E, N / 64, K / 64, 64, 64], the 128-byte
+  // rows of each 64 x 64 block stored in the order the 128-byte swizzle puts them in shared
+  // memory): 1-D bulk copies of the 64-row blocks the box overlaps, each block's k-blocks at
+  // consecutive addresses. `w_map` then holds {address, 64-row blocks per expert}; a block past
+  // the expert's last is read from its last (rows >= N, never stored). On the H200 (see
+  // docs/performance.md, "Seventeenth session") boxes of whole blocks, copied by the unrolled
+  // loop, streamed 3-6 % faster at T <= 128 than the tensor map, and up to 17 % slower at
+  // T = 16384; copying the pieces in a runtime loop was 12-15 % slower than unrolled at decode,
+  // and only boxes that are not whole blocks (96-row cluster halves) take it.
   auto w_piece = [&](int32_t kb, int32_t r, int32_t expert) -> const char* {
     const int64_t nb = static_cast<int64_t>(w_map.data[1]);
     const int64_t blk = r / 64 < nb ? r / 64 : nb - 1;
     return reinterpret_cast<const char*>(w_map.data[0]) +
            (((static_cast<int64_t>(expert) * nb + blk) * num_k_blocks + kb) * 64 + r % 64) * 128;
   };
+  // `mask`: the cluster's CTAs that receive the box (0: this CTA only).
   auto load_w = [&](uint32_t dst, uint64_t* bar, int32_t kb, int32_t row, int32_t expert, uint16_t mask = 0) {
     if constexpr (!kTiledW) {
       if (mask) {
@@ -1068,6 +1072,17 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       }
     } else {
       constexpr int32_t kRows = BLOCK_N / kCluster;
+      if constexpr (kRows % 64 == 0) {  // whole blocks (`row` is a multiple of kRows)
+#pragma unroll
+        for (int32_t j = 0; j < kRows / 64; ++j) {
+          if (mask) {
+            ptx::bulk_load_multicast(dst + j * 8192u, w_piece(kb, row + 64 * j, expert), 8192u, bar, mask);
+          } else {
+            ptx::bulk_load(dst + j * 8192u, w_piece(kb, row + 64 * j, expert), 8192u, bar);
+          }
+        }
+        return;
+      }
       for (int32_t r = row; r < row + kRows;) {
         const int32_t rows = min(64 - r % 64, row + kRows - r);
         const uint32_t d = dst + static_cast<uint32_t>(r - row) * 128u;
