@@ -13,13 +13,14 @@ History of this script (results kept):
 - ``dev_tiled_weights_bulk_log.txt`` (``97ee472``): the same tiles stored pre-swizzled and loaded
   by 1-D bulk copies, one per row block: 3-6 % faster at T = 1, 16, 128 with 64-row blocks; the
   run stopped at DeepSeek-V3 T = 128 (out of memory with four copies of the weights).
-- This run: the shipped form, ``pack_weight`` / ``pack_gate_up(tiled=True)`` (64-row blocks,
-  pre-swizzled, bulk copies of the pieces a box overlaps), ``plain`` against ``tiled``, the
-  heuristic's tiles, both GEMMs as bench_grouped_gemm calls them (the down GEMM a programmatic
-  dependent). Outputs must be bit-identical. Three interleaved repeats of a median of 10
-  replays, L2 read-flushed.
-
-Result: benchmarks/results/dev_tiled_weights_check.json.
+- This script: the library's form, ``pack_weight`` / ``pack_gate_up(tiled=True)`` (64-row
+  blocks, pre-swizzled, bulk copies), ``plain`` against ``tiled``, the heuristic's tiles, both
+  GEMMs as bench_grouped_gemm calls them (the down GEMM a programmatic dependent), over the
+  grid. Outputs must be bit-identical. Three interleaved repeats of a median of 10 replays, L2
+  read-flushed. ``dev_tiled_weights_check_runtime_loop.json`` (``9590c6c``): every box copied
+  by a runtime loop over its pieces, 12-16 % slower than plain at decode.
+  ``dev_tiled_weights_check.json`` (the kernel of ``9f40eb1``): whole 64-row blocks by an
+  unrolled copy each, 3.1-6.3 % faster at T <= 128, slower from T = 4096.
 
 Run::
 
