@@ -308,7 +308,11 @@ def fused_moe(
         )
     weight1 = w1.packed if isinstance(w1, GateUpWeight) else w1
     if not isinstance(weight1, torch.Tensor) or weight1.dim() != 3 or not isinstance(w2, torch.Tensor) or w2.dim() != 3:
-        raise sb.InvalidArgumentError("`w1` must be [E, 2I, H] and `w2` [E, H, I] tensors")
+        raise sb.InvalidArgumentError(
+            "`w1` must be [E, 2I, H] and `w2` [E, H, I] tensors (tiled weights from pack_weight / "
+            f"pack_gate_up(tiled=True) go to grouped_gemm or grouped_mlp) (got {type(weight1).__name__} and "
+            f"{type(w2).__name__})"
+        )
     e, two_i, h = weight1.shape
     if w2.shape != (e, h, two_i // 2):
         raise sb.InvalidArgumentError(f"`w2` must have shape [{e}, {h}, {two_i // 2}] to match `w1` (got {list(w2.shape)})")

@@ -113,6 +113,9 @@ def test_tiled_weight_errors_and_config() -> None:
     with pytest.raises(sb.InvalidArgumentError, match="untiled weights"):
         moe.grouped_mlp(x, w1, w2, p, config=moe.GemmConfig(block_m=8, block_n=64, stages=8, swap_ab=True,
                                                               activation="silu_and_mul", gather=True))
+    with pytest.raises(sb.InvalidArgumentError, match="tiled weights .* go to grouped_gemm or grouped_mlp"):
+        moe.fused_moe(x, w1, moe.pack_weight(torch.randn(4, 64, 16, dtype=torch.bfloat16)).unpack(),
+                      torch.ones(2, 2), ids)
     cfg = moe.GemmConfig(block_m=8, block_n=128, stages=12, swap_ab=True, tiled_w=True)
     assert cfg.kernel_name.endswith("_wt") and "_wt" not in dataclasses.replace(cfg, tiled_w=False).kernel_name
     assert ",false,true>(" in "".join(cfgmod.kernel_source(cfg).split())  # kDynamic, kTiledW
