@@ -81,6 +81,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -1341,28 +1342,25 @@ def tile_weight(w: torch.Tensor) -> torch.Tensor:
     nb, kb = -(-n // TILE), -(-k // TILE)
     padded = torch.zeros(e, nb * TILE, kb * TILE, dtype=w.dtype, device=w.device)
     padded[:, :n, :k] = w
-    blocks = padded.view(e, nb, TILE, kb, TILE).permute(0, 1, 3, 2, 4)  # [E, nb, kb, row, col]
-    src = _swizzled_chunks(w.device).view(1, 1, 1, TILE, 8, 1).expand(e, nb, kb, TILE, 8, 8)
-    return torch.gather(blocks.reshape(e, nb, kb, TILE, 8, 8), 4, src).reshape(e, nb, kb, TILE, TILE).contiguous()
+    return _swap_chunks(padded.view(e, nb, TILE, kb, TILE).permute(0, 1, 3, 2, 4))  # [E, nb, kb, row, col]
 
 
 def untile_weight(tiles: torch.Tensor, n: int, k: int) -> torch.Tensor:
     """Inverse of :func:`tile_weight`: ``[E, N, K]`` from the tiled weight of an ``N x K`` one."""
-    import torch
-
     e, nb, kb, _, _ = tiles.shape
-    src = _swizzled_chunks(tiles.device).view(1, 1, 1, TILE, 8, 1).expand(e, nb, kb, TILE, 8, 8)
-    blocks = torch.gather(tiles.reshape(e, nb, kb, TILE, 8, 8), 4, src).reshape(e, nb, kb, TILE, TILE)
-    return blocks.permute(0, 1, 3, 2, 4).reshape(e, nb * TILE, kb * TILE)[:, :n, :k].contiguous()
+    return _swap_chunks(tiles).permute(0, 1, 3, 2, 4).reshape(e, nb * TILE, kb * TILE)[:, :n, :k].contiguous()
 
 
-def _swizzled_chunks(device: torch.device) -> torch.Tensor:
-    """``[64, 8]``: the chunk stored at position j of row i of a tiled block, ``j ^ (i % 8)``
-    (its own inverse)."""
+def _swap_chunks(blocks: torch.Tensor) -> torch.Tensor:
+    """``[E, nb, kb, 64, 64]`` blocks with the 16-byte chunk j of row i of each block moved to
+    ``j ^ (i % 8)``, contiguous. The permutation is its own inverse: it swizzles and unswizzles."""
     import torch
 
-    rows = torch.arange(TILE, device=device).view(TILE, 1)
-    return torch.arange(8, device=device).view(1, 8) ^ (rows % 8)
+    e, nb, kb, _, _ = blocks.shape
+    rows = torch.arange(TILE, device=blocks.device).view(TILE, 1)
+    src = (torch.arange(8, device=blocks.device).view(1, 8) ^ (rows % 8)).view(1, 1, 1, TILE, 8, 1)
+    chunks = blocks.reshape(e, nb, kb, TILE, 8, 8)
+    return torch.gather(chunks, 4, src.expand(chunks.shape)).reshape(e, nb, kb, TILE, TILE)
 
 
 def weight_tma_descriptor(w: torch.Tensor, cfg: GemmConfig) -> bytes:
@@ -1395,8 +1393,6 @@ def weight_tma_descriptor(w: torch.Tensor, cfg: GemmConfig) -> bytes:
                 f"`w` must be a contiguous, 16-byte aligned tiled weight [E, N / 64, K / 64, 64, 64] of {want} "
                 f"with tiled_w=True (got shape {tuple(w.shape)}, {w.dtype}, contiguous={w.is_contiguous()})"
             )
-        import struct
-
         return struct.pack("<16Q", w.data_ptr(), w.shape[1], *([0] * 14))
     if w.dim() != 3 or w.dtype != want or not w.is_contiguous():
         raise InvalidArgumentError(

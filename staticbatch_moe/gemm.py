@@ -226,8 +226,9 @@ def _validate(a: Any, w: Any, plan: Any, gather: bool, activation: Any, out: Any
         )
     if a.numel() and a.stride(1) != 1:
         raise sb.InvalidArgumentError(f"`a` must have contiguous rows (stride 1 along K) (got strides {a.stride()})")
-    if not (weight.tiles if tiled else weight).is_contiguous():
-        raise sb.InvalidArgumentError(f"`w` must be contiguous [E, N, K] (got strides {weight.stride()})")
+    stored = weight.tiles if tiled else weight
+    if not stored.is_contiguous():
+        raise sb.InvalidArgumentError(f"`w` must be contiguous (got strides {stored.stride()})")
     n_out = n // 2 if activation == "silu_and_mul" else n
     if out is not None:
         if not isinstance(out, torch.Tensor) or out.dtype != a.dtype or out.device != a.device:
@@ -514,6 +515,8 @@ def grouped_gemm(
     import torch
 
     weight, n, n_out = _validate(a, w, plan, gather, activation, out)
+    tiled = isinstance(weight, TiledWeight)
+    stored = weight.tiles if tiled else weight  # what the kernel reads
     k = weight.shape[2]
     lda = a.stride(0) if a.shape[0] > 1 else k
     classes: tuple[TileClass, ...] = ()
@@ -521,7 +524,6 @@ def grouped_gemm(
         cfgmod.check_problem(n, k, lda, activation)
         classes = _tile_classes(config, plan, n, k, _dtype_tag(a.dtype), activation, gather)
         # The weight's layout sets how the kernel loads it, whatever the configuration says.
-        tiled = isinstance(weight, TiledWeight)
         classes = tuple(c if c.config.tiled_w == tiled else
                         dataclasses.replace(c, config=dataclasses.replace(c.config, tiled_w=tiled)) for c in classes)
     problem = _kernel_path_problem(a)
@@ -556,8 +558,8 @@ def grouped_gemm(
         # The launches after the first may be programmatic dependents of the one before (their
         # experts, output rows and staged rows are disjoint from it), by the same rule.
         asked = (programmatic_launch and built) if i == 0 else True
-        _launch(c.config, device_index, a, lda, weight.tiles if isinstance(weight, TiledWeight) else weight, out, plan,
-                n, k, gather, tile_offsets, staged, programmatic=asked and pays(c.config), stage_by_token=by_token)
+        _launch(c.config, device_index, a, lda, stored, out, plan, n, k, gather, tile_offsets, staged,
+                programmatic=asked and pays(c.config), stage_by_token=by_token)
     return out
 
 
