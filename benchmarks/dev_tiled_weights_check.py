@@ -21,6 +21,9 @@ History of this script (results kept):
   by a runtime loop over its pieces, 12-16 % slower than plain at decode.
   ``dev_tiled_weights_check.json`` (the kernel of ``9f40eb1``): whole 64-row blocks by an
   unrolled copy each, 3.1-6.3 % faster at T <= 128, slower from T = 4096.
+  ``dev_tiled_weights_check_eighteenth.json``: clusters share a tiled weight tile only when its
+  halves are whole blocks (else each CTA copies the whole tile), 96-row tiles as unrolled 32-row
+  pieces (dev_tiled_cluster_check.json chose these).
 
 Run::
 
@@ -89,7 +92,7 @@ def main() -> int:
               f"({med['tiled'] / med['plain']:.3f}) bit-identical {same} finite {finite}", flush=True)
         del w1p, w2, x, plan, w1t, w2t, outs, calls
         torch.cuda.empty_cache()
-    save("dev_tiled_weights_check", rows, {"note": "both GEMMs as bench_grouped_gemm calls them, weights as given "
+    save(os.environ.get("SB_RESULT_NAME", "dev_tiled_weights_check"), rows, {"note": "both GEMMs as bench_grouped_gemm calls them, weights as given "
                                            "or tiled (pack_weight); ms, three interleaved repeats"})
     return 0
 

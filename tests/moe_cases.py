@@ -201,8 +201,9 @@ def mlp_configs() -> list:
 
 def tiled_configs() -> list:
     """Tile families the tiled-weight test runs with both weight layouts (``tiled_w`` is set from
-    the weight): weight boxes of 64-256 rows, 96-row cluster halves that start inside a 64-row
-    block, swap mode with and without split-K, fitted swap tiles, store warps, dynamic tiles,
+    the weight): weight boxes of 64-256 rows, 128 x 192 and 128 x 96 clusters (halves that are not
+    whole 64-row blocks: each CTA copies the whole tiled weight tile), 96-row tiles (32-row
+    pieces that start inside a 64-row block), swap mode with and without split-K, fitted swap tiles, store warps, dynamic tiles,
     192-row tiles; gate/up (staged or in-loop gather, SiLU) and down."""
     import staticbatch_moe as moe
     from staticbatch_moe._gemm_config import triple_config
@@ -212,7 +213,8 @@ def tiled_configs() -> list:
         act = "silu_and_mul" if silu else None
         out += [cluster_config(128, 256, False, silu=silu), cluster_config(64, 192, True, silu=silu),
                 cluster_config(128, 192, True, silu=silu, cluster=1), store_warps_config(256, silu=silu),
-                dynamic_config(128, silu=silu), triple_config(192, act, "bf16", silu, 2)]
+                dynamic_config(128, silu=silu), triple_config(192, act, "bf16", silu, 2),
+                cluster_config(128, 96, True, silu=silu), cluster_config(64, 96, False, silu=silu, cluster=1)]
         for bm, bn, sk in ((8, 128, 1), (16, 64, 1), (8, 64, 3), (160, 128, 1)):
             out.append(moe.GemmConfig(block_m=bm, block_n=bn, stages=12 if bm <= 16 else 5, swap_ab=True, split_k=sk,
                                       activation=act, gather=silu,

@@ -195,7 +195,7 @@ def _shipped_configs() -> list[cfgmod.GemmConfig]:
 @pytest.mark.nvrtc
 def test_tiled_weight_configs_compile() -> None:
     """The heuristic's tile classes at the benchmark grid with tiled weights (bf16): whole
-    64-row blocks and the 96-row cluster halves that start inside one."""
+    64-row blocks, and clusters whose 96-row halves are not (each CTA copies the whole tile)."""
     found = {dataclasses.replace(c.config, tiled_w=True) for (h, i, e, k), t in itertools.product(MODELS.values(), TS)
              for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False))
              for c in moe.choose_tile_classes(t * k, e, n, kk, "bf16", act, gather, num_tokens=t)}

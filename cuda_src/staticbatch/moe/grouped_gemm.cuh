@@ -1049,20 +1049,42 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   // `expert`. Over [E, N, K]: one TMA of the tensor map, which reads 128 bytes from each of the
   // R rows. Over a tiled weight (kTiledW, pack_weight: [E, N / 64, K / 64, 64, 64], the 128-byte
   // rows of each 64 x 64 block stored in the order the 128-byte swizzle puts them in shared
-  // memory): 1-D bulk copies of the 64-row blocks the box overlaps, each block's k-blocks at
-  // consecutive addresses. `w_map` then holds {address, 64-row blocks per expert}; a block past
-  // the expert's last is read from its last (rows >= N, never stored). On the H200 (see
-  // docs/performance.md, "Seventeenth session") boxes of whole blocks, copied by the unrolled
-  // loop, streamed 3-6 % faster at T <= 128 than the tensor map, and up to 17 % slower at
-  // T = 16384; copying the pieces in a runtime loop was 12-15 % slower than unrolled at decode,
-  // and only boxes that are not whole blocks (96-row cluster halves) take it.
+  // memory): 1-D bulk copies, each block's k-blocks at consecutive addresses, of whole 64-row
+  // blocks, or of 32-row pieces for 96-row boxes (R and `row` are multiples of 32: tiles are
+  // 64-256 rows wide, and a cluster splits a tiled weight tile only into halves of whole blocks,
+  // see kShareTiledW). `w_map` then holds {address, 64-row blocks per expert}; a block past the
+  // expert's last is read from its last (rows >= N, never stored). On the H200 (see
+  // docs/performance.md, "Seventeenth session" and "Eighteenth session") tiled weights streamed
+  // 3-6 % faster at T <= 128 than the tensor map; a runtime loop over pieces was 12-15 % slower
+  // than these unrolled copies.
   auto w_piece = [&](int32_t kb, int32_t r, int32_t expert) -> const char* {
     const int64_t nb = static_cast<int64_t>(w_map.data[1]);
     const int64_t blk = r / 64 < nb ? r / 64 : nb - 1;
     return reinterpret_cast<const char*>(w_map.data[0]) +
            (((static_cast<int64_t>(expert) * nb + blk) * num_k_blocks + kb) * 64 + r % 64) * 128;
   };
-  // `mask`: the cluster's CTAs that receive the box (0: this CTA only).
+  // Clusters over a tiled weight: the CTAs share (multicast) the weight tile only when its halves
+  // are whole 64-row blocks; otherwise (128 x 192 tiles: 96-row halves) each copies the whole
+  // tile itself. On the H200 multicast 32-row pieces were 0-5 % slower than that at
+  // T = 16384, and pieces by a runtime loop up to 12 % (dev_tiled_cluster_check.json).
+  constexpr bool kShareTiledW = !kTiledW || (BLOCK_N / 2) % 64 == 0;
+  // A tiled box of rows_c::value rows. `mask`: the cluster's CTAs that receive it (0: this CTA only).
+  auto load_tiled_w = [&](uint32_t dst, uint64_t* bar, int32_t kb, int32_t row, int32_t expert, uint16_t mask,
+                          auto rows_c) {
+    constexpr int32_t kRows = decltype(rows_c)::value;
+    static_assert(kRows % 32 == 0, "tiled weight boxes of whole 32-row pieces");
+    constexpr int32_t kPieceRows = kRows % 64 == 0 ? 64 : 32;
+    constexpr uint32_t kPieceBytes = kPieceRows * 128u;
+#pragma unroll
+    for (int32_t j = 0; j < kRows / kPieceRows; ++j) {
+      const char* src = w_piece(kb, row + kPieceRows * j, expert);
+      if (mask) {
+        ptx::bulk_load_multicast(dst + j * kPieceBytes, src, kPieceBytes, bar, mask);
+      } else {
+        ptx::bulk_load(dst + j * kPieceBytes, src, kPieceBytes, bar);
+      }
+    }
+  };
   auto load_w = [&](uint32_t dst, uint64_t* bar, int32_t kb, int32_t row, int32_t expert, uint16_t mask = 0) {
     if constexpr (!kTiledW) {
       if (mask) {
@@ -1071,28 +1093,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         ptx::tma_load_3d(dst, &w_map, bar, kb * BLOCK_K, row, expert);
       }
     } else {
-      constexpr int32_t kRows = BLOCK_N / kCluster;
-      if constexpr (kRows % 64 == 0) {  // whole blocks (`row` is a multiple of kRows)
-#pragma unroll
-        for (int32_t j = 0; j < kRows / 64; ++j) {
-          if (mask) {
-            ptx::bulk_load_multicast(dst + j * 8192u, w_piece(kb, row + 64 * j, expert), 8192u, bar, mask);
-          } else {
-            ptx::bulk_load(dst + j * 8192u, w_piece(kb, row + 64 * j, expert), 8192u, bar);
-          }
-        }
-        return;
-      }
-      for (int32_t r = row; r < row + kRows;) {
-        const int32_t rows = min(64 - r % 64, row + kRows - r);
-        const uint32_t d = dst + static_cast<uint32_t>(r - row) * 128u;
-        if (mask) {
-          ptx::bulk_load_multicast(d, w_piece(kb, r, expert), static_cast<uint32_t>(rows) * 128u, bar, mask);
-        } else {
-          ptx::bulk_load(d, w_piece(kb, r, expert), static_cast<uint32_t>(rows) * 128u, bar);
-        }
-        r += rows;
-      }
+      // Clusters call it only for shared halves (see kShareTiledW), one CTA for whole tiles.
+      load_tiled_w(dst, bar, kb, row, expert, mask, IntConst<kShareTiledW ? BLOCK_N / kCluster : BLOCK_N>{});
     }
   };
   constexpr uint32_t kHalfWBytes = (BLOCK_N / 2) * 128u;  // half a weight stage (clusters)
@@ -1206,9 +1208,11 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
               ptx::mbarrier_arrive_expect_tx(&ss.full[s], stage_bytes);
               if constexpr (kCluster == 1) {
                 load_w(ptx::smem_addr(ss.w[s]), &ss.full[s], kb, w_row0, tc.expert);
-              } else if (share_w) {  // this CTA's half, into both CTAs
+              } else if (share_w && kShareTiledW) {  // this CTA's half, into both CTAs
                 load_w(ptx::smem_addr(ss.w[s]) + cta_rank * kHalfWBytes, &ss.full[s], kb,
                        w_row0 + static_cast<int32_t>(cta_rank) * (BLOCK_N / 2), tc.expert, 0x3);
+              } else if constexpr (kTiledW) {  // the whole tile, into this CTA only
+                load_tiled_w(ptx::smem_addr(ss.w[s]), &ss.full[s], kb, w_row0, tc.expert, 0, IntConst<BLOCK_N>{});
               } else {  // both halves, into this CTA only
 #pragma unroll
                 for (int h = 0; h < 2; ++h) {
