@@ -6,7 +6,9 @@ T <= 128 but up to 17 % slower at T = 16384, where the heuristic's tiles run in 
 (128 x 192: 96-row halves, copied by a runtime loop over pieces; 128 x 256: 128-row halves,
 whole blocks) and each CTA multicasts its half of the weight tile to both.
 
-The copy is chosen at compile time by ``SB_TILED_W_MODE`` (grouped_gemm.cuh), passed here through
+The copy was chosen at compile time by a temporary macro ``SB_TILED_W_MODE`` in grouped_gemm.cuh
+(never committed; the kernel since ``980af6e`` keeps mode 3 for 96-row cluster halves and mode 0
+for halves of whole blocks, and copies 96-row tiles as in mode 1), passed here through
 ``STATICBATCH_NVRTC_OPTIONS``: 0 as ``9f40eb1``; 1: boxes that are not whole 64-row blocks as
 unrolled 32-row pieces; 3: no multicast (each CTA of a cluster copies the whole tile, as whole
 blocks); 4: 1 and 3. Every mode's kernels are loaded side by side (one kernel cache per mode),
@@ -72,7 +74,7 @@ def main() -> int:
                 out = torch.full((plan.num_rows, ncols), float("nan"), device="cuda", dtype=torch.bfloat16)
                 w = (w1p if name == "plain" else w1t) if gemm == "up" else (w2 if name == "plain" else w2t)
 
-                def fn(out=out, w=w, mode=mode, gemm=gemm) -> None:  # type: ignore[no-untyped-def]
+                def fn(out=out, w=w, mode=mode, gemm=gemm, x=x, plan=plan, mid_ref=mid_ref) -> None:  # type: ignore[no-untyped-def]
                     os.environ["STATICBATCH_NVRTC_OPTIONS"] = f"-DSB_TILED_W_MODE={mode}"
                     gemm_mod._kernels = kernels[mode]
                     if gemm == "up":

@@ -1340,15 +1340,31 @@ def tile_weight(w: torch.Tensor) -> torch.Tensor:
         )
     e, n, k = w.shape
     nb, kb = -(-n // TILE), -(-k // TILE)
-    padded = torch.zeros(e, nb * TILE, kb * TILE, dtype=w.dtype, device=w.device)
-    padded[:, :n, :k] = w
-    return _swap_chunks(padded.view(e, nb, TILE, kb, TILE).permute(0, 1, 3, 2, 4))  # [E, nb, kb, row, col]
+    out = torch.empty(e, nb, kb, TILE, TILE, dtype=w.dtype, device=w.device)
+    for lo, hi in _expert_chunks(e, nb * kb):
+        padded = torch.zeros(hi - lo, nb * TILE, kb * TILE, dtype=w.dtype, device=w.device)
+        padded[:, :n, :k] = w[lo:hi]
+        out[lo:hi] = _swap_chunks(padded.view(hi - lo, nb, TILE, kb, TILE).permute(0, 1, 3, 2, 4))
+    return out
 
 
 def untile_weight(tiles: torch.Tensor, n: int, k: int) -> torch.Tensor:
     """Inverse of :func:`tile_weight`: ``[E, N, K]`` from the tiled weight of an ``N x K`` one."""
+    import torch
+
     e, nb, kb, _, _ = tiles.shape
-    return _swap_chunks(tiles).permute(0, 1, 3, 2, 4).reshape(e, nb * TILE, kb * TILE)[:, :n, :k].contiguous()
+    out = torch.empty(e, n, k, dtype=tiles.dtype, device=tiles.device)
+    for lo, hi in _expert_chunks(e, nb * kb):
+        full = _swap_chunks(tiles[lo:hi]).permute(0, 1, 3, 2, 4).reshape(hi - lo, nb * TILE, kb * TILE)
+        out[lo:hi] = full[:, :n, :k]
+    return out
+
+
+def _expert_chunks(e: int, blocks_per_expert: int) -> list[tuple[int, int]]:
+    """Expert ranges of about 256 MB of blocks each: (un)tiling a whole model's weight at once
+    would need several times its size in temporaries."""
+    step = max(1, (256 << 20) // (blocks_per_expert * TILE * TILE * 2))
+    return [(lo, min(lo + step, e)) for lo in range(0, e, step)]
 
 
 def _swap_chunks(blocks: torch.Tensor) -> torch.Tensor:

@@ -18,13 +18,14 @@ from torch import nn
 import staticbatch as sb
 from staticbatch_moe import _route_kernels as rk
 from staticbatch_moe._gemm_config import choose_mlp_config, choose_tile_classes
-from staticbatch_moe.gemm import GateUpWeight, grouped_gemm, grouped_mlp, pack_gate_up
+from staticbatch_moe.gemm import GateUpWeight, TiledWeight, grouped_gemm, grouped_mlp, pack_gate_up, pack_weight
 from staticbatch_moe.routing import route_plan
 
 __all__ = ["MoE", "combine", "fused_moe", "select_experts"]
 
 _SCORINGS = ("softmax", "sigmoid", "softmax_selected")
 _ACTIVATIONS = ("silu", "swigluoai")
+_WEIGHT_LAYOUTS = ("auto", "tiled", "plain")
 SWIGLUOAI_ALPHA = 1.702
 SWIGLUOAI_LIMIT = 7.0
 
@@ -255,8 +256,8 @@ def _swigluoai(g: torch.Tensor, alpha: float, limit: float) -> torch.Tensor:
 
 def fused_moe(
     hidden_states: torch.Tensor,
-    w1: torch.Tensor | GateUpWeight,
-    w2: torch.Tensor,
+    w1: torch.Tensor | TiledWeight | GateUpWeight,
+    w2: torch.Tensor | TiledWeight,
     topk_weights: torch.Tensor,
     topk_ids: torch.Tensor,
     *,
@@ -275,12 +276,13 @@ def fused_moe(
     ----------
     hidden_states : torch.Tensor
         ``[T, H]``, bf16 or fp16 (float32 on the CPU reference path).
-    w1 : torch.Tensor or GateUpWeight
+    w1 : torch.Tensor, TiledWeight or GateUpWeight
         ``[E, 2I, H]``: gate rows then up rows (vLLM's layout) for ``"silu"``; gate and up
         interleaved row by row for ``"swigluoai"`` (GPT-OSS checkpoints). A :class:`GateUpWeight`
-        (``pack_gate_up(w1)``, once at load time) lets ``"silu"`` run with the activation fused
-        into the GEMM; a plain tensor runs the activation as a separate pass.
-    w2 : torch.Tensor
+        (``pack_gate_up(w1, tiled=True)``, once at load time) lets ``"silu"`` run with the
+        activation fused into the GEMM; otherwise the activation runs as a separate pass. Tiled
+        weights (:func:`pack_weight`, ``tiled=True``) stream faster (see :class:`TiledWeight`).
+    w2 : torch.Tensor or TiledWeight
         ``[E, H, I]``.
     topk_weights, topk_ids : torch.Tensor
         ``[T, k]`` float and int32/int64, e.g. from :func:`select_experts`.
@@ -307,14 +309,14 @@ def fused_moe(
             f"`hidden_states` must be a [num_tokens, hidden] tensor (got {getattr(hidden_states, 'shape', None)})"
         )
     weight1 = w1.packed if isinstance(w1, GateUpWeight) else w1
-    if not isinstance(weight1, torch.Tensor) or weight1.dim() != 3 or not isinstance(w2, torch.Tensor) or w2.dim() != 3:
-        raise sb.InvalidArgumentError(
-            "`w1` must be [E, 2I, H] and `w2` [E, H, I] tensors (tiled weights from pack_weight / "
-            f"pack_gate_up(tiled=True) go to grouped_gemm or grouped_mlp) (got {type(weight1).__name__} and "
-            f"{type(w2).__name__})"
-        )
+    for name, w in (("w1", weight1), ("w2", w2)):
+        if not (isinstance(w, TiledWeight) or (isinstance(w, torch.Tensor) and w.dim() == 3)):
+            raise sb.InvalidArgumentError(
+                f"`{name}` must be a 3-D tensor or a TiledWeight (`w1` [E, 2I, H], `w2` [E, H, I]) "
+                f"(got {type(w).__name__} of shape {list(getattr(w, 'shape', []))})"
+            )
     e, two_i, h = weight1.shape
-    if w2.shape != (e, h, two_i // 2):
+    if tuple(w2.shape) != (e, h, two_i // 2):
         raise sb.InvalidArgumentError(f"`w2` must have shape [{e}, {h}, {two_i // 2}] to match `w1` (got {list(w2.shape)})")
     if hidden_states.shape[1] != h:
         raise sb.InvalidArgumentError(f"`hidden_states` must have hidden={h} columns (got {hidden_states.shape[1]})")
@@ -379,6 +381,13 @@ class MoE(nn.Module):
     The gate/up weight is kept in the packed layout of :class:`GateUpWeight` for the SiLU
     activation (``w1`` holds interleaved rows); :meth:`load_experts` takes the usual
     ``[gate; up]`` layout and packs it.
+
+    ``weight_layout`` says how ``w1`` and ``w2`` are stored: ``"tiled"`` as the ``tiles`` of a
+    :class:`TiledWeight` (``[E, ceil(N / 64), ceil(K / 64), 64, 64]``), which the kernels stream
+    faster; ``"plain"`` as ``[E, 2I, H]`` and ``[E, H, I]``; ``"auto"`` (the default) tiled for
+    bf16 and fp16, plain otherwise. :meth:`expert_weights` gives them as :func:`fused_moe`
+    takes them, :meth:`unpacked_experts` in the checkpoint's layout. ``load_state_dict``
+    takes either layout and converts.
     """
 
     def __init__(
@@ -402,12 +411,20 @@ class MoE(nn.Module):
         swiglu_alpha: float = SWIGLUOAI_ALPHA,
         swiglu_limit: float = SWIGLUOAI_LIMIT,
         router_dtype: torch.dtype | None = None,
+        weight_layout: str = "auto",
         dtype: torch.dtype | None = None,
         device: Any = None,
     ) -> None:
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise sb.InvalidArgumentError(f"`activation` must be one of {_ACTIVATIONS} (got {activation!r})")
+        if weight_layout not in _WEIGHT_LAYOUTS:
+            raise sb.InvalidArgumentError(f"`weight_layout` must be one of {_WEIGHT_LAYOUTS} (got {weight_layout!r})")
+        half = (dtype or torch.get_default_dtype()) in (torch.bfloat16, torch.float16)
+        if weight_layout == "tiled" and not half:
+            raise sb.InvalidArgumentError(
+                f"`weight_layout='tiled'` needs dtype torch.bfloat16 or torch.float16 (got {dtype or torch.get_default_dtype()})"
+            )
         if not 1 <= top_k <= num_experts:
             raise sb.InvalidArgumentError(f"`top_k` must be between 1 and num_experts={num_experts} (got {top_k})")
         if activation == "silu" and intermediate_size % 8:
@@ -422,8 +439,15 @@ class MoE(nn.Module):
         # DeepSeek-V3 keeps its router in float32 whatever the model's dtype (router_dtype).
         self.router = nn.Linear(hidden_size, num_experts, bias=router_bias, dtype=router_dtype or dtype, device=device)
         self.register_buffer("e_score_correction_bias", torch.zeros(num_experts, device=device) if correction_bias else None)
-        self.w1 = nn.Parameter(torch.empty(num_experts, 2 * intermediate_size, hidden_size, **kw))
-        self.w2 = nn.Parameter(torch.empty(num_experts, hidden_size, intermediate_size, **kw))
+        #: Whether ``w1`` and ``w2`` hold tiled weights (see ``weight_layout``).
+        self.tiled = weight_layout == "tiled" or (weight_layout == "auto" and half)
+        w1 = torch.empty(num_experts, 2 * intermediate_size, hidden_size, **kw)
+        w2 = torch.empty(num_experts, hidden_size, intermediate_size, **kw)
+        with torch.no_grad():
+            w1.uniform_(-1 / math.sqrt(hidden_size), 1 / math.sqrt(hidden_size))
+            w2.uniform_(-1 / math.sqrt(intermediate_size), 1 / math.sqrt(intermediate_size))
+        self.w1 = nn.Parameter(self._stored(w1))
+        self.w2 = nn.Parameter(self._stored(w2))
         self.w1_bias = nn.Parameter(torch.zeros(num_experts, 2 * intermediate_size, **kw)) if expert_bias else None
         self.w2_bias = nn.Parameter(torch.zeros(num_experts, hidden_size, **kw)) if expert_bias else None
         self.shared = None
@@ -434,28 +458,68 @@ class MoE(nn.Module):
                 "down_proj": nn.Linear(shared_intermediate_size, hidden_size, bias=False, **kw),
             })
         self.shared_gate = nn.Linear(hidden_size, 1, bias=False, **kw) if shared_gate else None
-        bound = 1 / math.sqrt(hidden_size)
-        with torch.no_grad():
-            self.w1.uniform_(-bound, bound)
-            self.w2.uniform_(-1 / math.sqrt(intermediate_size), 1 / math.sqrt(intermediate_size))
 
     @property
     def packed(self) -> bool:
         """Whether ``w1`` holds the interleaved layout of the fused SiLU epilogue."""
         return self.activation == "silu"
 
+    def _stored(self, w: torch.Tensor) -> torch.Tensor:
+        """``w`` ``[E, N, K]`` in this module's storage layout."""
+        return pack_weight(w).tiles if self.tiled else w
+
+    def _weight_shapes(self) -> dict[str, tuple[int, int]]:
+        """(N, K) of ``w1`` and ``w2``."""
+        h, i = self.hidden_size, self.intermediate_size
+        return {"w1": (2 * i, h), "w2": (h, i)}
+
+    def expert_weights(self) -> tuple[Any, Any]:
+        """``(w1, w2)`` as :func:`fused_moe` takes them: ``w1`` a :class:`GateUpWeight` for SiLU,
+        each a :class:`TiledWeight` when the module stores tiled weights (views of the parameters)."""
+        shapes = self._weight_shapes()
+        w1: Any = TiledWeight(self.w1, *shapes["w1"]) if self.tiled else self.w1
+        w2: Any = TiledWeight(self.w2, *shapes["w2"]) if self.tiled else self.w2
+        return (GateUpWeight(w1) if self.packed else w1), w2
+
+    @torch.no_grad()
+    def unpacked_experts(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(w1, w2)`` as :meth:`load_experts` takes them: ``[E, 2I, H]`` (``[gate; up]`` for
+        SiLU) and ``[E, H, I]``, new tensors."""
+        w1, w2 = self.expert_weights()
+        w1 = w1.unpack() if isinstance(w1, (GateUpWeight, TiledWeight)) else w1.detach().clone()
+        w2 = w2.unpack() if isinstance(w2, TiledWeight) else w2.detach().clone()
+        return w1, w2
+
     @torch.no_grad()
     def load_experts(self, w1: torch.Tensor, w2: torch.Tensor, w1_bias: torch.Tensor | None = None,
                      w2_bias: torch.Tensor | None = None) -> MoE:
         """Copy expert weights in: ``w1`` ``[E, 2I, H]`` (gate rows then up rows for SiLU; as the
-        checkpoint has them for swigluoai), ``w2`` ``[E, H, I]``; packs ``w1`` for SiLU."""
-        self.w1.copy_(pack_gate_up(w1).packed if self.packed else w1)
-        self.w2.copy_(w2)
+        checkpoint has them for swigluoai), ``w2`` ``[E, H, I]``; packs ``w1`` for SiLU and tiles
+        both when the module stores tiled weights."""
+        for name, w in (("w1", w1), ("w2", w2)):
+            want = (self.num_experts, *self._weight_shapes()[name])
+            if not isinstance(w, torch.Tensor) or tuple(w.shape) != want:
+                raise sb.InvalidArgumentError(
+                    f"`{name}` must be a tensor of shape {list(want)} (got {list(getattr(w, 'shape', []))})"
+                )
+        w1 = w1.to(self.w1.dtype)
+        self.w1.copy_(self._stored(pack_gate_up(w1).packed if self.packed else w1))
+        self.w2.copy_(self._stored(w2.to(self.w2.dtype)))
         if w1_bias is not None:
             self.w1_bias.copy_(w1_bias)  # type: ignore[union-attr]
         if w2_bias is not None:
             self.w2_bias.copy_(w2_bias)  # type: ignore[union-attr]
         return self
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any) -> None:
+        # Expert weights saved in the other layout (plain [E, N, K] or tiled) are converted.
+        for name, (n, k) in self._weight_shapes().items():
+            v = state_dict.get(prefix + name)
+            if isinstance(v, torch.Tensor) and self.tiled and v.dim() == 3:
+                state_dict[prefix + name] = pack_weight(v.to(self.w1.dtype)).tiles
+            elif isinstance(v, torch.Tensor) and not self.tiled and v.dim() == 5:
+                state_dict[prefix + name] = TiledWeight(v, n, k).unpack()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def route(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(topk_weights, topk_ids) for ``x`` ``[T, H]``."""
@@ -476,7 +540,7 @@ class MoE(nn.Module):
         # captures of them) run the same function without the op's dispatch cost on the host.
         op = fused_moe_op if torch.compiler.is_compiling() else fused_moe_impl
         y = op(x2, self.w1, self.w2, weights, ids, self.activation, self.packed, self.w1_bias,
-                         self.w2_bias, self.swiglu_alpha, self.swiglu_limit)
+               self.w2_bias, self.swiglu_alpha, self.swiglu_limit, self.intermediate_size if self.tiled else 0)
         if self.shared is not None:
             s = self.shared["down_proj"](torch.nn.functional.silu(self.shared["gate_proj"](x2)) * self.shared["up_proj"](x2))
             if self.shared_gate is not None:

@@ -96,6 +96,27 @@ def test_tiled_weights_on_the_reference_path(gather: bool) -> None:
                            moe.grouped_mlp(x, moe.pack_gate_up(w1), w2, p))
 
 
+@pytest.mark.parametrize("activation,bias", [("silu", False), ("silu", True), ("swigluoai", True)])
+def test_fused_moe_takes_tiled_weights(activation: str, bias: bool) -> None:
+    """fused_moe gives with tiled weights what it gives with the weights as given (reference
+    path): the fused SiLU (a tiled GateUpWeight), SiLU with a bias (the unfused pass) and
+    GPT-OSS's clamped SwiGLU (a tiled w1 of interleaved rows)."""
+    torch.manual_seed(2)
+    e, t, k, h, i = 6, 11, 2, 80, 40  # N and K not multiples of 64: the tiles' zero padding is read
+    x = torch.randn(t, h, dtype=torch.bfloat16)
+    w1, w2 = torch.randn(e, 2 * i, h, dtype=torch.bfloat16) / 9, torch.randn(e, h, i, dtype=torch.bfloat16) / 6
+    weights, ids = torch.rand(t, k), uniform_ids(t, e, k, device="cpu")
+    b1 = torch.randn(e, 2 * i, dtype=torch.bfloat16) if bias else None
+    b2 = torch.randn(e, h, dtype=torch.bfloat16) if bias else None
+    kw = {"activation": activation, "w1_bias": b1, "w2_bias": b2}
+    plain_w1 = moe.pack_gate_up(w1) if activation == "silu" else w1
+    tiled_w1 = moe.pack_gate_up(w1, tiled=True) if activation == "silu" else moe.pack_weight(w1)
+    want = moe.fused_moe(x, plain_w1, w2, weights, ids, **kw)
+    got = moe.fused_moe(x, tiled_w1, moe.pack_weight(w2), weights, ids, **kw)
+    assert torch.isfinite(want).all() and want.abs().sum() > 0
+    assert torch.equal(got, want)
+
+
 def test_tiled_weight_errors_and_config() -> None:
     with pytest.raises(sb.InvalidArgumentError, match="bfloat16 or torch.float16"):
         moe.pack_weight(torch.randn(2, 8, 8))
@@ -113,9 +134,9 @@ def test_tiled_weight_errors_and_config() -> None:
     with pytest.raises(sb.InvalidArgumentError, match="untiled weights"):
         moe.grouped_mlp(x, w1, w2, p, config=moe.GemmConfig(block_m=8, block_n=64, stages=8, swap_ab=True,
                                                               activation="silu_and_mul", gather=True))
-    with pytest.raises(sb.InvalidArgumentError, match="tiled weights .* go to grouped_gemm or grouped_mlp"):
-        moe.fused_moe(x, w1, moe.pack_weight(torch.randn(4, 64, 16, dtype=torch.bfloat16)).unpack(),
-                      torch.ones(2, 2), ids)
+    with pytest.raises(sb.InvalidArgumentError, match=r"`w2` must be a 3-D tensor or a TiledWeight .*\(got Tensor of "
+                       r"shape \[64, 16\]\)"):
+        moe.fused_moe(x, w1, torch.randn(64, 16, dtype=torch.bfloat16), torch.ones(2, 2), ids)
     cfg = moe.GemmConfig(block_m=8, block_n=128, stages=12, swap_ab=True, tiled_w=True)
     assert cfg.kernel_name.endswith("_wt") and "_wt" not in dataclasses.replace(cfg, tiled_w=False).kernel_name
     assert ",false,true>(" in "".join(cfgmod.kernel_source(cfg).split())  # kDynamic, kTiledW

@@ -201,6 +201,73 @@ def test_custom_op_and_torch_compile_fullgraph() -> None:
          None, None, 1.702, 7.0),
         test_utils=("test_schema", "test_faketensor"),  # inference only: no autograd formula
     )
+    tiled = moe.MoE(64, 32, 8, 2, dtype=torch.bfloat16).eval()  # tiled weights: the op gets I
+    xb = x.reshape(-1, 64).to(torch.bfloat16)
+    with torch.no_grad():
+        torch.library.opcheck(
+            torch.ops.staticbatch_moe.fused_moe.default,
+            (xb, tiled.w1.detach(), tiled.w2.detach(), *tiled.route(xb), "silu", True, None, None, 1.702, 7.0, 32),
+            test_utils=("test_schema", "test_faketensor"),
+        )
+
+
+@pytest.mark.parametrize("activation,bias", [("silu", False), ("swigluoai", True)])
+def test_tiled_and_plain_weight_layouts_agree(activation: str, bias: bool) -> None:
+    """A bf16 MoE stores tiled weights by default; it holds and computes (reference path) exactly
+    what a plain-layout module with the same weights does, and each loads the other's state dict."""
+    bf = torch.bfloat16
+    kw = dict(activation=activation, expert_bias=bias, router_bias=bias, dtype=bf)
+    torch.manual_seed(3)
+    tiled = moe.MoE(80, 40, 6, 2, **kw).eval()  # N, K not multiples of 64: padded tiles
+    torch.manual_seed(3)
+    plain = moe.MoE(80, 40, 6, 2, weight_layout="plain", **kw).eval()
+    assert tiled.tiled and tiled.w1.dim() == 5 and not plain.tiled and plain.w1.shape == (6, 80, 80)
+    for a, b in zip(tiled.unpacked_experts(), plain.unpacked_experts()):
+        assert torch.equal(a, b)
+    x = torch.randn(9, 80, dtype=bf)
+    with torch.no_grad():
+        want = plain(x)
+        assert torch.isfinite(want).all() and want.abs().sum() > 0
+        assert torch.equal(tiled(x), want)
+        other = moe.MoE(80, 40, 6, 2, **kw).eval()
+        other.load_state_dict(plain.state_dict())  # plain -> tiled
+        assert other.w1.dim() == 5 and torch.equal(other(x), want)
+        back = moe.MoE(80, 40, 6, 2, weight_layout="plain", **kw).eval()
+        back.load_state_dict(tiled.state_dict())  # tiled -> plain
+        assert torch.equal(back.w1, plain.w1) and torch.equal(back.w2, plain.w2)
+
+
+def test_load_experts_round_trip_and_layout_errors() -> None:
+    layer = moe.MoE(64, 32, 4, 2, dtype=torch.bfloat16)
+    w1 = torch.randn(4, 64, 64, dtype=torch.bfloat16)
+    w2 = torch.randn(4, 64, 32, dtype=torch.bfloat16)
+    layer.load_experts(w1, w2)
+    got1, got2 = layer.unpacked_experts()
+    assert torch.equal(got1, w1) and torch.equal(got2, w2)
+    w1_arg, w2_arg = layer.expert_weights()
+    assert isinstance(w1_arg, moe.GateUpWeight) and isinstance(w1_arg.packed, moe.TiledWeight)
+    assert isinstance(w2_arg, moe.TiledWeight) and w2_arg.shape == (4, 64, 32)
+    with pytest.raises(sb.InvalidArgumentError, match=r"`w2` must be a tensor of shape \[4, 64, 32\] \(got \[4, 32, 64\]\)"):
+        layer.load_experts(w1, w2.transpose(1, 2))
+    with pytest.raises(sb.InvalidArgumentError, match="`weight_layout` must be one of"):
+        moe.MoE(64, 32, 4, 2, weight_layout="blocked")
+    with pytest.raises(sb.InvalidArgumentError, match="needs dtype torch.bfloat16 or torch.float16 .*float32"):
+        moe.MoE(64, 32, 4, 2, weight_layout="tiled", dtype=torch.float32)
+    assert not moe.MoE(64, 32, 4, 2).tiled  # float32: plain
+
+
+def test_patched_bf16_block_stores_tiled_weights() -> None:
+    block = _blocks()["mixtral"]().eval()
+    _randomise(block, seed=4)
+    block = block.to(torch.bfloat16)
+    holder = torch.nn.Sequential(block)
+    x = torch.randn(2, 7, H, dtype=torch.bfloat16)
+    with torch.no_grad():
+        ref = block(x).float()
+        hf.patch(holder)
+        got = holder[0](x).float()
+    assert holder[0].moe.tiled
+    assert (got - ref).norm() / ref.norm() < 2e-2
 
 
 def test_demo_runs_on_the_cpu_path() -> None:
