@@ -5,6 +5,8 @@ fused) then down ``[T*k, I] x [I, H]`` (grouped rows), timed as one CUDA graph w
 flushed between replays. Ours reads the weights as the MoE layer stores them by default: tiled
 (``pack_gate_up(w1, tiled=True)``, ``pack_weight(w2)``, once before timing, as a model does at
 load time); ``ours_plain`` in the JSON is the same pair on the weights as given, ``[E, N, K]``.
+The two are timed in turns, three medians of ``--reps`` replays each, and each reports the
+middle one (``repeats_ms`` holds all three).
 Peers, measured here in the same process on the same routing:
 
 - ``torch._grouped_mm`` (PyTorch's CUTLASS sm90 grouped GEMM) on pre-grouped rows, best of
@@ -41,7 +43,7 @@ import sys
 import time
 
 import torch
-from common import COMPUTE_CEILING_TFLOPS, MEMORY_CEILING_TBPS, save, time_cuda
+from common import COMPUTE_CEILING_TFLOPS, MEMORY_CEILING_TBPS, interleaved_ms, save, time_cuda
 
 import staticbatch_moe as moe
 
@@ -159,8 +161,10 @@ def main() -> int:
                 ours_plain()
                 plain_same = bool(torch.equal(y, y_tiled))  # the two layouts compute the same bits
                 del y_tiled
-                r_ours = time_cuda(ours, reps=args.reps, flush_l2=flush)
-                r_ours_plain = time_cuda(ours_plain, reps=args.reps, flush_l2=flush)
+                # Three medians of each, taking turns: the two layouts see the same drift of the machine.
+                rep = interleaved_ms({"tiled": ours, "plain": ours_plain}, repeats=3, reps=args.reps, flush_l2=flush)
+                r_ours = {"median_ms": sorted(rep["tiled"])[1], "repeats_ms": rep["tiled"]}
+                r_ours_plain = {"median_ms": sorted(rep["plain"])[1], "repeats_ms": rep["plain"]}
                 r_ours_write = time_cuda(ours, reps=args.reps, flush_l2="write") if t <= 128 else None
                 # Peers on the same grouped rows.
                 xg = x[plan.gather_idx.long()].contiguous()
