@@ -1067,10 +1067,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   // are whole 64-row blocks; otherwise (128 x 192 tiles: 96-row halves) each copies the whole
   // tile itself. On the H200 multicast 32-row pieces were 0-5 % slower than that at
   // T = 16384, and pieces by a runtime loop up to 12 % (dev_tiled_cluster_check.json).
-#ifndef SB_TILED_W_MODE
-#define SB_TILED_W_MODE 0
-#endif
-  constexpr bool kShareTiledW = !kTiledW || (BLOCK_N / 2) % 64 == 0 || (SB_TILED_W_MODE == 5 && BLOCK_N % 64 == 0);
+  constexpr bool kShareTiledW = !kTiledW || (BLOCK_N / 2) % 64 == 0;
   // A tiled box of rows_c::value rows. `mask`: the cluster's CTAs that receive it (0: this CTA only).
   auto load_tiled_w = [&](uint32_t dst, uint64_t* bar, int32_t kb, int32_t row, int32_t expert, uint16_t mask,
                           auto rows_c) {
@@ -1097,7 +1094,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       }
     } else {
       // Clusters call it only for shared halves (see kShareTiledW), one CTA for whole tiles.
-      load_tiled_w(dst, bar, kb, row, expert, mask, IntConst<kShareTiledW && (BLOCK_N / kCluster) % 32 == 0 ? BLOCK_N / kCluster : BLOCK_N>{});
+      load_tiled_w(dst, bar, kb, row, expert, mask, IntConst<kShareTiledW ? BLOCK_N / kCluster : BLOCK_N>{});
     }
   };
   constexpr uint32_t kHalfWBytes = (BLOCK_N / 2) * 128u;  // half a weight stage (clusters)
@@ -1211,14 +1208,6 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
               ptx::mbarrier_arrive_expect_tx(&ss.full[s], stage_bytes);
               if constexpr (kCluster == 1) {
                 load_w(ptx::smem_addr(ss.w[s]), &ss.full[s], kb, w_row0, tc.expert);
-              } else if (SB_TILED_W_MODE == 5 && kTiledW && share_w && kShareTiledW) {
-#pragma unroll
-                for (int32_t j = 0; j < BLOCK_N / 64; ++j) {
-                  if (j % 2 == static_cast<int32_t>(cta_rank)) {
-                    ptx::bulk_load_multicast(ptx::smem_addr(ss.w[s]) + j * 8192u, w_piece(kb, w_row0 + 64 * j, tc.expert),
-                                             8192u, &ss.full[s], 0x3);
-                  }
-                }
               } else if (share_w && kShareTiledW) {  // this CTA's half, into both CTAs
                 load_w(ptx::smem_addr(ss.w[s]) + cta_rank * kHalfWBytes, &ss.full[s], kb,
                        w_row0 + static_cast<int32_t>(cta_rank) * (BLOCK_N / 2), tc.expert, 0x3);
