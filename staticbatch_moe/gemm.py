@@ -86,8 +86,9 @@ class TiledWeight:
     block holds its rows in the order the kernel's shared memory wants them (see
     :func:`~staticbatch_moe._gemm_config.tile_weight`), and a block's k-blocks follow each other.
     The kernel then copies each block front to back with 1-D bulk copies instead of reading 128
-    bytes from each of 64-256 rows per tensor-map box: 3-6 % faster at decode on the H200
-    (docs/performance.md, "Seventeenth session"). Build it with :func:`pack_weight`.
+    bytes from each of 64-256 rows per tensor-map box: 2.5-6 % faster at decode on the H200,
+    about level from T = 4096 (docs/performance.md, "Eighteenth session"). :class:`MoE` stores
+    bf16 and fp16 weights this way by default. Build it with :func:`pack_weight`.
     """
 
     tiles: Any

@@ -2,7 +2,8 @@
 
 ``patch(model)`` walks the model and replaces each supported block, in place, by a
 :class:`PatchedBlock` holding a :class:`staticbatch_moe.MoE` with the block's weights (copied
-once; the gate/up weight packed once). Supported (transformers >= 5, experts stored as 3-D
+once; the gate/up weight packed once, and both tiled for bf16 / fp16 models: see
+``MoE(weight_layout=...)``). Supported (transformers >= 5, experts stored as 3-D
 tensors): Mixtral, Qwen2-MoE (with its sigmoid-gated shared expert), Qwen3-MoE, OLMoE,
 DeepSeek-V3 (sigmoid scores, correction bias, grouped top-k, routed scaling, shared experts)
 and GPT-OSS (biases, clamped SwiGLU, softmax over the selected logits). Any other block is
