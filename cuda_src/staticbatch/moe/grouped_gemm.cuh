@@ -1073,10 +1073,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
                           auto rows_c) {
     constexpr int32_t kRows = decltype(rows_c)::value;
     static_assert(kRows % 32 == 0, "tiled weight boxes of whole 32-row pieces");
-#ifndef SB_TILED_W_MODE
-#define SB_TILED_W_MODE 0
-#endif
-    constexpr int32_t kPieceRows = SB_TILED_W_MODE == 6 ? 32 : (SB_TILED_W_MODE == 7 ? 16 : (kRows % 64 == 0 ? 64 : 32));
+    constexpr int32_t kPieceRows = kRows % 64 == 0 ? 64 : 32;
     constexpr uint32_t kPieceBytes = kPieceRows * 128u;
 #pragma unroll
     for (int32_t j = 0; j < kRows / kPieceRows; ++j) {
