@@ -1338,16 +1338,13 @@ def tile_weight(w: torch.Tensor) -> torch.Tensor:
         raise InvalidArgumentError(
             f"`w` must be a [E, N, K] tensor of 2-byte elements (got shape {tuple(w.shape)}, {w.dtype})"
         )
-    import os
-
-    rows = int(os.environ.get("SB_DEV_TILE_ROWS", TILE))
     e, n, k = w.shape
-    nb, kb = -(-n // rows), -(-k // TILE)
-    out = torch.empty(e, nb, kb, rows, TILE, dtype=w.dtype, device=w.device)
+    nb, kb = -(-n // TILE), -(-k // TILE)
+    out = torch.empty(e, nb, kb, TILE, TILE, dtype=w.dtype, device=w.device)
     for lo, hi in _expert_chunks(e, nb * kb):
-        padded = torch.zeros(hi - lo, nb * rows, kb * TILE, dtype=w.dtype, device=w.device)
+        padded = torch.zeros(hi - lo, nb * TILE, kb * TILE, dtype=w.dtype, device=w.device)
         padded[:, :n, :k] = w[lo:hi]
-        out[lo:hi] = _swap_chunks(padded.view(hi - lo, nb, rows, kb, TILE).permute(0, 1, 3, 2, 4))
+        out[lo:hi] = _swap_chunks(padded.view(hi - lo, nb, TILE, kb, TILE).permute(0, 1, 3, 2, 4))
     return out
 
 
@@ -1355,10 +1352,10 @@ def untile_weight(tiles: torch.Tensor, n: int, k: int) -> torch.Tensor:
     """Inverse of :func:`tile_weight`: ``[E, N, K]`` from the tiled weight of an ``N x K`` one."""
     import torch
 
-    e, nb, kb, rows, _ = tiles.shape
+    e, nb, kb, _, _ = tiles.shape
     out = torch.empty(e, n, k, dtype=tiles.dtype, device=tiles.device)
     for lo, hi in _expert_chunks(e, nb * kb):
-        full = _swap_chunks(tiles[lo:hi]).permute(0, 1, 3, 2, 4).reshape(hi - lo, nb * rows, kb * TILE)
+        full = _swap_chunks(tiles[lo:hi]).permute(0, 1, 3, 2, 4).reshape(hi - lo, nb * TILE, kb * TILE)
         out[lo:hi] = full[:, :n, :k]
     return out
 
@@ -1375,11 +1372,11 @@ def _swap_chunks(blocks: torch.Tensor) -> torch.Tensor:
     ``j ^ (i % 8)``, contiguous. The permutation is its own inverse: it swizzles and unswizzles."""
     import torch
 
-    e, nb, kb, r, _ = blocks.shape
-    rows = torch.arange(r, device=blocks.device).view(r, 1)
-    src = (torch.arange(8, device=blocks.device).view(1, 8) ^ (rows % 8)).view(1, 1, 1, r, 8, 1)
-    chunks = blocks.reshape(e, nb, kb, r, 8, 8)
-    return torch.gather(chunks, 4, src.expand(chunks.shape)).reshape(e, nb, kb, r, TILE)
+    e, nb, kb, _, _ = blocks.shape
+    rows = torch.arange(TILE, device=blocks.device).view(TILE, 1)
+    src = (torch.arange(8, device=blocks.device).view(1, 8) ^ (rows % 8)).view(1, 1, 1, TILE, 8, 1)
+    chunks = blocks.reshape(e, nb, kb, TILE, 8, 8)
+    return torch.gather(chunks, 4, src.expand(chunks.shape)).reshape(e, nb, kb, TILE, TILE)
 
 
 def weight_tma_descriptor(w: torch.Tensor, cfg: GemmConfig) -> bytes:
@@ -1406,7 +1403,7 @@ def weight_tma_descriptor(w: torch.Tensor, cfg: GemmConfig) -> bytes:
 
     want = torch.bfloat16 if cfg.dtype == "bf16" else torch.float16
     if cfg.tiled_w:  # no tensor map: {address, 64-row blocks per expert}, the rest zero (grouped_gemm.cuh)
-        if (w.dim() != 5 or tuple(w.shape[3:]) not in ((TILE, TILE), (2 * TILE, TILE)) or w.dtype != want or not w.is_contiguous()
+        if (w.dim() != 5 or tuple(w.shape[3:]) != (TILE, TILE) or w.dtype != want or not w.is_contiguous()
                 or w.data_ptr() % 16):
             raise InvalidArgumentError(
                 f"`w` must be a contiguous, 16-byte aligned tiled weight [E, N / 64, K / 64, 64, 64] of {want} "

@@ -1057,15 +1057,11 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   // docs/performance.md, "Seventeenth session" and "Eighteenth session") tiled weights streamed
   // 3-6 % faster at T <= 128 than the tensor map; a runtime loop over pieces was 12-15 % slower
   // than these unrolled copies.
-#ifndef SB_TILE_ROWS
-#define SB_TILE_ROWS 64
-#endif
-  constexpr int32_t kR = SB_TILE_ROWS;
   auto w_piece = [&](int32_t kb, int32_t r, int32_t expert) -> const char* {
     const int64_t nb = static_cast<int64_t>(w_map.data[1]);
-    const int64_t blk = r / kR < nb ? r / kR : nb - 1;
+    const int64_t blk = r / 64 < nb ? r / 64 : nb - 1;
     return reinterpret_cast<const char*>(w_map.data[0]) +
-           (((static_cast<int64_t>(expert) * nb + blk) * num_k_blocks + kb) * kR + r % kR) * 128;
+           (((static_cast<int64_t>(expert) * nb + blk) * num_k_blocks + kb) * 64 + r % 64) * 128;
   };
   // Clusters over a tiled weight: the CTAs share (multicast) the weight tile only when its halves
   // are whole 64-row blocks; otherwise (128 x 192 tiles: 96-row halves) each copies the whole
@@ -1077,24 +1073,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
                           auto rows_c) {
     constexpr int32_t kRows = decltype(rows_c)::value;
     static_assert(kRows % 32 == 0, "tiled weight boxes of whole 32-row pieces");
-    auto copy = [&](uint32_t d, int32_t r, uint32_t bytes) {
-      if (mask) {
-        ptx::bulk_load_multicast(d, w_piece(kb, r, expert), bytes, bar, mask);
-      } else {
-        ptx::bulk_load(d, w_piece(kb, r, expert), bytes, bar);
-      }
-    };
-    if constexpr (kR == 128 && kRows % 128 == 64 && kRows > 64) {  // 192 rows from a 64-row boundary
-      if (row % 128 == 0) {
-        copy(dst, row, 16384u);
-        copy(dst + 16384u, row + 128, 8192u);
-      } else {
-        copy(dst, row, 8192u);
-        copy(dst + 8192u, row + 64, 16384u);
-      }
-      return;
-    }
-    constexpr int32_t kPieceRows = kRows % kR == 0 ? kR : (kRows % 64 == 0 ? 64 : 32);
+    constexpr int32_t kPieceRows = kRows % 64 == 0 ? 64 : 32;
     constexpr uint32_t kPieceBytes = kPieceRows * 128u;
 #pragma unroll
     for (int32_t j = 0; j < kRows / kPieceRows; ++j) {
