@@ -76,6 +76,13 @@ def layer_plan(model: str, t: int, kind: str) -> Any:
     return moe.route_plan(ids, e)
 
 
+def parse_points(text: str, default: list[tuple[str, int, str]]) -> list[tuple[str, int, str]]:
+    """``--points Model:T:routing,...`` of the dev checks, or ``default`` when empty."""
+    if not text:
+        return default
+    return [(p.split(":")[0], int(p.split(":")[1]), p.split(":")[2]) for p in text.split(",")]
+
+
 def layer_point(model: str, t: int, kind: str) -> tuple[Any, Any, Any, Any]:
     """(w1, w2, x, plan): :func:`layer_inputs` and :func:`layer_plan`."""
     return (*layer_inputs(model, t), layer_plan(model, t, kind))

@@ -29,7 +29,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import compile_configs, layer_classes, layer_point, save, time_interleaved
+from common import compile_configs, layer_classes, layer_point, parse_points, save, time_interleaved
 
 import staticbatch_moe as moe
 import staticbatch_moe.gemm as gemm_mod
@@ -77,9 +77,7 @@ def main() -> int:
     if "packed_w" not in {f.name for f in dataclasses.fields(moe.GemmConfig)}:
         print("dev_packed_weights_check needs GemmConfig.packed_w (commit c1ba59f; reverted after it)")
         return 1
-    points = POINTS
-    if args.points:
-        points = [(p.split(":")[0], int(p.split(":")[1]), p.split(":")[2]) for p in args.points.split(",")]
+    points = parse_points(args.points, POINTS)
     global USE_PACKED
     configs = {c.config for m, t, _ in points for cls in layer_classes(m, t).values() for c in cls}
     configs |= {dataclasses.replace(c, packed_w=True) for c in configs}

@@ -36,7 +36,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import compile_configs, layer_classes, layer_point, save, time_interleaved
+from common import compile_configs, layer_classes, layer_point, parse_points, save, time_interleaved
 
 import staticbatch_moe as moe
 
@@ -54,9 +54,7 @@ def main() -> int:
     if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
         print("dev_tiled_weights_check needs a Hopper GPU")
         return 0
-    points = POINTS
-    if args.points:
-        points = [(p.split(":")[0], int(p.split(":")[1]), p.split(":")[2]) for p in args.points.split(",")]
+    points = parse_points(args.points, POINTS)
     import dataclasses
 
     base = {c.config for m, t, _ in points for cls in layer_classes(m, t).values() for c in cls}
