@@ -1360,10 +1360,14 @@ def untile_weight(tiles: torch.Tensor, n: int, k: int) -> torch.Tensor:
     return out
 
 
+#: Bytes of tiled blocks that tile_weight / untile_weight handle at a time.
+TILING_CHUNK_BYTES = 256 << 20
+
+
 def _expert_chunks(e: int, blocks_per_expert: int) -> list[tuple[int, int]]:
-    """Expert ranges of about 256 MB of blocks each: (un)tiling a whole model's weight at once
-    would need several times its size in temporaries."""
-    step = max(1, (256 << 20) // (blocks_per_expert * TILE * TILE * 2))
+    """Expert ranges of about TILING_CHUNK_BYTES of blocks each: (un)tiling a whole model's
+    weight at once would need several times its size in temporaries."""
+    step = max(1, TILING_CHUNK_BYTES // (blocks_per_expert * TILE * TILE * 2))
     return [(lo, min(lo + step, e)) for lo in range(0, e, step)]
 
 

@@ -96,6 +96,18 @@ def test_tiled_weights_on_the_reference_path(gather: bool) -> None:
                            moe.grouped_mlp(x, moe.pack_gate_up(w1), w2, p))
 
 
+@pytest.mark.parametrize("chunk_blocks", [1, 2, 3])
+def test_pack_weight_in_expert_chunks(monkeypatch: pytest.MonkeyPatch, chunk_blocks: int) -> None:
+    """Tiling and untiling run through the experts a chunk at a time; chunks of one expert or of
+    several, ending mid-way or on the last expert, give the same tiles as one pass."""
+    w = torch.randn(5, 130, 70, dtype=torch.bfloat16)  # 3 x 2 blocks per expert
+    whole = moe.pack_weight(w)
+    monkeypatch.setattr(cfgmod, "TILING_CHUNK_BYTES", chunk_blocks * 6 * 64 * 64 * 2)
+    assert len(cfgmod._expert_chunks(5, 6)) == -(-5 // chunk_blocks)
+    chunked = moe.pack_weight(w)
+    assert torch.equal(chunked.tiles, whole.tiles) and torch.equal(chunked.unpack(), w)
+
+
 @pytest.mark.parametrize("activation,bias", [("silu", False), ("silu", True), ("swigluoai", True)])
 def test_fused_moe_takes_tiled_weights(activation: str, bias: bool) -> None:
     """fused_moe gives with tiled weights what it gives with the weights as given (reference
