@@ -211,11 +211,12 @@ def main() -> int:
                     "tflops": flops / ms / 1e9, "gbps": bytes_ / ms / 1e6, "rel_err": err,
                     "grouped_mm": r_gmm, "loop": r_loop, "dense": r_dense,
                     "vllm_gpu_md_ms": VLLM_MS.get((model, t)) if kind == "uniform" else None,
-                    # The heuristic's tile classes, heaviest first, joined by " + " (one name: one class).
+                    # The heuristic's tile classes for ours (tiled weights), heaviest first, joined by
+                    # " + " (one name: one class); kernel names of tiled-weight tiles end in "_wt".
                     "config_gate_up": " + ".join(c.config.kernel_name for c in moe.choose_tile_classes(
-                        m, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=t)),
+                        m, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=t, tiled_w=True)),
                     "config_down": " + ".join(c.config.kernel_name for c in moe.choose_tile_classes(
-                        m, e, h, i, "bf16", None, False, num_tokens=t)),
+                        m, e, h, i, "bf16", None, False, num_tokens=t, tiled_w=True)),
                 }
                 rows.append(row)
                 fmt = lambda r: f"{r['median_ms']:>9.3f}" if r else f"{'-':>9}"  # noqa: E731

@@ -88,15 +88,15 @@ def layer_point(model: str, t: int, kind: str) -> tuple[Any, Any, Any, Any]:
     return (*layer_inputs(model, t), layer_plan(model, t, kind))
 
 
-def layer_classes(model: str, t: int) -> dict[str, Any]:
+def layer_classes(model: str, t: int, tiled_w: bool = False) -> dict[str, Any]:
     """The heuristic's tile classes of both GEMMs of ``model``'s layer at ``t`` tokens: ``"up"``
-    (gate/up, gathered, SiLU fused) and ``"down"``."""
+    (gate/up, gathered, SiLU fused) and ``"down"``, for weights as given or tiled (``tiled_w``)."""
     import staticbatch_moe as moe
     from staticbatch_moe._gemm_config import choose_tile_classes
 
     h, i, e, k = moe.MODEL_SHAPES[model]
-    return {"up": choose_tile_classes(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=t),
-            "down": choose_tile_classes(t * k, e, h, i, "bf16", None, False, num_tokens=t)}
+    return {"up": choose_tile_classes(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=t, tiled_w=tiled_w),
+            "down": choose_tile_classes(t * k, e, h, i, "bf16", None, False, num_tokens=t, tiled_w=tiled_w)}
 
 
 class LayerGemms:

@@ -773,6 +773,27 @@ USE_HOT_TALL_CLASS = True
 HOT_TALL_MIN_TOKENS = 2048
 HOT_TALL_MIN_WEIGHT = 4_000_000
 
+#: With tiled weights (``tiled_w``), from HOT_TALL_MIN_TOKENS tokens, where choose_config gives
+#: the average expert 64-row ping-pong tiles, K is at most PINGPONG128_MAX_K (so the 128-row tile
+#: is the 128 x 192 ping-pong cluster) and the mean active expert has at least
+#: TILED_TALL_MIN_ROWS rows: one class of those 128-row clustered tiles for every expert, in place
+#: of the 64-row tiles and the hot class. On the H200 (2026-11-29, tiled weights, each GEMM alone,
+#: three interleaved repeats, bit-identical outputs; benchmarks/results/dev_tiled_rule_check.json
+#: and dev_t4096_tiled_candidates_check.json, ms heuristic -> all 128-row):
+#:
+#: - Qwen3-235B-A22B T = 4096 uniform: down 0.976 -> 0.827 (the 64-row tiles lose 10 % to plain
+#:   weights there), gate/up 1.69 -> 1.73 in one run and -7 % in the other; skewed: gate/up
+#:   -1.3 %, down -5 %;
+#: - Qwen3-30B-A3B T = 4096 (256 rows per expert): uniform within 2 % either way in both runs,
+#:   skewed -6 % on both GEMMs.
+#:
+#: At 128 rows per expert (Qwen3-30B and Qwen3-235B at T = 2048, GPT-OSS-120B and DeepSeek-V3 at
+#: T = 4096) the 128-row tiles were level to 4 % slower (DeepSeek-V3 gate/up, K = 7168, +4 %),
+#: hence the row floor; Mixtral-8x7B at T = 1024 (256 rows, below the token floor) lost 3-8 % on
+#: its down GEMM (K = 14336: cooperative 128 x 256 tiles), hence the K limit.
+USE_TILED_TALL = True
+TILED_TALL_MIN_ROWS = 192
+
 #: Let choose_config pick split-K (swap mode, few tiles). Off: on the H200 (2026-11-28,
 #: benchmarks/dev_splitk_check.py, T=1 for the five model shapes) every split of every
 #: decode GEMM was slower than the unsplit tile (by 2-53 %), so split-K is only reachable
@@ -1065,6 +1086,7 @@ def choose_tile_classes(
     gather: bool = False,
     num_sms: int = DEFAULT_NUM_SMS,
     num_tokens: int | None = None,
+    tiled_w: bool = False,
 ) -> tuple[TileClass, ...]:
     """The heuristic's tile classes: :func:`choose_config`'s configuration for the experts of
     about the average size, and taller tiles for the experts that routing makes hot.
@@ -1084,7 +1106,10 @@ def choose_tile_classes(
     expert, experts of more than ``PINGPONG_MAX_ROWS`` rows get 128-row clustered tiles; there,
     with ``USE_FITTED_WIDE`` and a busy expert estimated at most ``FITTED_WIDE_MAX_ROWS`` rows,
     the experts of at most ``FITTED_WIDE_SPLIT[0]`` rows get fitted ``FITTED_WIDE``-token swap
-    tiles (three classes: 128-row, 64-row ping-pong, fitted).
+    tiles (three classes: 128-row, 64-row ping-pong, fitted). With ``tiled_w`` (the weight is a
+    tiled one, :func:`tile_weight`) and ``USE_TILED_TALL``, where the hot class would be the 128 x
+    192 ping-pong cluster and the mean active expert has at least ``TILED_TALL_MIN_ROWS`` rows,
+    every expert gets that 128-row class instead. The returned configurations carry ``tiled_w``.
 
     On the H200 (2026-11-28, ``dev/ab_pp.py``, both GEMMs of a layer): skewed routing
     DeepSeek-V3 T = 1024 6.64 -> 5.79 ms, T = 512 5.58 -> 5.23 ms, GPT-OSS-120B T = 1024 1.92 ->
@@ -1096,8 +1121,23 @@ def choose_tile_classes(
 
     Returns the classes heaviest first (the launch order). A pure function of its arguments.
     """
+    classes = _choose_tile_classes(total_rows, num_experts, n, k, dtype, activation, gather, num_sms, num_tokens,
+                                   tiled_w)
+    if not tiled_w:
+        return classes
+    return tuple(dataclasses.replace(c, config=dataclasses.replace(c.config, tiled_w=True)) for c in classes)
+
+
+def _choose_tile_classes(total_rows: int, num_experts: int, n: int, k: int, dtype: str, activation: str | None,
+                         gather: bool, num_sms: int, num_tokens: int | None, tiled_w: bool) -> tuple[TileClass, ...]:
+    """:func:`choose_tile_classes` before the configurations are given the weight's layout."""
     base = choose_config(total_rows, num_experts, n, k, dtype, activation, gather, num_sms)
     tokens = total_rows if num_tokens is None else num_tokens
+    if (USE_TILED_TALL and tiled_w and not base.swap_ab and base.block_m == 64 and tokens >= HOT_TALL_MIN_TOKENS
+            and k <= PINGPONG128_MAX_K and _rows_estimate(total_rows, num_experts)[1] >= TILED_TALL_MIN_ROWS):
+        tall = _prefill_config(128, base.block_n, activation, dtype, gather, k)
+        if tall.cluster > 1 and tall.pingpong:
+            return (TileClass(tall),)
     if (USE_FITTED_CLASS and FITTED_CLASS_MIN_TOKENS <= tokens < TILE_CLASSES_MIN_TOKENS and base.swap_ab
             and not is_fitted(base) and base.block_m <= FITTED_CLASS_MIN_ROWS and n * k >= FITTED_CLASS_MIN_WEIGHT):
         hot = fitted_config(128, activation, dtype, gather)

@@ -359,11 +359,12 @@ def _counters(use: str, count: int, device: Any) -> Any:
 
 
 def _tile_classes(config: Any, plan: RoutePlan, n: int, k: int, dtype: str, activation: str | None,
-                  gather: bool) -> tuple[TileClass, ...]:
-    """The call's tile classes: the heuristic's, one for a GemmConfig, or the given ones, checked."""
+                  gather: bool, tiled: bool = False) -> tuple[TileClass, ...]:
+    """The call's tile classes: the heuristic's (for the weight's layout), one for a GemmConfig, or
+    the given ones, checked."""
     if config is None:
         classes = cfgmod.choose_tile_classes(plan.num_rows, plan.num_experts, n, k, dtype, activation, gather,
-                                             num_tokens=plan.num_tokens)
+                                             num_tokens=plan.num_tokens, tiled_w=tiled)
     elif isinstance(config, GemmConfig):
         classes = cfgmod.check_tile_classes((TileClass(config),), dtype=dtype, activation=activation, gather=gather)
     else:
@@ -532,7 +533,8 @@ def grouped_gemm(
     classes: tuple[TileClass, ...] = ()
     if a.dtype != torch.float32:  # the kernels' alignment and the override, checked on every device so code ports
         cfgmod.check_problem(n, k, lda, activation)
-        classes = _with_layout(_tile_classes(config, plan, n, k, _dtype_tag(a.dtype), activation, gather), tiled)
+        classes = _with_layout(_tile_classes(config, plan, n, k, _dtype_tag(a.dtype), activation, gather, tiled),
+                               tiled)
     problem = _kernel_path_problem(a)
     if problem is not None:
         if problem not in _warned_fallback:

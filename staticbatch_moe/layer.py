@@ -224,9 +224,11 @@ def combine(y: torch.Tensor, slot_to_row: torch.Tensor, topk_weights: torch.Tens
     return out
 
 
-def _layer_tilings(x: torch.Tensor, ids: torch.Tensor, e: int, two_i: int, h: int, fused: bool) -> list:
+def _layer_tilings(x: torch.Tensor, ids: torch.Tensor, e: int, two_i: int, h: int, fused: bool,
+                   tiled: tuple[bool, bool] = (False, False)) -> list:
     """The (block_m, block_n, n, split_k, rows) of the tile classes of the layer's two GEMMs, whose tile
-    prefix sums are built before them; none off the kernel path."""
+    prefix sums are built before them; none off the kernel path. ``tiled``: whether each GEMM's
+    weight (gate/up, down) is a TiledWeight, which the heuristic's classes depend on."""
     if x.dtype not in (torch.bfloat16, torch.float16) or not rk.available(x):
         return []
     dtype = "bf16" if x.dtype == torch.bfloat16 else "fp16"
@@ -234,8 +236,9 @@ def _layer_tilings(x: torch.Tensor, ids: torch.Tensor, e: int, two_i: int, h: in
     pair = choose_mlp_config(rows, e, h, two_i // 2, dtype, num_tokens=t) if fused else None
     if pair is not None:  # both GEMMs in one launch (grouped_mlp)
         return [(pair.block_m, pair.block_n, n, 1, (0, None)) for n in (two_i, h)]
-    up = choose_tile_classes(rows, e, two_i, h, dtype, "silu_and_mul" if fused else None, True, num_tokens=t)
-    down = choose_tile_classes(rows, e, h, two_i // 2, dtype, None, False, num_tokens=t)
+    up = choose_tile_classes(rows, e, two_i, h, dtype, "silu_and_mul" if fused else None, True, num_tokens=t,
+                             tiled_w=tiled[0])
+    down = choose_tile_classes(rows, e, h, two_i // 2, dtype, None, False, num_tokens=t, tiled_w=tiled[1])
     return [(c.config.block_m, c.config.block_n, n, c.config.split_k, (c.min_rows, c.max_rows))
             for classes, n in ((up, two_i), (down, h)) for c in classes]
 
@@ -342,7 +345,8 @@ def fused_moe(
         mapped = expert_map.to(ids.device).long()[ids.long().clamp(0, global_num_experts - 1)]
         ids = torch.where(ids >= 0, mapped, torch.full_like(mapped, -1))
     fused = isinstance(w1, GateUpWeight) and w1_bias is None
-    tilings = _layer_tilings(hidden_states, ids, e, two_i, h, fused)
+    tilings = _layer_tilings(hidden_states, ids, e, two_i, h, fused,
+                             (isinstance(weight1, TiledWeight), isinstance(w2, TiledWeight)))
     # The routing pass builds up to four tile prefix sums; any other is built here, before the
     # first GEMM, so the down GEMM can still launch programmatically.
     plan = route_plan(ids, e, tilings=tilings[:4])

@@ -183,10 +183,11 @@ def reachable_configs() -> list:
     # The tiled-weight tests: their tiles and the heuristic's at the model shapes, with tiled_w.
     found |= {dataclasses.replace(c, tiled_w=True) for c in tiled_configs()}
     for h, i, e, k in MODELS.values():
-        for t in (1, 16, 128, 1024):
-            found.update(dataclasses.replace(c.config, tiled_w=True) for c in
-                         moe.choose_tile_classes(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=t)
-                         + moe.choose_tile_classes(t * k, e, h, i, "bf16", None, False, num_tokens=t))
+        for t in (1, 16, 128, 1024, 4096):
+            found.update(c.config for c in
+                         moe.choose_tile_classes(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=t,
+                                                 tiled_w=True)
+                         + moe.choose_tile_classes(t * k, e, h, i, "bf16", None, False, num_tokens=t, tiled_w=True))
     return sorted(found, key=lambda c: c.kernel_name)
 
 

@@ -229,9 +229,10 @@ def _shipped_configs() -> list[cfgmod.GemmConfig]:
 def test_tiled_weight_configs_compile() -> None:
     """The heuristic's tile classes at the benchmark grid with tiled weights (bf16): whole
     64-row blocks, and clusters whose 96-row halves are not (each CTA copies the whole tile)."""
-    found = {dataclasses.replace(c.config, tiled_w=True) for (h, i, e, k), t in itertools.product(MODELS.values(), TS)
+    found = {c.config for (h, i, e, k), t in itertools.product(MODELS.values(), TS)
              for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False))
-             for c in moe.choose_tile_classes(t * k, e, n, kk, "bf16", act, gather, num_tokens=t)}
+             for c in moe.choose_tile_classes(t * k, e, n, kk, "bf16", act, gather, num_tokens=t, tiled_w=True)}
+    assert all(c.tiled_w for c in found)
     assert any(c.block_n // c.cluster == 96 for c in found)
     for cfg in sorted(found, key=lambda c: c.kernel_name):
         compiled = sb.compile_source(cfgmod.kernel_source(cfg), cfg.kernel_name, arch="sm_90a",
@@ -849,6 +850,57 @@ def test_heuristic_tile_classes(model: str) -> None:
     h, i, e, k = MODELS["Mixtral-8x7B"]
     (only,) = moe.choose_tile_classes(4096 * k, e, h, i, "bf16", None, False, num_tokens=4096)
     assert only.config.block_m == 128
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_heuristic_tile_classes_for_tiled_weights(model: str) -> None:
+    """With tiled weights every class carries ``tiled_w``; from HOT_TALL_MIN_TOKENS, where the
+    average expert would get 64-row ping-pong tiles with K <= PINGPONG128_MAX_K and has at least
+    TILED_TALL_MIN_ROWS rows, one class of 128 x 192 ping-pong clusters; elsewhere the classes
+    of plain weights."""
+    h, i, e, k = MODELS[model]
+    tall_seen = False
+    for t in (*TS, 512, 2048, 3000, 6000, 8192):
+        for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False)):
+            plain = moe.choose_tile_classes(t * k, e, n, kk, "bf16", act, gather, num_tokens=t)
+            tiled = moe.choose_tile_classes(t * k, e, n, kk, "bf16", act, gather, num_tokens=t, tiled_w=True)
+            assert all(c.config.tiled_w for c in tiled) and not any(c.config.tiled_w for c in plain)
+            base = moe.choose_config(t * k, e, n, kk, "bf16", act, gather)
+            tall = (t >= cfgmod.HOT_TALL_MIN_TOKENS and not base.swap_ab and base.block_m == 64
+                    and kk <= cfgmod.PINGPONG128_MAX_K and t * k / min(e, t * k) >= cfgmod.TILED_TALL_MIN_ROWS)
+            if tall:
+                tall_seen = True
+                (only,) = tiled
+                cfg = only.config
+                assert (cfg.block_m, cfg.block_n, cfg.pingpong, cfg.cluster) == (128, 192, True, 2)
+                assert cfg.gather_mode == ("staged" if gather else "cp_async")
+                assert _check_classes(tiled, activation=act, gather=gather) == tiled
+            else:
+                assert [(c.min_rows, c.max_rows) for c in tiled] == [(c.min_rows, c.max_rows) for c in plain]
+                assert [dataclasses.replace(c.config, tiled_w=False) for c in tiled] == [c.config for c in plain]
+    # The grid's points: Qwen3-30B-A3B and Qwen3-235B-A22B (256 rows per expert) at T = 4096;
+    # GPT-OSS-120B, DeepSeek-V3 (128 rows) and Mixtral-8x7B (128-row tiles already) not.
+    assert tall_seen == (model in ("Qwen3-30B-A3B", "Qwen3-235B-A22B", "GPT-OSS-120B", "DeepSeek-V3"))
+    if model.startswith("Qwen3"):
+        for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False)):
+            (only,) = moe.choose_tile_classes(4096 * k, e, n, kk, "bf16", act, gather, num_tokens=4096, tiled_w=True)
+            assert only.config.block_m == 128 and only.config.cluster == 2
+    else:
+        for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False)):
+            tiled = moe.choose_tile_classes(4096 * k, e, n, kk, "bf16", act, gather, num_tokens=4096, tiled_w=True)
+            plain = moe.choose_tile_classes(4096 * k, e, n, kk, "bf16", act, gather, num_tokens=4096)
+            assert [c.config.kernel_name + "_wt" for c in plain] == [c.config.kernel_name for c in tiled]
+
+
+def test_tiled_tall_class_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    h, i, e, k = MODELS["Qwen3-235B-A22B"]
+    monkeypatch.setattr(cfgmod, "USE_TILED_TALL", False)
+    moe.choose_tile_classes.cache_clear()
+    try:
+        classes = moe.choose_tile_classes(4096 * k, e, h, i, num_tokens=4096, tiled_w=True)
+        assert [(c.min_rows, c.max_rows) for c in classes] == [(320, None), (0, 320)]
+    finally:
+        moe.choose_tile_classes.cache_clear()
 
 
 def test_tile_classes_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
