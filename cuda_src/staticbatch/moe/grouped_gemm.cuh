@@ -1060,13 +1060,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   auto w_piece = [&](int32_t kb, int32_t r, int32_t expert) -> const char* {
     const int64_t nb = static_cast<int64_t>(w_map.data[1]);
     const int64_t blk = r / 64 < nb ? r / 64 : nb - 1;
-#ifdef SB_TILED_KMAJOR  // experiment: blocks stored [E, K / 64, N / 64, 64, 64]
-    return reinterpret_cast<const char*>(w_map.data[0]) +
-           (((static_cast<int64_t>(expert) * num_k_blocks + kb) * nb + blk) * 64 + r % 64) * 128;
-#else
     return reinterpret_cast<const char*>(w_map.data[0]) +
            (((static_cast<int64_t>(expert) * nb + blk) * num_k_blocks + kb) * 64 + r % 64) * 128;
-#endif
   };
   // Clusters over a tiled weight: the CTAs share (multicast) the weight tile only when its halves
   // are whole 64-row blocks; otherwise (128 x 192 tiles: 96-row halves) each copies the whole
