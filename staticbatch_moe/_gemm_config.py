@@ -788,9 +788,19 @@ HOT_TALL_MIN_WEIGHT = 4_000_000
 #:   skewed -6 % on both GEMMs.
 #:
 #: At 128 rows per expert (Qwen3-30B and Qwen3-235B at T = 2048, GPT-OSS-120B and DeepSeek-V3 at
-#: T = 4096) the 128-row tiles were level to 4 % slower (DeepSeek-V3 gate/up, K = 7168, +4 %),
-#: hence the row floor; Mixtral-8x7B at T = 1024 (256 rows, below the token floor) lost 3-8 % on
-#: its down GEMM (K = 14336: cooperative 128 x 256 tiles), hence the K limit.
+#: T = 4096) the 128-row tiles for every expert were -2.4 .. +4.4 % (DeepSeek-V3 gate/up, K = 7168,
+#: +4.4 %), hence the row floor; Mixtral-8x7B at T = 1024 (256 rows, below the token floor) lost
+#: 3-11 % on its down GEMM (K = 14336: cooperative 128 x 256 tiles), hence the K limit. Both GEMMs
+#: as the layer runs them (dev_tiled_tall_ab.json, five repeats): GPT-OSS-120B T = 6144 3.28 ->
+#: 2.50 ms (its 64 x 192 tiles ran 24-28 % slower on tiled weights, dev_pp_tiled_check.json),
+#: Qwen3-235B-A22B T = 4096 -1.1 % uniform, -2.5 % skewed.
+#:
+#: Also with tiled weights and USE_TILED_TALL, where choose_tile_classes gives fitted swap tiles
+#: below a 64-row ping-pong class and a 128-row class (USE_FITTED_WIDE), the ping-pong class goes
+#: and the 128-row class starts at FITTED_WIDE_SPLIT[0]: at DeepSeek-V3 and GPT-OSS-120B T = 4096
+#: (dev_class_launch_check.json, each GEMM alone, over plain weights with the three classes) 1.042 /
+#: 1.034 / 1.024 / 1.024 uniform against 1.069 / 1.030 / 1.024 / 1.033 with the three classes on
+#: tiled weights, skewed 0.937 / 1.001 / 0.970 / 0.963 against 0.932 / 1.030 / 0.972 / 0.984.
 USE_TILED_TALL = True
 TILED_TALL_MIN_ROWS = 192
 
@@ -1109,7 +1119,9 @@ def choose_tile_classes(
     tiles (three classes: 128-row, 64-row ping-pong, fitted). With ``tiled_w`` (the weight is a
     tiled one, :func:`tile_weight`) and ``USE_TILED_TALL``, where the hot class would be the 128 x
     192 ping-pong cluster and the mean active expert has at least ``TILED_TALL_MIN_ROWS`` rows,
-    every expert gets that 128-row class instead. The returned configurations carry ``tiled_w``.
+    every expert gets that 128-row class instead; where the hot class comes with fitted tiles,
+    the 128-row class takes every expert above them (no ping-pong class between). The returned
+    configurations carry ``tiled_w``.
 
     On the H200 (2026-11-28, ``dev/ab_pp.py``, both GEMMs of a layer): skewed routing
     DeepSeek-V3 T = 1024 6.64 -> 5.79 ms, T = 512 5.58 -> 5.23 ms, GPT-OSS-120B T = 1024 1.92 ->
@@ -1147,6 +1159,8 @@ def _choose_tile_classes(total_rows: int, num_experts: int, n: int, k: int, dtyp
         hot = _prefill_config(128, base.block_n, activation, dtype, gather, k)
         wide = USE_FITTED_WIDE and _rows_estimate(total_rows, num_experts)[2] <= FITTED_WIDE_MAX_ROWS
         lo, hi = FITTED_WIDE_SPLIT if wide else (0, PINGPONG_MAX_ROWS)
+        if wide and tiled_w and USE_TILED_TALL:  # tiled weights: no 64-row ping-pong class between
+            hi = lo
         mid = (TileClass(base, lo, hi),) if hi > lo else ()
         fitted = (TileClass(fitted_config(FITTED_WIDE, activation, dtype, gather), 0, lo),) if lo > 0 else ()
         return (TileClass(hot, hi, None),) + mid + fitted

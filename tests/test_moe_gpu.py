@@ -1096,12 +1096,12 @@ def test_tiled_weights_match_reference_and_plain_weights_bitwise(cfg) -> None:  
 
 
 @pytest.mark.parametrize(("model", "t"), [(m, t) for t in (1, 16, 1024) for m in MODELS]
-                         + [("Qwen3-30B-A3B", 4096), ("Qwen3-235B-A22B", 4096)])
+                         + [("Qwen3-30B-A3B", 4096), ("Qwen3-235B-A22B", 4096), ("GPT-OSS-120B", 4096)])
 def test_tiled_weights_heuristic_layer_bitwise(model: str, t: int) -> None:
     """Both GEMMs of a layer with the heuristic's tiles (two launches, the second programmatic),
     tiled weights against weights as given, and the float32 reference; also under a CUDA graph.
     At T = 4096 the two layouts get different tiles (USE_TILED_TALL: 128-row clusters for tiled
-    weights, 64-row ping-pong tiles for plain ones) and must still agree bit for bit."""
+    weights where plain ones get 64-row ping-pong tiles) and must still agree bit for bit."""
     h, i, e, k = MODELS[model]
     ids = uniform_ids(t, e, k)
     p = moe.route_plan(ids, e)
