@@ -313,6 +313,67 @@ def compile_configs(configs: list[Any]) -> dict[str, str]:
     return report
 
 
+def time_gemm_variants(points: list[tuple[str, int, str]],
+                       variants: Callable[[str, int, str, Any, Any], dict[str, tuple[Any, Any, Any]]],
+                       repeats: int = 3, configs: list[Any] | None = None) -> list[dict[str, Any]]:
+    """Each GEMM of the layer (``"up"``: gathered, SiLU fused; ``"down"``: on random grouped rows)
+    at each ``(model, T, routing)`` of ``points``, run by every variant that ``variants(model, t,
+    gemm, plain, tiled)`` makes of the GEMM's weight as given and tiled (``pack_weight``):
+    ``{name: (weight, config, hook)}``, with ``config`` grouped_gemm's ``config=`` (None: the
+    heuristic) and ``hook`` a callable run before every call of the variant, or None. ``configs``
+    are compiled first, in parallel. Outputs are NaN-poisoned and compared bit for bit with the
+    first variant's, then timed in ``repeats`` interleaved repeats of a median of 10 replays,
+    L2 read-flushed. One row per point and GEMM: ``ms``, ``median_ms`` (the middle repeat),
+    ``bit_identical`` and ``nan_free``; each variant's kernels unless a hook is given."""
+    import torch
+
+    import staticbatch_moe as moe
+
+    if configs:
+        print(compile_configs(sorted(set(configs), key=lambda c: c.kernel_name)), flush=True)
+    rows = []
+    for model, t, kind in points:
+        w1p, w2, x, plan = layer_point(model, t, kind)
+        tiled = {"up": moe.GateUpWeight(moe.pack_weight(w1p.packed)), "down": moe.pack_weight(w2)}
+        h, i, _, _ = moe.MODEL_SHAPES[model]
+        mid = torch.randn(plan.num_rows, i, device="cuda", dtype=torch.bfloat16)
+        valid = int(plan.expert_starts[-1])
+        for gemm, plain in (("up", w1p), ("down", w2)):
+            up = gemm == "up"
+            calls, outs = {}, {}
+            for name, (w, cfg, hook) in variants(model, t, gemm, plain, tiled[gemm]).items():
+                out = torch.full((plan.num_rows, i if up else h), float("nan"), device="cuda", dtype=torch.bfloat16)
+
+                def fn(out=out, w=w, cfg=cfg, hook=hook, up=up, x=x, plan=plan, mid=mid) -> None:  # type: ignore[no-untyped-def]
+                    if hook is not None:
+                        hook()
+                    if up:
+                        moe.grouped_gemm(x, w, plan, activation="silu_and_mul", out=out, config=cfg)
+                    else:
+                        moe.grouped_gemm(mid, w, plan, gather=False, out=out, config=cfg)
+
+                fn()
+                torch.cuda.synchronize()
+                calls[name], outs[name] = fn, out
+            first = next(iter(outs.values()))[:valid]
+            ms = time_interleaved(calls, repeats=repeats, reps=10)
+            rows.append({"model": model, "T": t, "routing": kind, "gemm": gemm,
+                         "bit_identical": {n: bool(torch.equal(o[:valid], first)) for n, o in outs.items()},
+                         "nan_free": not bool(first.isnan().any()), "ms": ms,
+                         "median_ms": {n: sorted(v)[len(v) // 2] for n, v in ms.items()}})
+            del calls, outs
+        del w1p, w2, x, plan, tiled, mid
+        torch.cuda.empty_cache()
+    return rows
+
+
+def print_ratios(row: dict[str, Any], ratios: dict[str, float], head: str = "") -> None:
+    """One line per row of :func:`time_gemm_variants`: the point, ``head`` and ``ratios``."""
+    print(f"{row['model']} T={row['T']} {row['routing']} {row['gemm']}: {head}"
+          + " ".join(f"{n} {r:.3f}" for n, r in ratios.items())
+          + f" all same {all(row['bit_identical'].values())}", flush=True)
+
+
 def time_class_variants(points: list[tuple[str, int, str]], variants: Callable[[Any], dict[str, Any]],
                         repeats: int = 5) -> list[dict[str, Any]]:
     """Each GEMM of the layer (``"up"``: gathered, SiLU fused; ``"down"``: on random grouped rows)

@@ -20,13 +20,21 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import layer_classes, layer_point, parse_points, save, time_interleaved
+from common import layer_classes, parse_points, print_ratios, save, time_gemm_variants
 
-import staticbatch_moe as moe
 from staticbatch_moe._gemm_config import TileClass, fitted_config
 
 POINTS = [("DeepSeek-V3", 4096, "uniform"), ("GPT-OSS-120B", 4096, "uniform"), ("DeepSeek-V3", 4096, "skewed"),
           ("GPT-OSS-120B", 4096, "skewed")]
+
+
+def variants(model: str, t: int, gemm: str, plain, tiled) -> dict:  # type: ignore[no-untyped-def]
+    """The heuristic on plain weights, on tiled weights, and with the split at 144."""
+    up = gemm == "up"
+    cl = layer_classes(model, t, tiled_w=True)[gemm]
+    f144 = fitted_config(144, "silu_and_mul" if up else None, "bf16", up)
+    return {"plain": (plain, None, None), "tiled": (tiled, tuple(cl), None),
+            "tiled_144": (tiled, (TileClass(cl[0].config, 144, None), TileClass(f144, 0, 144)), None)}
 
 
 def main() -> int:
@@ -36,44 +44,11 @@ def main() -> int:
     if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
         print("dev_fitted_tiled_check needs a Hopper GPU")
         return 0
-    rows = []
-    for model, t, kind in parse_points(args.points, POINTS):
-        w1p, w2, x, plan = layer_point(model, t, kind)
-        tiled = (moe.GateUpWeight(moe.pack_weight(w1p.packed)), moe.pack_weight(w2))
-        h, i, _, _ = moe.MODEL_SHAPES[model]
-        mid = torch.randn(plan.num_rows, i, device="cuda", dtype=torch.bfloat16)
-        valid = int(plan.expert_starts[-1])
-        for gemm, cl in layer_classes(model, t, tiled_w=True).items():
-            up = gemm == "up"
-            hot = cl[0].config
-            f144 = fitted_config(144, "silu_and_mul" if up else None, "bf16", up)
-            variants = [("plain", (w1p, w2), None), ("tiled", tiled, tuple(cl)),
-                        ("tiled_144", tiled, (TileClass(hot, 144, None), TileClass(f144, 0, 144)))]
-            calls, outs = {}, {}
-            for name, (a1, a2), classes in variants:
-                out = torch.full((plan.num_rows, i if up else h), float("nan"), device="cuda", dtype=torch.bfloat16)
-
-                def fn(out=out, a1=a1, a2=a2, classes=classes, up=up, x=x, plan=plan, mid=mid) -> None:  # type: ignore[no-untyped-def]
-                    if up:
-                        moe.grouped_gemm(x, a1, plan, activation="silu_and_mul", out=out, config=classes)
-                    else:
-                        moe.grouped_gemm(mid, a2, plan, gather=False, out=out, config=classes)
-
-                fn()
-                torch.cuda.synchronize()
-                calls[name], outs[name] = fn, out
-            ref = outs["plain"][:valid]
-            same = {n: bool(torch.equal(o[:valid], ref)) for n, o in outs.items() if n != "plain"}
-            ms = time_interleaved(calls, repeats=3, reps=10)
-            med = {n: sorted(v)[1] for n, v in ms.items()}
-            ratio = {n: round(v / med["plain"], 4) for n, v in med.items()}
-            rows.append({"model": model, "T": t, "routing": kind, "gemm": gemm, "bit_identical": same,
-                         "nan_free": not bool(ref.isnan().any()), "ms": ms, "median_ms": med, "over_plain": ratio})
-            print(f"{model} T={t} {kind} {gemm}: plain {med['plain']:.4f} " +
-                  " ".join(f"{n} {r:.3f}" for n, r in ratio.items() if n != "plain") +
-                  f" all same {all(same.values())}", flush=True)
-        del w1p, w2, x, plan, tiled, mid
-        torch.cuda.empty_cache()
+    rows = time_gemm_variants(parse_points(args.points, POINTS), variants)
+    for row in rows:
+        med = row["median_ms"]
+        row["over_plain"] = {n: round(v / med["plain"], 4) for n, v in med.items()}
+        print_ratios(row, {n: r for n, r in row["over_plain"].items() if n != "plain"}, f"plain {med['plain']:.4f} ")
     save("dev_fitted_tiled_check", rows, {"note": "each GEMM alone: heuristic on plain weights, on tiled weights "
                                           "(fitted 160), and with fitted 144 below a 144-row split; ratios over plain"})
     return 0

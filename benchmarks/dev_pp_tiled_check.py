@@ -20,7 +20,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import compile_configs, layer_point, parse_points, save, time_interleaved
+from common import parse_points, print_ratios, save, time_gemm_variants
 
 import staticbatch_moe as moe
 from staticbatch_moe._gemm_config import _normal_config
@@ -37,6 +37,16 @@ def candidate(bm: int, bn: int, pp: bool, cluster: int, up: bool, tiled: bool) -
     return dataclasses.replace(cfg, cluster=cluster, tiled_w=tiled)
 
 
+def variants(model: str, t: int, gemm: str, plain, tiled) -> dict:  # type: ignore[no-untyped-def]
+    """Every candidate on plain and on tiled weights, named by kernel."""
+    out = {}
+    for c in CANDIDATES:
+        for tw, w in ((False, plain), (True, tiled)):
+            cfg = candidate(*c, gemm == "up", tw)
+            out[cfg.kernel_name.replace("sb_grouped_gemm_bf16_", "")] = (w, cfg, None)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--points", default="")
@@ -44,47 +54,12 @@ def main() -> int:
     if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
         print("dev_pp_tiled_check needs a Hopper GPU")
         return 0
-    points = parse_points(args.points, POINTS)
-    print(compile_configs(sorted({candidate(*c, up, tw) for c in CANDIDATES for up in (False, True)
-                                  for tw in (False, True)}, key=lambda c: c.kernel_name)), flush=True)
-    rows = []
-    for model, t, kind in points:
-        w1p, w2, x, plan = layer_point(model, t, kind)
-        tiled = (moe.GateUpWeight(moe.pack_weight(w1p.packed)), moe.pack_weight(w2))
-        h, i, _, _ = moe.MODEL_SHAPES[model]
-        mid = torch.randn(plan.num_rows, i, device="cuda", dtype=torch.bfloat16)
-        valid = int(plan.expert_starts[-1])
-        for gemm in ("up", "down"):
-            up = gemm == "up"
-            calls, outs = {}, {}
-            for c in CANDIDATES:
-                for tw, (a1, a2) in ((False, (w1p, w2)), (True, tiled)):
-                    cfg = candidate(*c, up, tw)
-                    out = torch.full((plan.num_rows, i if up else h), float("nan"), device="cuda",
-                                     dtype=torch.bfloat16)
-
-                    def fn(out=out, a1=a1, a2=a2, cfg=cfg, up=up, x=x, plan=plan, mid=mid) -> None:  # type: ignore[no-untyped-def]
-                        if up:
-                            moe.grouped_gemm(x, a1, plan, activation="silu_and_mul", out=out, config=cfg)
-                        else:
-                            moe.grouped_gemm(mid, a2, plan, gather=False, out=out, config=cfg)
-
-                    fn()
-                    torch.cuda.synchronize()
-                    name = cfg.kernel_name.replace("sb_grouped_gemm_bf16_", "")
-                    calls[name], outs[name] = fn, out
-            first = next(iter(outs.values()))[:valid]
-            same = {n: bool(torch.equal(o[:valid], first)) for n, o in outs.items()}
-            ms = time_interleaved(calls, repeats=3, reps=10)
-            med = {n: sorted(v)[1] for n, v in ms.items()}
-            tiled_over_plain = {n: round(med[n] / med[n[:-3]], 4) for n in med if n.endswith("_wt")}
-            rows.append({"model": model, "T": t, "routing": kind, "gemm": gemm, "bit_identical": same,
-                         "nan_free": not bool(first.isnan().any()), "ms": ms, "median_ms": med,
-                         "tiled_over_plain": tiled_over_plain})
-            print(f"{model} T={t} {kind} {gemm}: " + " ".join(f"{n} {v:.4f}" for n, v in med.items())
-                  + f" | tiled/plain {tiled_over_plain} all same {all(same.values())}", flush=True)
-        del w1p, w2, x, plan, tiled, mid
-        torch.cuda.empty_cache()
+    cfgs = [candidate(*c, up, tw) for c in CANDIDATES for up in (False, True) for tw in (False, True)]
+    rows = time_gemm_variants(parse_points(args.points, POINTS), variants, configs=cfgs)
+    for row in rows:
+        med = row["median_ms"]
+        row["tiled_over_plain"] = {n: round(med[n] / med[n[:-3]], 4) for n in med if n.endswith("_wt")}
+        print_ratios(row, row["tiled_over_plain"], "tiled / plain: ")
     save("dev_pp_tiled_check", rows, {"note": "each GEMM alone, one configuration for every expert, plain and "
                                       "tiled weights; ms, three interleaved repeats"})
     return 0

@@ -22,7 +22,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import compile_configs, layer_classes, layer_point, parse_points, save, time_interleaved
+from common import layer_classes, parse_points, print_ratios, save, time_gemm_variants
 
 import staticbatch_moe as moe
 from staticbatch_moe._gemm_config import TileClass, _prefill_config
@@ -54,6 +54,14 @@ def variants(classes: tuple, up: bool, k: int) -> dict[str, tuple]:
     return out
 
 
+def gemm_variants(model: str, t: int, gemm: str, plain, tiled) -> dict:  # type: ignore[no-untyped-def]
+    """The heuristic's plain classes on plain weights (the reference), then :func:`variants` on
+    tiled weights."""
+    h, i, _, _ = moe.MODEL_SHAPES[model]
+    vs = variants(layer_classes(model, t)[gemm], gemm == "up", h if gemm == "up" else i)
+    return {"heuristic_plain": (plain, vs["heuristic"], None), **{n: (tiled, c, None) for n, c in vs.items()}}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--points", default="")
@@ -62,53 +70,18 @@ def main() -> int:
         print("dev_tiled_rule_check needs a Hopper GPU")
         return 0
     points = parse_points(args.points, POINTS)
-    shapes = {m: moe.MODEL_SHAPES[m] for m, _, _ in points}
-    cfgs = set()
+    cfgs = []
     for m, t, _ in points:
-        h, i, _, _ = shapes[m]
+        h, i, _, _ = moe.MODEL_SHAPES[m]
         for gemm, cl in layer_classes(m, t).items():
             for v in variants(cl, gemm == "up", h if gemm == "up" else i).values():
-                for c in v:
-                    cfgs |= {c.config, dataclasses.replace(c.config, tiled_w=True)}
-    print(compile_configs(sorted(cfgs, key=lambda c: c.kernel_name)), flush=True)
-    rows = []
-    for model, t, kind in points:
-        w1p, w2, x, plan = layer_point(model, t, kind)
-        tiled = (moe.GateUpWeight(moe.pack_weight(w1p.packed)), moe.pack_weight(w2))
-        h, i, _, _ = shapes[model]
-        mid = torch.randn(plan.num_rows, i, device="cuda", dtype=torch.bfloat16)
-        valid = int(plan.expert_starts[-1])
-        for gemm, cl in layer_classes(model, t).items():
-            up = gemm == "up"
-            vs = variants(cl, up, h if up else i)
-            calls, outs = {}, {}
-            todo = [("heuristic_plain", (w1p, w2), vs["heuristic"])] + [(n, tiled, c) for n, c in vs.items()]
-            for name, (a1, a2), classes in todo:
-                out = torch.full((plan.num_rows, i if up else h), float("nan"), device="cuda", dtype=torch.bfloat16)
-
-                def fn(out=out, a1=a1, a2=a2, classes=classes, up=up, x=x, plan=plan, mid=mid) -> None:  # type: ignore[no-untyped-def]
-                    if up:
-                        moe.grouped_gemm(x, a1, plan, activation="silu_and_mul", out=out, config=classes)
-                    else:
-                        moe.grouped_gemm(mid, a2, plan, gather=False, out=out, config=classes)
-
-                fn()
-                torch.cuda.synchronize()
-                calls[name], outs[name] = fn, out
-            ref = outs["heuristic_plain"][:valid]
-            same = {n: bool(torch.equal(o[:valid], ref)) for n, o in outs.items()}
-            ms = time_interleaved(calls, repeats=3, reps=10)
-            med = {n: sorted(v)[1] for n, v in ms.items()}
-            ratio = {n: round(v / med["heuristic"], 4) for n, v in med.items()}
-            rows.append({"model": model, "T": t, "routing": kind, "gemm": gemm, "nan_free": not bool(ref.isnan().any()),
-                         "bit_identical": same, "ms": ms, "median_ms": med, "over_heuristic_tiled": ratio,
-                         "kernels": {n: [f"{c.config.kernel_name}:{c.min_rows}-{c.max_rows}" for c in v]
-                                     for n, v in vs.items()}})
-            print(f"{model} T={t} {kind} {gemm}: heuristic tiled {med['heuristic']:.4f} ms " +
-                  " ".join(f"{n} {r:.3f}" for n, r in ratio.items() if n != "heuristic") +
-                  f" all same {all(same.values())}", flush=True)
-        del w1p, w2, x, plan, tiled, mid
-        torch.cuda.empty_cache()
+                cfgs += [x for c in v for x in (c.config, dataclasses.replace(c.config, tiled_w=True))]
+    rows = time_gemm_variants(points, gemm_variants, configs=cfgs)
+    for row in rows:
+        med = row["median_ms"]
+        row["over_heuristic_tiled"] = {n: round(v / med["heuristic"], 4) for n, v in med.items()}
+        print_ratios(row, {n: r for n, r in row["over_heuristic_tiled"].items() if n != "heuristic"},
+                     f"heuristic tiled {med['heuristic']:.4f} ms ")
     save("dev_tiled_rule_check", rows, {"note": "each GEMM on tiled weights: the heuristic's classes and the 128-row "
                                         "class moved down; ratios over the heuristic on tiled weights"})
     return 0
