@@ -367,6 +367,15 @@ def time_gemm_variants(points: list[tuple[str, int, str]],
     return rows
 
 
+def add_tiled_over_plain(rows: list[dict[str, Any]]) -> None:
+    """Give each row of :func:`time_gemm_variants` whose variants are kernel names, each on plain
+    weights and (name + ``_wt``) on tiled ones, ``tiled_over_plain`` per kernel, and print it."""
+    for row in rows:
+        med = row["median_ms"]
+        row["tiled_over_plain"] = {n: round(med[n] / med[n[:-3]], 4) for n in med if n.endswith("_wt")}
+        print_ratios(row, row["tiled_over_plain"], "tiled / plain: ")
+
+
 def print_ratios(row: dict[str, Any], ratios: dict[str, float], head: str = "") -> None:
     """One line per row of :func:`time_gemm_variants`: the point, ``head`` and ``ratios``."""
     print(f"{row['model']} T={row['T']} {row['routing']} {row['gemm']}: {head}"

@@ -20,7 +20,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import parse_points, print_ratios, save, time_gemm_variants
+from common import add_tiled_over_plain, parse_points, save, time_gemm_variants
 
 import staticbatch_moe as moe
 from staticbatch_moe._gemm_config import _normal_config
@@ -56,10 +56,7 @@ def main() -> int:
         return 0
     cfgs = [candidate(*c, up, tw) for c in CANDIDATES for up in (False, True) for tw in (False, True)]
     rows = time_gemm_variants(parse_points(args.points, POINTS), variants, configs=cfgs)
-    for row in rows:
-        med = row["median_ms"]
-        row["tiled_over_plain"] = {n: round(med[n] / med[n[:-3]], 4) for n in med if n.endswith("_wt")}
-        print_ratios(row, row["tiled_over_plain"], "tiled / plain: ")
+    add_tiled_over_plain(rows)
     save("dev_pp_tiled_check", rows, {"note": "each GEMM alone, one configuration for every expert, plain and "
                                       "tiled weights; ms, three interleaved repeats"})
     return 0

@@ -20,7 +20,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import parse_points, print_ratios, save, time_gemm_variants
+from common import add_tiled_over_plain, parse_points, save, time_gemm_variants
 
 import staticbatch_moe as moe
 from staticbatch_moe._gemm_config import _swap_config, fitted_config
@@ -59,10 +59,7 @@ def main() -> int:
     cfgs = [dataclasses.replace(c, tiled_w=tw) for _, t, _ in points for up in (False, True) for c in configs(t, up)
             for tw in (False, True)]
     rows = time_gemm_variants(points, variants, configs=cfgs)
-    for row in rows:
-        med = row["median_ms"]
-        row["tiled_over_plain"] = {n: round(med[n] / med[n[:-3]], 4) for n in med if n.endswith("_wt")}
-        print_ratios(row, row["tiled_over_plain"], "tiled / plain: ")
+    add_tiled_over_plain(rows)
     save("dev_tiled_stages_check", rows, {"note": "each GEMM alone, swap tiles with fewer stages, plain and tiled "
                                           "weights; ms, three interleaved repeats"})
     return 0
