@@ -1133,11 +1133,17 @@ def choose_tile_classes(
 
     Returns the classes heaviest first (the launch order). A pure function of its arguments.
     """
-    classes = _choose_tile_classes(total_rows, num_experts, n, k, dtype, activation, gather, num_sms, num_tokens,
-                                   tiled_w)
-    if not tiled_w:
-        return classes
-    return tuple(dataclasses.replace(c, config=dataclasses.replace(c.config, tiled_w=True)) for c in classes)
+    return with_layout(_choose_tile_classes(total_rows, num_experts, n, k, dtype, activation, gather, num_sms,
+                                            num_tokens, tiled_w), tiled_w)
+
+
+@functools.lru_cache(maxsize=256)
+def with_layout(classes: tuple[TileClass, ...], tiled: bool) -> tuple[TileClass, ...]:
+    """``classes`` with ``tiled_w`` set to the weight's layout, which decides how the kernel loads
+    it whatever a configuration says; cached, as rebuilding (and re-validating) the configs
+    would cost every grouped_gemm call host time."""
+    return tuple(c if c.config.tiled_w == tiled else
+                 dataclasses.replace(c, config=dataclasses.replace(c.config, tiled_w=tiled)) for c in classes)
 
 
 def _choose_tile_classes(total_rows: int, num_experts: int, n: int, k: int, dtype: str, activation: str | None,

@@ -9,7 +9,6 @@ not Hopper, the same call runs :func:`grouped_gemm_reference`.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 from collections.abc import Sequence
@@ -378,15 +377,6 @@ def _tile_classes(config: Any, plan: RoutePlan, n: int, k: int, dtype: str, acti
     return classes
 
 
-@functools.lru_cache(maxsize=256)
-def _with_layout(classes: tuple[TileClass, ...], tiled: bool) -> tuple[TileClass, ...]:
-    """``classes`` with ``tiled_w`` set to the weight's layout, which decides how the kernel loads
-    it whatever the configuration says; cached, as rebuilding (and re-validating) the configs
-    would cost every call host time."""
-    return tuple(c if c.config.tiled_w == tiled else
-                 dataclasses.replace(c, config=dataclasses.replace(c.config, tiled_w=tiled)) for c in classes)
-
-
 def _launch(config: GemmConfig, device_index: int, a: Any, lda: int, weight: Any, out: Any, plan: RoutePlan,
             n: int, k: int, gather: bool, tile_offsets: Any, staged: Any, programmatic: bool,
             stage_by_token: bool = False) -> None:
@@ -533,8 +523,8 @@ def grouped_gemm(
     classes: tuple[TileClass, ...] = ()
     if a.dtype != torch.float32:  # the kernels' alignment and the override, checked on every device so code ports
         cfgmod.check_problem(n, k, lda, activation)
-        classes = _with_layout(_tile_classes(config, plan, n, k, _dtype_tag(a.dtype), activation, gather, tiled),
-                               tiled)
+        classes = cfgmod.with_layout(
+            _tile_classes(config, plan, n, k, _dtype_tag(a.dtype), activation, gather, tiled), tiled)
     problem = _kernel_path_problem(a)
     if problem is not None:
         if problem not in _warned_fallback:
