@@ -367,6 +367,35 @@ def time_gemm_variants(points: list[tuple[str, int, str]],
     return rows
 
 
+def normal_candidate(bm: int, bn: int, pp: bool, cluster: int, up: bool, tiled: bool = False) -> Any:
+    """A normal-mode configuration for one GEMM of the layer (``up``: gathered by the staged copy,
+    SiLU fused; else the down GEMM): ``bm x bn`` tiles, ping-pong or not, in clusters of
+    ``cluster``, for a plain or tiled weight."""
+    import dataclasses
+
+    from staticbatch_moe._gemm_config import _normal_config
+
+    cfg = _normal_config(bm, bn, pp, "silu_and_mul" if up else None, "bf16", up)
+    if up:
+        cfg = dataclasses.replace(cfg, gather_mode="staged")
+    return dataclasses.replace(cfg, cluster=cluster, tiled_w=tiled)
+
+
+def plain_and_tiled(configs: list[Any], plain: Any, tiled: Any) -> dict[str, tuple[Any, Any, None]]:
+    """Variants for :func:`time_gemm_variants`: each configuration on the plain weight and on the
+    tiled one, named by kernel (``..._wt`` for the tiled; ``None``, the heuristic, as
+    ``heuristic`` / ``heuristic_wt``)."""
+    import dataclasses
+
+    out = {}
+    for cfg in configs:
+        for tw, w in ((False, plain), (True, tiled)):
+            c = None if cfg is None else dataclasses.replace(cfg, tiled_w=tw)
+            name = "heuristic" + ("_wt" if tw else "") if c is None else c.kernel_name.replace("sb_grouped_gemm_bf16_", "")
+            out[name] = (w, c, None)
+    return out
+
+
 def add_tiled_over_plain(rows: list[dict[str, Any]]) -> None:
     """Give each row of :func:`time_gemm_variants` whose variants are kernel names, each on plain
     weights and (name + ``_wt``) on tiled ones, ``tiled_over_plain`` per kernel, and print it."""

@@ -13,38 +13,22 @@ Run::
     PYTHONPATH=. python benchmarks/dev_pp_tiled_check.py [--points Model:T:routing,...]
 """
 import argparse
-import dataclasses
 import os
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import add_tiled_over_plain, parse_points, save, time_gemm_variants
-
-import staticbatch_moe as moe
-from staticbatch_moe._gemm_config import _normal_config
+from common import add_tiled_over_plain, normal_candidate, parse_points, plain_and_tiled, save, time_gemm_variants
 
 POINTS = [("GPT-OSS-120B", 6144, "uniform"), ("Qwen3-235B-A22B", 4096, "uniform"), ("DeepSeek-V3", 4096, "uniform")]
 # (block_m, block_n, pingpong, cluster)
 CANDIDATES = [(64, 192, True, 1), (64, 256, True, 1), (64, 128, True, 1), (128, 192, True, 2)]
 
 
-def candidate(bm: int, bn: int, pp: bool, cluster: int, up: bool, tiled: bool) -> moe.GemmConfig:
-    cfg = _normal_config(bm, bn, pp, "silu_and_mul" if up else None, "bf16", up)
-    if up:
-        cfg = dataclasses.replace(cfg, gather_mode="staged")
-    return dataclasses.replace(cfg, cluster=cluster, tiled_w=tiled)
-
-
 def variants(model: str, t: int, gemm: str, plain, tiled) -> dict:  # type: ignore[no-untyped-def]
     """Every candidate on plain and on tiled weights, named by kernel."""
-    out = {}
-    for c in CANDIDATES:
-        for tw, w in ((False, plain), (True, tiled)):
-            cfg = candidate(*c, gemm == "up", tw)
-            out[cfg.kernel_name.replace("sb_grouped_gemm_bf16_", "")] = (w, cfg, None)
-    return out
+    return plain_and_tiled([normal_candidate(*c, gemm == "up", False) for c in CANDIDATES], plain, tiled)
 
 
 def main() -> int:
@@ -54,7 +38,7 @@ def main() -> int:
     if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
         print("dev_pp_tiled_check needs a Hopper GPU")
         return 0
-    cfgs = [candidate(*c, up, tw) for c in CANDIDATES for up in (False, True) for tw in (False, True)]
+    cfgs = [normal_candidate(*c, up, tw) for c in CANDIDATES for up in (False, True) for tw in (False, True)]
     rows = time_gemm_variants(parse_points(args.points, POINTS), variants, configs=cfgs)
     add_tiled_over_plain(rows)
     save("dev_pp_tiled_check", rows, {"note": "each GEMM alone, one configuration for every expert, plain and "

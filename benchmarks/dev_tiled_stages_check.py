@@ -20,7 +20,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import add_tiled_over_plain, parse_points, save, time_gemm_variants
+from common import add_tiled_over_plain, parse_points, plain_and_tiled, save, time_gemm_variants
 
 import staticbatch_moe as moe
 from staticbatch_moe._gemm_config import _swap_config, fitted_config
@@ -40,12 +40,7 @@ def configs(t: int, up: bool) -> list[moe.GemmConfig]:
 
 def variants(model: str, t: int, gemm: str, plain, tiled) -> dict:  # type: ignore[no-untyped-def]
     """Every configuration of :func:`configs` on plain and on tiled weights, named by kernel."""
-    out = {}
-    for cfg in configs(t, gemm == "up"):
-        for tw, w in ((False, plain), (True, tiled)):
-            c = dataclasses.replace(cfg, tiled_w=tw)
-            out[c.kernel_name.replace("sb_grouped_gemm_bf16_", "")] = (w, c, None)
-    return out
+    return plain_and_tiled(configs(t, gemm == "up"), plain, tiled)
 
 
 def main() -> int:
