@@ -319,8 +319,8 @@ def time_gemm_variants(points: list[tuple[str, int, str]],
     """Each GEMM of the layer (``"up"``: gathered, SiLU fused; ``"down"``: on random grouped rows)
     at each ``(model, T, routing)`` of ``points``, run by every variant that ``variants(model, t,
     gemm, plain, tiled)`` makes of the GEMM's weight as given and tiled (``pack_weight``):
-    ``{name: (weight, config, hook)}`` (empty: that GEMM is skipped), with ``config`` grouped_gemm's
-    ``config=`` (None: the heuristic) and ``hook`` a callable run before every call of the variant, or None. ``configs``
+    ``{name: (weight, config, hook)}``, with ``config`` grouped_gemm's ``config=`` (None: the
+    heuristic) and ``hook`` a callable run before every call of the variant, or None. ``configs``
     are compiled first, in parallel. Outputs are NaN-poisoned and compared bit for bit with the
     first variant's, then timed in ``repeats`` interleaved repeats of a median of 10 replays,
     L2 read-flushed. One row per point and GEMM: ``ms``, ``median_ms`` (the middle repeat),
@@ -341,10 +341,7 @@ def time_gemm_variants(points: list[tuple[str, int, str]],
         for gemm, plain in (("up", w1p), ("down", w2)):
             up = gemm == "up"
             calls, outs = {}, {}
-            made = variants(model, t, gemm, plain, tiled[gemm])
-            if not made:  # this GEMM is not compared at this point
-                continue
-            for name, (w, cfg, hook) in made.items():
+            for name, (w, cfg, hook) in variants(model, t, gemm, plain, tiled[gemm]).items():
                 out = torch.full((plan.num_rows, i if up else h), float("nan"), device="cuda", dtype=torch.bfloat16)
 
                 def fn(out=out, w=w, cfg=cfg, hook=hook, up=up, x=x, plan=plan, mid=mid) -> None:  # type: ignore[no-untyped-def]

@@ -1023,17 +1023,9 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   if constexpr (kCluster > 1) ptx::cluster_sync();
   const uint32_t cta_rank = kCluster > 1 ? ptx::cluster_ctarank() : 0u;
 
-  // Programmatic dependent launch (see the header): the producer's loading threads map their
-  // first tiles and thread 0 loads the first weight stages before they wait for the previous
-  // kernel (and, with an in-loop gather, before they read the first tile's gather indices, a
-  // dependent trip to memory that would otherwise hold back the second stage's weight load:
-  // swap mode only, the heuristic's in-loop gather; in normal mode the producer's registers
-  // do not fit it); everyone else waits now.
-#ifndef SB_GATHER_WEIGHTS_FIRST
-#define SB_GATHER_WEIGHTS_FIRST 1
-#endif
-  constexpr bool kWeightsFirst = (!kGather || (SB_GATHER_WEIGHTS_FIRST && kSwapAB)) && !kStaged && kCluster == 1 &&
-                                 !kDynamic;
+  // Programmatic dependent launch (see the header): without gather, the producer's warp 0 loads
+  // the first weight stages before it waits for the previous kernel; everyone else waits now.
+  constexpr bool kWeightsFirst = !kGather && !kStaged && kCluster == 1 && !kDynamic;
   if (!kWeightsFirst || warp_group != 0) ptx::griddep_wait();
 
   const int32_t total_tiles = __ldg(tile_offsets + num_tasks);
