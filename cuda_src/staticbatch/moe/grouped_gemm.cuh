@@ -1073,7 +1073,10 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
                           auto rows_c) {
     constexpr int32_t kRows = decltype(rows_c)::value;
     static_assert(kRows % 32 == 0, "tiled weight boxes of whole 32-row pieces");
-    constexpr int32_t kPieceRows = kRows % 64 == 0 ? 64 : 32;
+#ifndef SB_TILED_PIECE_ROWS
+#define SB_TILED_PIECE_ROWS 64
+#endif
+    constexpr int32_t kPieceRows = kRows % SB_TILED_PIECE_ROWS == 0 ? SB_TILED_PIECE_ROWS : 32;
     constexpr uint32_t kPieceBytes = kPieceRows * 128u;
 #pragma unroll
     for (int32_t j = 0; j < kRows / kPieceRows; ++j) {
@@ -1204,10 +1207,14 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
           const uint32_t phase = (it / kStages) & 1u;
           ptx::mbarrier_wait(&ss.empty[s], phase ^ 1u);
           if (t == 0) {
+#ifndef SB_X_FIRST
+#define SB_X_FIRST 0
+#endif
+            constexpr bool kXFirst = SB_X_FIRST && kCluster == 1 && !kGather;
             if (it >= early) {  // else loaded before the wait
               ptx::mbarrier_arrive_expect_tx(&ss.full[s], stage_bytes);
               if constexpr (kCluster == 1) {
-                load_w(ptx::smem_addr(ss.w[s]), &ss.full[s], kb, w_row0, tc.expert);
+                if constexpr (!kXFirst) load_w(ptx::smem_addr(ss.w[s]), &ss.full[s], kb, w_row0, tc.expert);
               } else if (share_w && kShareTiledW) {  // this CTA's half, into both CTAs
                 load_w(ptx::smem_addr(ss.w[s]) + cta_rank * kHalfWBytes, &ss.full[s], kb,
                        w_row0 + static_cast<int32_t>(cta_rank) * (BLOCK_N / 2), tc.expert, 0x3);
@@ -1230,6 +1237,9 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
                                    kb * BLOCK_K, x_row0 + j * Shape::kXBoxRows);
                 }
               }
+            }
+            if constexpr (kXFirst) {
+              if (it >= early) load_w(ptx::smem_addr(ss.w[s]), &ss.full[s], kb, w_row0, tc.expert);
             }
           }
           if constexpr (kRowTma) {
