@@ -413,11 +413,13 @@ def _token_box_rows(cfg: GemmConfig) -> int:
     swap tiles, else the whole tile."""
     if _slices(cfg) > 1:
         return 64
-    return FITTED_N_STEP if is_fitted(cfg) else cfg.block_m
+    return FITTED_X_BOX_ROWS if is_fitted(cfg) else cfg.block_m
 
 
 #: Token rows by which a fitted swap tile's wgmma N grows (``GemmShape::kNStep``).
 FITTED_N_STEP = 16
+#: Experiment: token rows per TMA box of fitted tiles (``SB_FITTED_X_BOX_ROWS`` in the kernel).
+FITTED_X_BOX_ROWS = 16
 #: The token counts a fitted swap tile may have (``block_m`` in swap mode above 64).
 FITTED_SIZES = (128, 144, 160, 176, 192, 256)
 

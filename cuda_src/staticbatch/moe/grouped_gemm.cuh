@@ -320,7 +320,11 @@ struct GemmShape {
   static constexpr uint32_t kXBytes = kXRows * BLOCK_K * 2;
   // Token rows per TMA box without kGather: the whole block, or (tall tiles) one 64-row slice,
   // so that slices past the task's m are not loaded.
-  static constexpr int kXBoxRows = kSlices > 1 ? 64 : (kFitted ? kNStep : kXRows);
+#ifndef SB_FITTED_X_BOX_ROWS
+#define SB_FITTED_X_BOX_ROWS 16
+#endif
+  static constexpr int kXBoxRows = kSlices > 1 ? 64 : (kFitted ? SB_FITTED_X_BOX_ROWS : kXRows);
+  static_assert(kXRows % kXBoxRows == 0, "token boxes tile the stage");
   // cp.async gather: each producer thread copies kCopyChunks 16-byte chunks of a row (chunk c
   // and c + kChunkStep) in rows r, r + kCopyRowStep, ...: one chunk of 8 rows (BLOCK_M = 128),
   // two of 8 rows with tall tiles, so that the row indices stay in 8 of the producer's kProducerRegs registers.
@@ -1129,7 +1133,10 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       auto stage_bytes_of = [&](const TileCoord& tc) -> uint32_t {
         const int32_t rows = tc.row_end - tc.row0;
         const uint32_t x_box_bytes =
-            Shape::kXBoxRows == kXRows ? Shape::kXBytes : static_cast<uint32_t>(x_live_of(rows)) * 128u;
+            Shape::kXBoxRows == kXRows
+                ? Shape::kXBytes
+                : static_cast<uint32_t>((x_live_of(rows) + Shape::kXBoxRows - 1) / Shape::kXBoxRows * Shape::kXBoxRows) *
+                      128u;
         return Shape::kWBytes + (!kGather ? x_box_bytes : (kRowTma ? static_cast<uint32_t>(rows) * 128u : 0u));
       };
       // Steps [0, early) had their weight tile loaded (and expect_tx set) before the wait.
