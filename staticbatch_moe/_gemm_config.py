@@ -33,8 +33,8 @@ Entry point of every generated translation unit (argument order and C types)::
 :func:`token_tma_descriptor` ``(a, cfg)``, a 2-D map over ``a`` [rows, K] with row stride
 ``lda`` (it holds ``a``'s address and row count, so rebuild it when ``a`` changes): without
 ``gather`` the kernel loads ``block_m`` token rows per TMA through it (box ``{64,
-block_m}``; 64 rows per box for ``block_m=256`` and 128-row ping-pong tiles, 16 for fitted swap
-tiles: :func:`_token_box_rows`); with ``gather`` and ``gather_mode="tma"`` it loads each gathered row with its
+block_m}``; 64 rows per box for ``block_m=256`` and 128-row ping-pong tiles, 32 (or 16) for fitted
+swap tiles: :func:`_token_box_rows`); with ``gather`` and ``gather_mode="tma"`` it loads each gathered row with its
 own TMA (box ``{64, 1}``, rows = T, the token count); with ``gather_mode="cp_async"`` (the
 default) it is never read and ``token_tma_descriptor`` returns 128 zero bytes; with
 ``gather_mode="staged"`` it is the map without gather over the workspace the kernel first
@@ -409,17 +409,21 @@ TILE_SLOTS = 4
 
 def _token_box_rows(cfg: GemmConfig) -> int:
     """Token rows per TMA box without gather (``GemmShape::kXBoxRows``): one 64-row slice where
-    a consumer group runs two (tall tiles, 128-row ping-pong), 16 (one wgmma N step) for fitted
-    swap tiles, else the whole tile."""
+    a consumer group runs two (tall tiles, 128-row ping-pong), :data:`FITTED_X_BOX_ROWS` for
+    fitted swap tiles whose size it divides (else one wgmma N step, 16), else the whole tile."""
     if _slices(cfg) > 1:
         return 64
-    return FITTED_X_BOX_ROWS if is_fitted(cfg) else cfg.block_m
+    if is_fitted(cfg):
+        return FITTED_X_BOX_ROWS if cfg.block_m % FITTED_X_BOX_ROWS == 0 else FITTED_N_STEP
+    return cfg.block_m
 
 
 #: Token rows by which a fitted swap tile's wgmma N grows (``GemmShape::kNStep``).
 FITTED_N_STEP = 16
-#: Experiment: token rows per TMA box of fitted tiles (``SB_FITTED_X_BOX_ROWS`` in the kernel).
-FITTED_X_BOX_ROWS = 16
+#: Token rows per TMA box of a fitted swap tile (where they divide its size; see
+#: ``GemmShape::kXBoxRows``): 32-row boxes were 4-11 % faster than 16-row ones in the 160-token
+#: tiles on the H200 (2026-11-29, ``benchmarks/results/dev_fitted_box_check.json``).
+FITTED_X_BOX_ROWS = 32
 #: The token counts a fitted swap tile may have (``block_m`` in swap mode above 64).
 FITTED_SIZES = (128, 144, 160, 176, 192, 256)
 

@@ -288,17 +288,21 @@ def test_gather_mode() -> None:
 
 
 def test_fitted_swap_config() -> None:
-    """Swap mode with 128-256 tokens (FITTED_SIZES) is a fitted tile: 16-row token boxes, at most 64 tokens per
+    """Swap mode with 128-256 tokens (FITTED_SIZES) is a fitted tile: 32-row token boxes (16 where 32 does not
+    divide the size: 144, 176), at most 64 tokens per
     staging buffer (so the ring still fits), the staged gather allowed; other sizes, split-K and
     the one-launch MLP are errors that name the argument."""
     for bm, stages in ((128, 6), (160, 5), (256, 4)):
         cfg = cfgmod.GemmConfig(block_m=bm, block_n=128, stages=cfgmod._max_stages(bm, 128, 12, swap_ab=True),
                                 swap_ab=True, activation="silu_and_mul", gather=True, gather_mode="staged")
-        assert cfg.stages == stages and cfgmod.is_fitted(cfg) and cfgmod._token_box_rows(cfg) == cfgmod.FITTED_N_STEP
+        assert cfg.stages == stages and cfgmod.is_fitted(cfg) and cfgmod._token_box_rows(cfg) == 32
         assert cfgmod.shared_bytes(cfg) <= cfgmod.MAX_SHARED_BYTES
         assert cfg.kernel_name == f"sb_grouped_gemm_bf16_bm{bm}_bn128_s{stages}_swap_gstg_silu"
         assert f"GemmShape<{bm},128,{stages},true,false,2>" in "".join(cfgmod.kernel_source(cfg).split())
         assert cfgmod.tiles_per_task(bm + 1, 320, cfg) == 2 * 3
+    for bm in (144, 176):
+        cfg = cfgmod.GemmConfig(block_m=bm, block_n=128, stages=4, swap_ab=True)
+        assert cfgmod.is_fitted(cfg) and cfgmod._token_box_rows(cfg) == cfgmod.FITTED_N_STEP == 16
     plain = cfgmod.GemmConfig(block_m=64, block_n=128, stages=8, swap_ab=True)
     assert not cfgmod.is_fitted(plain) and cfgmod._token_box_rows(plain) == 64
     with pytest.raises(sb.InvalidArgumentError, match=r"`block_m` must be 8, 16, 32, 48, 64 or a fitted size \(128, "):

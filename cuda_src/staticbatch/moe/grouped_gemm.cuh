@@ -35,7 +35,7 @@
 // Block. One producer warp group and kNumConsumers consumer warp groups:
 //   producer: thread 0 loads the weight tile of each K step with TMA (expect_tx on the
 //     stage's full barrier). Token rows: without kGather thread 0 also loads them with TMA
-//     (2-D map `a_map` over a [rows, K], box {64, kXBoxRows = BLOCK_M, or 64 for tall tiles},
+//     (2-D map `a_map` over a [rows, K], box {64, kXBoxRows = BLOCK_M, or 64 for tall tiles, 32 or 16 for fitted ones},
 //     128-byte swizzle; rows past the
 //     task's m are the next task's rows or, past the end of a, zeros: harmless, their output
 //     rows are masked at the store), full barrier count 1. With kGather, two methods:
@@ -103,8 +103,9 @@
 //       is its row count rounded up to 16: with_fitted_n picks one of BLOCK_M / 16 main-loop
 //       instantiations per tile (uniform over the warp group). An expert of 130 rows is one
 //       tile of N = 144, not a full tile and a 2-row one. Without gather the token rows come in
-//       {64, 16} boxes, only as many as N needs; the cp.async gather copies N rows (zeros past
-//       the tile's rows). The epilogue stages the tokens 64 at a time (the last chunk partial
+//       {64, 32} boxes ({64, 16} where BLOCK_M is not a multiple of 32), only as many as N
+//       needs (the last may read up to 16 rows past N, which no wgmma reads); the cp.async
+//       gather copies N rows (zeros past the tile's rows). The epilogue stages the tokens 64 at a time (the last chunk partial
 //       where BLOCK_M is not a multiple of 64) and stores rows below row_end only.
 //   A ring of kStages (weight, token) stages with full/empty mbarriers; the empty barrier
 //   expects one arrival per warp of the warp group(s) that consume a stage. Stage and phase
@@ -319,11 +320,14 @@ struct GemmShape {
   static constexpr uint32_t kWBytes = kWRows * BLOCK_K * 2;
   static constexpr uint32_t kXBytes = kXRows * BLOCK_K * 2;
   // Token rows per TMA box without kGather: the whole block, or (tall tiles) one 64-row slice,
-  // so that slices past the task's m are not loaded.
-#ifndef SB_FITTED_X_BOX_ROWS
-#define SB_FITTED_X_BOX_ROWS 16
-#endif
-  static constexpr int kXBoxRows = kSlices > 1 ? 64 : (kFitted ? SB_FITTED_X_BOX_ROWS : kXRows);
+  // so that slices past the task's m are not loaded, or (fitted tiles) 32 rows (16 where
+  // BLOCK_M is not a multiple of 32): a stage loads the boxes that start below the tile's rows
+  // rounded up to the N step, the last one reading up to 16 rows past them (the next task's, or
+  // zeros past the end), which no wgmma reads. On the H200 (2026-11-29,
+  // benchmarks/results/dev_fitted_box_check.json) 32-row boxes made the 160-token tiles 4-11 %
+  // faster than 16-row ones (up to 10 boxes per stage), on tiled weights more than on plain;
+  // 80- and 160-row boxes gained less, and lost where skewed routing leaves experts few rows.
+  static constexpr int kXBoxRows = kSlices > 1 ? 64 : (kFitted ? (BLOCK_M % 32 == 0 ? 32 : kNStep) : kXRows);
   static_assert(kXRows % kXBoxRows == 0, "token boxes tile the stage");
   // cp.async gather: each producer thread copies kCopyChunks 16-byte chunks of a row (chunk c
   // and c + kChunkStep) in rows r, r + kCopyRowStep, ...: one chunk of 8 rows (BLOCK_M = 128),
@@ -1077,10 +1081,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
                           auto rows_c) {
     constexpr int32_t kRows = decltype(rows_c)::value;
     static_assert(kRows % 32 == 0, "tiled weight boxes of whole 32-row pieces");
-#ifndef SB_TILED_PIECE_ROWS
-#define SB_TILED_PIECE_ROWS 64
-#endif
-    constexpr int32_t kPieceRows = kRows % SB_TILED_PIECE_ROWS == 0 ? SB_TILED_PIECE_ROWS : 32;
+    constexpr int32_t kPieceRows = kRows % 64 == 0 ? 64 : 32;
     constexpr uint32_t kPieceBytes = kPieceRows * 128u;
 #pragma unroll
     for (int32_t j = 0; j < kRows / kPieceRows; ++j) {
@@ -1214,14 +1215,10 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
           const uint32_t phase = (it / kStages) & 1u;
           ptx::mbarrier_wait(&ss.empty[s], phase ^ 1u);
           if (t == 0) {
-#ifndef SB_X_FIRST
-#define SB_X_FIRST 0
-#endif
-            constexpr bool kXFirst = SB_X_FIRST && kCluster == 1 && !kGather;
             if (it >= early) {  // else loaded before the wait
               ptx::mbarrier_arrive_expect_tx(&ss.full[s], stage_bytes);
               if constexpr (kCluster == 1) {
-                if constexpr (!kXFirst) load_w(ptx::smem_addr(ss.w[s]), &ss.full[s], kb, w_row0, tc.expert);
+                load_w(ptx::smem_addr(ss.w[s]), &ss.full[s], kb, w_row0, tc.expert);
               } else if (share_w && kShareTiledW) {  // this CTA's half, into both CTAs
                 load_w(ptx::smem_addr(ss.w[s]) + cta_rank * kHalfWBytes, &ss.full[s], kb,
                        w_row0 + static_cast<int32_t>(cta_rank) * (BLOCK_N / 2), tc.expert, 0x3);
@@ -1244,9 +1241,6 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
                                    kb * BLOCK_K, x_row0 + j * Shape::kXBoxRows);
                 }
               }
-            }
-            if constexpr (kXFirst) {
-              if (it >= early) load_w(ptx::smem_addr(ss.w[s]), &ss.full[s], kb, w_row0, tc.expert);
             }
           }
           if constexpr (kRowTma) {
