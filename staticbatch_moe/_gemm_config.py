@@ -412,7 +412,7 @@ def _token_box_rows(cfg: GemmConfig) -> int:
     a consumer group runs two (tall tiles, 128-row ping-pong), :data:`FITTED_X_BOX_ROWS` for
     fitted swap tiles whose size it divides (else one wgmma N step, 16), else the whole tile."""
     if _slices(cfg) > 1:
-        return cfg.block_m if SLICE_X_BOX_WHOLE else 64
+        return 64
     if is_fitted(cfg):
         return FITTED_X_BOX_ROWS if cfg.block_m % FITTED_X_BOX_ROWS == 0 else FITTED_N_STEP
     return cfg.block_m
@@ -420,8 +420,6 @@ def _token_box_rows(cfg: GemmConfig) -> int:
 
 #: Token rows by which a fitted swap tile's wgmma N grows (``GemmShape::kNStep``).
 FITTED_N_STEP = 16
-#: Experiment: one token box for a whole tall / 128-row ping-pong tile (SB_SLICE_X_BOX_WHOLE).
-SLICE_X_BOX_WHOLE = False
 #: Token rows per TMA box of a fitted swap tile (where they divide its size; see
 #: ``GemmShape::kXBoxRows``): 32-row boxes were 4-11 % faster than 16-row ones in the 160-token
 #: tiles on the H200 (2026-11-29, ``benchmarks/results/dev_fitted_box_check.json``).

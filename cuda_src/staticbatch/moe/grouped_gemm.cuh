@@ -327,11 +327,7 @@ struct GemmShape {
   // benchmarks/results/dev_fitted_box_check.json) 32-row boxes made the 160-token tiles 4-11 %
   // faster than 16-row ones (up to 10 boxes per stage), on tiled weights more than on plain;
   // 80- and 160-row boxes gained less, and lost where skewed routing leaves experts few rows.
-#ifndef SB_SLICE_X_BOX_WHOLE
-#define SB_SLICE_X_BOX_WHOLE 0
-#endif
-  static constexpr int kXBoxRows =
-      kSlices > 1 ? (SB_SLICE_X_BOX_WHOLE ? kXRows : 64) : (kFitted ? (BLOCK_M % 32 == 0 ? 32 : kNStep) : kXRows);
+  static constexpr int kXBoxRows = kSlices > 1 ? 64 : (kFitted ? (BLOCK_M % 32 == 0 ? 32 : kNStep) : kXRows);
   static_assert(kXRows % kXBoxRows == 0, "token boxes tile the stage");
   // cp.async gather: each producer thread copies kCopyChunks 16-byte chunks of a row (chunk c
   // and c + kChunkStep) in rows r, r + kCopyRowStep, ...: one chunk of 8 rows (BLOCK_M = 128),
