@@ -367,6 +367,36 @@ def time_gemm_variants(points: list[tuple[str, int, str]],
     return rows
 
 
+def heuristic_variants_main(name: str, default_points: list[tuple[str, int, str]],
+                            variants: Callable[[str, int, str, Any, Any], dict[str, tuple[Any, Any, Any]]],
+                            configs: Any, note: str, repeats: int = 5) -> int:
+    """The ``main`` of a dev check whose variants (:func:`time_gemm_variants`) include the
+    heuristic as ``"heuristic"``: ``--points Model:T:routing,...`` (else ``default_points``);
+    compiles ``configs`` and the heuristic's tiled-weight classes at the points, times, adds each
+    row's ``over_heuristic`` ratios, prints them and saves ``results/<name>.json`` with ``note``."""
+    import argparse
+
+    import torch
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--points", default="")
+    args = ap.parse_args()
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
+        print(f"{name} needs a Hopper GPU")
+        return 0
+    points = parse_points(args.points, default_points)
+    cfgs = set(configs) | {c.config for m, t, _ in points for cl in layer_classes(m, t, tiled_w=True).values()
+                           for c in cl}
+    compile_configs(sorted(cfgs, key=lambda c: c.kernel_name))
+    rows = time_gemm_variants(points, variants, repeats=repeats)
+    for row in rows:
+        med = row["median_ms"]
+        row["over_heuristic"] = {n: round(v / med["heuristic"], 4) for n, v in med.items() if n != "heuristic"}
+        print_ratios(row, row["over_heuristic"], f"heuristic {med['heuristic']:.4f} ")
+    save(name, rows, {"note": note})
+    return 0
+
+
 def normal_candidate(bm: int, bn: int, pp: bool, cluster: int, up: bool, tiled: bool = False) -> Any:
     """A normal-mode configuration for one GEMM of the layer (``up``: gathered by the staged copy,
     SiLU fused; else the down GEMM): ``bm x bn`` tiles, ping-pong or not, in clusters of

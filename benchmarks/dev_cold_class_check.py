@@ -13,15 +13,12 @@ Run::
 
     PYTHONPATH=. python benchmarks/dev_cold_class_check.py [--points Model:T:routing,...]
 """
-import argparse
 import dataclasses
 import os
 import sys
 
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import compile_configs, layer_classes, parse_points, print_ratios, save, time_gemm_variants
+from common import heuristic_variants_main, layer_classes
 
 from staticbatch_moe._gemm_config import TileClass, _swap_config
 
@@ -45,25 +42,9 @@ def variants(model: str, t: int, gemm: str, plain, tiled) -> dict:  # type: igno
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--points", default="")
-    args = ap.parse_args()
-    if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
-        print("dev_cold_class_check needs a Hopper GPU")
-        return 0
-    points = parse_points(args.points, POINTS)
-    cfgs = {cold_config(r, up) for r in COLD for up in (False, True)}
-    cfgs |= {c.config for m, t, _ in points for cl in layer_classes(m, t, tiled_w=True).values() for c in cl}
-    compile_configs(sorted(cfgs, key=lambda c: c.kernel_name))
-    rows = time_gemm_variants(points, variants, repeats=5)
-    for row in rows:
-        med = row["median_ms"]
-        row["over_heuristic"] = {n: round(v / med["heuristic"], 4) for n, v in med.items() if n != "heuristic"}
-        print_ratios(row, row["over_heuristic"], f"heuristic {med['heuristic']:.4f} ")
-    save("dev_cold_class_check", rows, {"note": "each GEMM alone, tiled weights: the heuristic's classes and a third "
-                                        "class of 48-, 32- or 16-token swap tiles for the experts of at most that "
-                                        "many rows; ms, five interleaved repeats"})
-    return 0
+    return heuristic_variants_main('dev_cold_class_check', POINTS, variants, {cold_config(r, up) for r in COLD for up in (False, True)},
+                                   "each GEMM alone, tiled weights: the heuristic's classes and a third class of 48-, 32- or 16-token "
+                                   "swap tiles for the experts of at most that many rows; ms, five interleaved repeats")
 
 
 if __name__ == "__main__":

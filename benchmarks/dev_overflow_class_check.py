@@ -23,15 +23,12 @@ Run::
 
     PYTHONPATH=. python benchmarks/dev_overflow_class_check.py [--points Model:T:routing,...]
 """
-import argparse
 import dataclasses
 import os
 import sys
 
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import compile_configs, normal_candidate, parse_points, print_ratios, save, time_gemm_variants
+from common import heuristic_variants_main, normal_candidate
 
 import staticbatch_moe as moe
 from staticbatch_moe._gemm_config import TileClass, fitted_config, triple_config
@@ -69,26 +66,12 @@ def variants(model: str, t: int, gemm: str, plain, tiled) -> dict:  # type: igno
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--points", default="")
-    args = ap.parse_args()
-    if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
-        print("dev_overflow_class_check needs a Hopper GPU")
-        return 0
-    points = parse_points(args.points, POINTS)
     cfgs = [normal_candidate(128, 192, True, 2, up, tiled=True) for up in (False, True)]
     cfgs += [c for up in (False, True) for c in over_configs(up).values()]
-    print(compile_configs(sorted(set(cfgs), key=lambda c: c.kernel_name)), flush=True)
-    rows = time_gemm_variants(points, variants, repeats=5)
-    for row in rows:
-        med = row["median_ms"]
-        row["boundary"] = boundary(row["model"], row["T"])
-        row["over_heuristic"] = {n: round(v / med["heuristic"], 4) for n, v in med.items() if n != "heuristic"}
-        print_ratios(row, row["over_heuristic"], f"heuristic {med['heuristic']:.4f} ")
-    save("dev_overflow_class_check", rows, {"note": "each GEMM alone, tiled weights: 128 x 192 ping-pong clusters "
-                                            "up to the boundary, fitted / cooperative 128 x 192 / 192-row tiles "
-                                            "past it; ms, five interleaved repeats"})
-    return 0
+    return heuristic_variants_main("dev_overflow_class_check", POINTS, variants, cfgs,
+                                   "each GEMM alone, tiled weights: 128 x 192 ping-pong clusters up to the boundary "
+                                   "(the mean rows per expert rounded to 128), fitted / cooperative 128 x 192 / "
+                                   "192-row tiles past it; ms, five interleaved repeats")
 
 
 if __name__ == "__main__":
