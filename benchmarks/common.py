@@ -83,6 +83,29 @@ def parse_points(text: str, default: list[tuple[str, int, str]]) -> list[tuple[s
     return [(p.split(":")[0], int(p.split(":")[1]), p.split(":")[2]) for p in text.split(",")]
 
 
+def hopper_points(name: str, default: list[tuple[str, int, str]]) -> list[tuple[str, int, str]] | None:
+    """The points of dev check ``name``: ``--points Model:T:routing,...`` or ``default``; None
+    (after saying so) where there is no Hopper GPU to run it on."""
+    import argparse
+
+    import torch
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--points", default="")
+    args = ap.parse_args()
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
+        print(f"{name} needs a Hopper GPU")
+        return None
+    return parse_points(args.points, default)
+
+
+def tiled_layer_weights(w1p: Any, w2: Any) -> tuple[Any, Any]:
+    """The gate/up weight ``w1p`` (a GateUpWeight) and the down weight ``w2`` as tiled weights."""
+    import staticbatch_moe as moe
+
+    return moe.GateUpWeight(moe.pack_weight(w1p.packed)), moe.pack_weight(w2)
+
+
 def layer_point(model: str, t: int, kind: str) -> tuple[Any, Any, Any, Any]:
     """(w1, w2, x, plan): :func:`layer_inputs` and :func:`layer_plan`."""
     return (*layer_inputs(model, t), layer_plan(model, t, kind))
@@ -334,7 +357,7 @@ def time_gemm_variants(points: list[tuple[str, int, str]],
     rows = []
     for model, t, kind in points:
         w1p, w2, x, plan = layer_point(model, t, kind)
-        tiled = {"up": moe.GateUpWeight(moe.pack_weight(w1p.packed)), "down": moe.pack_weight(w2)}
+        tiled = dict(zip(("up", "down"), tiled_layer_weights(w1p, w2)))
         h, i, _, _ = moe.MODEL_SHAPES[model]
         mid = torch.randn(plan.num_rows, i, device="cuda", dtype=torch.bfloat16)
         valid = int(plan.expert_starts[-1])
@@ -374,17 +397,9 @@ def heuristic_variants_main(name: str, default_points: list[tuple[str, int, str]
     heuristic as ``"heuristic"``: ``--points Model:T:routing,...`` (else ``default_points``);
     compiles ``configs`` and the heuristic's tiled-weight classes at the points, times, adds each
     row's ``over_heuristic`` ratios, prints them and saves ``results/<name>.json`` with ``note``."""
-    import argparse
-
-    import torch
-
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--points", default="")
-    args = ap.parse_args()
-    if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
-        print(f"{name} needs a Hopper GPU")
+    points = hopper_points(name, default_points)
+    if points is None:
         return 0
-    points = parse_points(args.points, default_points)
     cfgs = set(configs) | {c.config for m, t, _ in points for cl in layer_classes(m, t, tiled_w=True).values()
                            for c in cl}
     compile_configs(sorted(cfgs, key=lambda c: c.kernel_name))

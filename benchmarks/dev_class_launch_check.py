@@ -13,14 +13,11 @@ Run::
 
     PYTHONPATH=. python benchmarks/dev_class_launch_check.py [--points Model:T:routing,...]
 """
-import argparse
 import os
 import sys
 
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import layer_classes, parse_points, print_ratios, save, time_gemm_variants
+from common import hopper_points, layer_classes, print_ratios, save, time_gemm_variants
 
 from staticbatch_moe import _gemm_config as cfgmod
 
@@ -47,14 +44,11 @@ def variants(model: str, t: int, gemm: str, plain, tiled) -> dict:  # type: igno
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--points", default="")
-    args = ap.parse_args()
-    if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
-        print("dev_class_launch_check needs a Hopper GPU")
+    points = hopper_points("dev_class_launch_check", POINTS)
+    if points is None:
         return 0
     try:
-        rows = time_gemm_variants(parse_points(args.points, POINTS), variants)
+        rows = time_gemm_variants(points, variants)
     finally:
         cfgmod.programmatic_pays = PAYS
     for row in rows:

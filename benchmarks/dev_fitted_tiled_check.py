@@ -13,14 +13,11 @@ Run::
 
     PYTHONPATH=. python benchmarks/dev_fitted_tiled_check.py [--points Model:T:routing,...]
 """
-import argparse
 import os
 import sys
 
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import layer_classes, parse_points, print_ratios, save, time_gemm_variants
+from common import hopper_points, layer_classes, print_ratios, save, time_gemm_variants
 
 from staticbatch_moe._gemm_config import TileClass, fitted_config
 
@@ -38,13 +35,10 @@ def variants(model: str, t: int, gemm: str, plain, tiled) -> dict:  # type: igno
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--points", default="")
-    args = ap.parse_args()
-    if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
-        print("dev_fitted_tiled_check needs a Hopper GPU")
+    points = hopper_points("dev_fitted_tiled_check", POINTS)
+    if points is None:
         return 0
-    rows = time_gemm_variants(parse_points(args.points, POINTS), variants)
+    rows = time_gemm_variants(points, variants)
     for row in rows:
         med = row["median_ms"]
         row["over_plain"] = {n: round(v / med["plain"], 4) for n, v in med.items()}

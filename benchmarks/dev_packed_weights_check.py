@@ -21,7 +21,6 @@ Run::
 
     PYTHONPATH=. python benchmarks/dev_packed_weights_check.py [--points Model:T:routing,...]
 """
-import argparse
 import dataclasses
 import os
 import sys
@@ -29,7 +28,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import compile_configs, layer_classes, layer_point, parse_points, save, time_interleaved
+from common import compile_configs, hopper_points, layer_classes, layer_point, save, time_interleaved
 
 import staticbatch_moe as moe
 import staticbatch_moe.gemm as gemm_mod
@@ -68,16 +67,12 @@ gemm_mod._weight_descriptor = weight_descriptor
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--points", default="")
-    args = ap.parse_args()
-    if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
-        print("dev_packed_weights_check needs a Hopper GPU")
+    points = hopper_points("dev_packed_weights_check", POINTS)
+    if points is None:
         return 0
     if "packed_w" not in {f.name for f in dataclasses.fields(moe.GemmConfig)}:
         print("dev_packed_weights_check needs GemmConfig.packed_w (commit c1ba59f; reverted after it)")
         return 1
-    points = parse_points(args.points, POINTS)
     global USE_PACKED
     configs = {c.config for m, t, _ in points for cls in layer_classes(m, t).values() for c in cls}
     configs |= {dataclasses.replace(c, packed_w=True) for c in configs}

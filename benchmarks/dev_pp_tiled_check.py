@@ -12,14 +12,11 @@ Run::
 
     PYTHONPATH=. python benchmarks/dev_pp_tiled_check.py [--points Model:T:routing,...]
 """
-import argparse
 import os
 import sys
 
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import add_tiled_over_plain, normal_candidate, parse_points, plain_and_tiled, save, time_gemm_variants
+from common import add_tiled_over_plain, hopper_points, normal_candidate, plain_and_tiled, save, time_gemm_variants
 
 POINTS = [("GPT-OSS-120B", 6144, "uniform"), ("Qwen3-235B-A22B", 4096, "uniform"), ("DeepSeek-V3", 4096, "uniform")]
 # (block_m, block_n, pingpong, cluster)
@@ -32,14 +29,11 @@ def variants(model: str, t: int, gemm: str, plain, tiled) -> dict:  # type: igno
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--points", default="")
-    args = ap.parse_args()
-    if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
-        print("dev_pp_tiled_check needs a Hopper GPU")
+    points = hopper_points("dev_pp_tiled_check", POINTS)
+    if points is None:
         return 0
     cfgs = [normal_candidate(*c, up, tw) for c in CANDIDATES for up in (False, True) for tw in (False, True)]
-    rows = time_gemm_variants(parse_points(args.points, POINTS), variants, configs=cfgs)
+    rows = time_gemm_variants(points, variants, configs=cfgs)
     add_tiled_over_plain(rows)
     save("dev_pp_tiled_check", rows, {"note": "each GEMM alone, one configuration for every expert, plain and "
                                       "tiled weights; ms, three interleaved repeats"})

@@ -15,14 +15,11 @@ Run::
 
     PYTHONPATH=. python benchmarks/dev_t4096_tiled_candidates_check.py [--points Model:T:routing,...]
 """
-import argparse
 import os
 import sys
 
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import layer_classes, normal_candidate, parse_points, print_ratios, save, time_gemm_variants
+from common import hopper_points, layer_classes, normal_candidate, print_ratios, save, time_gemm_variants
 
 POINTS = [(m, 4096, "uniform") for m in ("Qwen3-30B-A3B", "Qwen3-235B-A22B", "GPT-OSS-120B", "DeepSeek-V3")]
 # (block_m, block_n, pingpong, cluster)
@@ -38,13 +35,9 @@ def variants(model: str, t: int, gemm: str, plain, tiled) -> dict:  # type: igno
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--points", default="")
-    args = ap.parse_args()
-    if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
-        print("dev_t4096_tiled_candidates_check needs a Hopper GPU")
+    points = hopper_points("dev_t4096_tiled_candidates_check", POINTS)
+    if points is None:
         return 0
-    points = parse_points(args.points, POINTS)
     cfgs = [c.config for m, t, _ in points for tw in (False, True)
             for cls in layer_classes(m, t, tiled_w=tw).values() for c in cls]
     cfgs += [normal_candidate(*c, up, True) for c in CANDIDATES for up in (False, True)]

@@ -18,7 +18,6 @@ Run::
 
     PYTHONPATH=. python benchmarks/dev_tile_rows_check.py [--points Model:T:routing,...]
 """
-import argparse
 import dataclasses
 import os
 import sys
@@ -26,7 +25,15 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import compile_configs, layer_classes, layer_point, parse_points, save, time_interleaved
+from common import (
+    compile_configs,
+    hopper_points,
+    layer_classes,
+    layer_point,
+    save,
+    tiled_layer_weights,
+    time_interleaved,
+)
 
 import staticbatch_moe as moe
 from staticbatch_moe import gemm as gemm_mod
@@ -42,13 +49,9 @@ def _use(rows: int) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--points", default="")
-    args = ap.parse_args()
-    if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
-        print("dev_tile_rows_check needs a Hopper GPU")
+    points = hopper_points("dev_tile_rows_check", POINTS)
+    if points is None:
         return 0
-    points = parse_points(args.points, POINTS)
     base = {c.config for m, t, _ in points for cls in layer_classes(m, t).values() for c in cls}
     kernels = {}
     for rows in ROWS:
@@ -63,7 +66,7 @@ def main() -> int:
         variants = {"plain": (ROWS[0], w1p, w2)}
         for rows in ROWS:
             _use(rows)
-            variants[f"tiled{rows}"] = (rows, moe.GateUpWeight(moe.pack_weight(w1p.packed)), moe.pack_weight(w2))
+            variants[f"tiled{rows}"] = (rows, *tiled_layer_weights(w1p, w2))
         outs, calls = {}, {}
         for name, (rows, a1, a2) in variants.items():
             mid = torch.full((plan.num_rows, i), float("nan"), device="cuda", dtype=torch.bfloat16)

@@ -13,15 +13,12 @@ Run::
 
     PYTHONPATH=. python benchmarks/dev_tiled_class_check.py [--points Model:T:routing,...]
 """
-import argparse
 import dataclasses
 import os
 import sys
 
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import add_tiled_over_plain, layer_classes, parse_points, plain_and_tiled, save, time_gemm_variants
+from common import add_tiled_over_plain, hopper_points, layer_classes, plain_and_tiled, save, time_gemm_variants
 
 POINTS = [("GPT-OSS-120B", 4096, "uniform"), ("DeepSeek-V3", 4096, "uniform")]
 
@@ -32,13 +29,9 @@ def variants(model: str, t: int, gemm: str, plain, tiled) -> dict:  # type: igno
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--points", default="")
-    args = ap.parse_args()
-    if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
-        print("dev_tiled_class_check needs a Hopper GPU")
+    points = hopper_points("dev_tiled_class_check", POINTS)
+    if points is None:
         return 0
-    points = parse_points(args.points, POINTS)
     base = [c.config for m, t, _ in points for cls in layer_classes(m, t).values() for c in cls]
     rows = time_gemm_variants(points, variants, configs=base + [dataclasses.replace(c, tiled_w=True) for c in base])
     add_tiled_over_plain(rows)

@@ -28,7 +28,15 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import compile_configs, layer_classes, layer_point, parse_points, save, time_interleaved
+from common import (
+    compile_configs,
+    layer_classes,
+    layer_point,
+    parse_points,
+    save,
+    tiled_layer_weights,
+    time_interleaved,
+)
 
 import staticbatch_moe as moe
 from staticbatch_moe import gemm as gemm_mod
@@ -60,8 +68,7 @@ def main() -> int:
     rows = []
     for model, t, kind in points:
         w1p, w2, x, plan = layer_point(model, t, kind)
-        w1t = moe.GateUpWeight(moe.pack_weight(w1p.packed))
-        w2t = moe.pack_weight(w2)
+        w1t, w2t = tiled_layer_weights(w1p, w2)
         h, i, _, _ = moe.MODEL_SHAPES[model]
         mid_ref = torch.randn(plan.num_rows, i, device="cuda", dtype=torch.bfloat16)
         for gemm in ("up", "down"):

@@ -14,15 +14,12 @@ Run::
 
     PYTHONPATH=. python benchmarks/dev_tiled_rule_check.py [--points Model:T:routing,...]
 """
-import argparse
 import dataclasses
 import os
 import sys
 
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import layer_classes, parse_points, print_ratios, save, time_gemm_variants
+from common import hopper_points, layer_classes, print_ratios, save, time_gemm_variants
 
 import staticbatch_moe as moe
 from staticbatch_moe._gemm_config import TileClass, _prefill_config
@@ -63,13 +60,9 @@ def gemm_variants(model: str, t: int, gemm: str, plain, tiled) -> dict:  # type:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--points", default="")
-    args = ap.parse_args()
-    if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
-        print("dev_tiled_rule_check needs a Hopper GPU")
+    points = hopper_points("dev_tiled_rule_check", POINTS)
+    if points is None:
         return 0
-    points = parse_points(args.points, POINTS)
     cfgs = []
     for m, t, _ in points:
         h, i, _, _ = moe.MODEL_SHAPES[m]

@@ -12,15 +12,12 @@ Run::
 
     PYTHONPATH=. python benchmarks/dev_tiled_stages_check.py [--points Model:T:routing,...]
 """
-import argparse
 import dataclasses
 import os
 import sys
 
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import add_tiled_over_plain, parse_points, plain_and_tiled, save, time_gemm_variants
+from common import add_tiled_over_plain, hopper_points, plain_and_tiled, save, time_gemm_variants
 
 import staticbatch_moe as moe
 from staticbatch_moe._gemm_config import _swap_config, fitted_config
@@ -44,13 +41,9 @@ def variants(model: str, t: int, gemm: str, plain, tiled) -> dict:  # type: igno
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--points", default="")
-    args = ap.parse_args()
-    if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
-        print("dev_tiled_stages_check needs a Hopper GPU")
+    points = hopper_points("dev_tiled_stages_check", POINTS)
+    if points is None:
         return 0
-    points = parse_points(args.points, POINTS)
     cfgs = [dataclasses.replace(c, tiled_w=tw) for _, t, _ in points for up in (False, True) for c in configs(t, up)
             for tw in (False, True)]
     rows = time_gemm_variants(points, variants, configs=cfgs)

@@ -12,14 +12,13 @@ Run::
 
     PYTHONPATH=. python benchmarks/dev_tiled_tall_ab.py [--points Model:T:routing,...]
 """
-import argparse
 import os
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import layer_point, parse_points, save, time_interleaved
+from common import hopper_points, layer_point, save, tiled_layer_weights, time_interleaved
 
 import staticbatch_moe as moe
 from staticbatch_moe import _gemm_config as cfgmod
@@ -30,16 +29,13 @@ POINTS = [("Qwen3-30B-A3B", 4096, "uniform"), ("Qwen3-30B-A3B", 4096, "skewed"),
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--points", default="")
-    args = ap.parse_args()
-    if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
-        print("dev_tiled_tall_ab needs a Hopper GPU")
+    points = hopper_points("dev_tiled_tall_ab", POINTS)
+    if points is None:
         return 0
     rows = []
-    for model, t, kind in parse_points(args.points, POINTS):
+    for model, t, kind in points:
         w1p, w2, x, plan = layer_point(model, t, kind)
-        tiled = (moe.GateUpWeight(moe.pack_weight(w1p.packed)), moe.pack_weight(w2))
+        tiled = tiled_layer_weights(w1p, w2)
         h, i, _, _ = moe.MODEL_SHAPES[model]
         valid = int(plan.expert_starts[-1])
         calls, outs, kernels = {}, {}, {}

@@ -29,14 +29,21 @@ Run::
 
     PYTHONPATH=. python benchmarks/dev_tiled_weights_check.py [--points Model:T:routing,...]
 """
-import argparse
 import os
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import compile_configs, layer_classes, layer_point, parse_points, save, time_interleaved
+from common import (
+    compile_configs,
+    hopper_points,
+    layer_classes,
+    layer_point,
+    save,
+    tiled_layer_weights,
+    time_interleaved,
+)
 
 import staticbatch_moe as moe
 
@@ -48,13 +55,9 @@ POINTS += [(m, t, r) for t in (1024, 4096, 16384) for m in
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--points", default="")
-    args = ap.parse_args()
-    if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
-        print("dev_tiled_weights_check needs a Hopper GPU")
+    points = hopper_points("dev_tiled_weights_check", POINTS)
+    if points is None:
         return 0
-    points = parse_points(args.points, POINTS)
     import dataclasses
 
     base = {c.config for m, t, _ in points for cls in layer_classes(m, t).values() for c in cls}
@@ -63,8 +66,7 @@ def main() -> int:
     rows = []
     for model, t, kind in points:
         w1p, w2, x, plan = layer_point(model, t, kind)
-        w1t = moe.GateUpWeight(moe.pack_weight(w1p.packed))
-        w2t = moe.pack_weight(w2)
+        w1t, w2t = tiled_layer_weights(w1p, w2)
         h, i, _, _ = moe.MODEL_SHAPES[model]
         outs, calls = {}, {}
         for name, (a1, a2) in (("plain", (w1p, w2)), ("tiled", (w1t, w2t))):

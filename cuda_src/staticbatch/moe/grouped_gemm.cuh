@@ -991,11 +991,12 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   constexpr int kCRegs = kNumConsumers == 3 ? kTripleConsumerRegs : (kLeanProducer ? kWideConsumerRegs : kConsumerRegs);
   constexpr bool kFitted = Shape::kFitted;
   constexpr int kFitStep = kFitted ? Shape::kNStep : 0;    // locate_tile's row split
-  // Fitted tiles: the wgmma N of a tile of `rows` rows (also the token rows loaded).
+  // Fitted tiles: the wgmma N of a tile of `rows` rows.
   auto fitted_n = [](int32_t rows) { return (rows + Shape::kNStep - 1) / Shape::kNStep * Shape::kNStep; };
   // Token rows of a tile of `rows` rows that some consumer reads: all kXRows, (tall tiles) the
   // 64-row slices that hold rows of the task, or (fitted tiles) the rows rounded up to the wgmma
-  // N step; the others are skipped by the consumers and not loaded.
+  // N step; the others are skipped by the consumers and loaded only where a token box that
+  // starts below them reaches them (fitted tiles' last box).
   auto x_live_of = [&](int32_t rows) -> int32_t {
     return Shape::kSlices > 1 ? (rows + 63) / 64 * 64 : (kFitted ? fitted_n(rows) : kXRows);
   };
@@ -1133,11 +1134,9 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       // TMA gather 128 bytes per token row that exists.
       auto stage_bytes_of = [&](const TileCoord& tc) -> uint32_t {
         const int32_t rows = tc.row_end - tc.row0;
+        // The boxes that start below the live rows (x_live_of is kXRows for one whole-tile box).
         const uint32_t x_box_bytes =
-            Shape::kXBoxRows == kXRows
-                ? Shape::kXBytes
-                : static_cast<uint32_t>((x_live_of(rows) + Shape::kXBoxRows - 1) / Shape::kXBoxRows * Shape::kXBoxRows) *
-                      128u;
+            static_cast<uint32_t>(ceil_div<int32_t>(x_live_of(rows), Shape::kXBoxRows) * Shape::kXBoxRows) * 128u;
         return Shape::kWBytes + (!kGather ? x_box_bytes : (kRowTma ? static_cast<uint32_t>(rows) * 128u : 0u));
       };
       // Steps [0, early) had their weight tile loaded (and expect_tx set) before the wait.
