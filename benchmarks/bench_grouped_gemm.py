@@ -86,6 +86,14 @@ def routing(kind: str, t: int, e: int, k: int, seed: int) -> torch.Tensor:
     return torch.multinomial(probs.expand(t, e), k, replacement=False, generator=g).to(torch.int32)
 
 
+def launched_names(classes) -> str:  # type: ignore[no-untyped-def]
+    """The kernel names grouped_gemm launches for the heuristic's ``classes``."""
+    from staticbatch_moe._gemm_config import launch_classes
+
+    launched, concurrent = launch_classes(classes)
+    return (" || " if concurrent else " + ").join(c.config.kernel_name for c in launched)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default=",".join(MODELS))
@@ -212,10 +220,12 @@ def main() -> int:
                     "grouped_mm": r_gmm, "loop": r_loop, "dense": r_dense,
                     "vllm_gpu_md_ms": VLLM_MS.get((model, t)) if kind == "uniform" else None,
                     # The heuristic's tile classes for ours (tiled weights), heaviest first, joined by
-                    # " + " (one name: one class); kernel names of tiled-weight tiles end in "_wt".
-                    "config_gate_up": " + ".join(c.config.kernel_name for c in moe.choose_tile_classes(
+                    # " + " (one name: one class), or " || " where the two share the SMs (concurrent
+                    # classes), as grouped_gemm launches them (fitted tiles "_dyn": dynamic tiles);
+                    # kernel names of tiled-weight tiles end in "_wt".
+                    "config_gate_up": launched_names(moe.choose_tile_classes(
                         m, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=t, tiled_w=True)),
-                    "config_down": " + ".join(c.config.kernel_name for c in moe.choose_tile_classes(
+                    "config_down": launched_names(moe.choose_tile_classes(
                         m, e, h, i, "bf16", None, False, num_tokens=t, tiled_w=True)),
                 }
                 rows.append(row)

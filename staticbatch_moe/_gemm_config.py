@@ -89,6 +89,8 @@ import staticbatch as sb
 from staticbatch import InvalidArgumentError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import torch
 
 __all__ = [
@@ -308,11 +310,15 @@ class GemmConfig:
             value = getattr(self, flag)
             if not isinstance(value, bool):
                 raise InvalidArgumentError(f"`{flag}` must be a bool (got {value!r})")
-            if value and not cooperative_128:
+            swap_dynamic = (flag == "dynamic" and self.swap_ab and self.split_k == 1
+                            and (not self.gather or self.gather_mode == "staged"))
+            if value and not cooperative_128 and not swap_dynamic:
                 raise InvalidArgumentError(
-                    f"`{flag}=True` needs normal mode, block_m=128, no ping-pong, and gather_mode='staged' if "
-                    f"gathering (got swap_ab={self.swap_ab}, block_m={self.block_m}, pingpong={self.pingpong}, "
-                    f"gather={self.gather}, gather_mode={self.gather_mode!r})"
+                    f"`{flag}=True` needs normal mode, block_m=128, no ping-pong"
+                    + (" (or, dynamic tiles, swap mode without split-K)" if flag == "dynamic" else "")
+                    + f", and gather_mode='staged' if gathering (got swap_ab={self.swap_ab}, block_m={self.block_m}, "
+                    f"pingpong={self.pingpong}, split_k={self.split_k}, gather={self.gather}, "
+                    f"gather_mode={self.gather_mode!r})"
                 )
         if shared_bytes(self) > MAX_SHARED_BYTES:
             raise InvalidArgumentError(
@@ -512,12 +518,14 @@ extern "C" __global__ void {cluster_dims}__launch_bounds__({threads(cfg)}, 1) {c
     const __grid_constant__ staticbatch::ptx::TmaDescriptor a_map, const void* a, long long lda, void* out,
     const int* gather_idx, const int* tile_offsets, const int* task_rows, const long long* task_starts,
     const int* task_expert, int num_tasks, int n, int k, void* workspace, unsigned* counters, const int* slot_to_row,
-    int num_tokens, int top_k) {{
+    int num_tokens, int top_k, const int* split_hot_total, const int* split_cold_total, float split_cost,
+    int split_sms, int split_role) {{
   staticbatch::moe::grouped_gemm<{b}, {cfg.block_m}, {cfg.block_n}, {cfg.stages}, {swap}, {gather}, {silu}, {pp},
                                  {tma_gather}, {sk}, {stg}, {cfg.cluster}, {sw}{dyn}>(
       w_map, a_map, a, static_cast<staticbatch::int64_t>(lda), out, gather_idx, tile_offsets, task_rows,
       reinterpret_cast<const staticbatch::int64_t*>(task_starts), task_expert, num_tasks, n, k, workspace,
-      reinterpret_cast<staticbatch::uint32_t*>(counters), slot_to_row, num_tokens, top_k);
+      reinterpret_cast<staticbatch::uint32_t*>(counters), slot_to_row, num_tokens, top_k, split_hot_total,
+      split_cold_total, split_cost, split_sms, split_role);
 }}
 """
 
@@ -1022,6 +1030,70 @@ def programmatic_pays(cfg: GemmConfig) -> bool:
     H200, 2026-11-28, benchmarks/dev_pdl_grid_check.py), also with the kernel's early weight
     loads switched off, so the cause is not those loads (not found)."""
     return cfg.swap_ab or cfg.cluster > 1
+
+
+#: Concurrent classes: where a call's heuristic classes are a compute-bound class of normal-mode
+#: tiles for the hot experts and a swap-mode class for the others (skewed routing at T >= 1024
+#: makes the first hold most rows and the second stream most of the weights), the two launches
+#: share the SMs instead of running one after the other: the hot launch runs its tiles on
+#: :func:`split_cost`'s share of the blocks (decided on the GPU from both classes' tile counts,
+#: so no host sync) and lets the rest go, the cold launch, its programmatic dependent, starts on
+#: the SMs they free without waiting for the hot launch and waits for it only at its end. See
+#: "Concurrent classes" in grouped_gemm.cuh.
+USE_CONCURRENT_CLASSES = True
+#: FLOPs per weight byte at which a tile's compute takes as long as its weight stream: about 80 %
+#: of the compute ceiling (755 TFLOP/s) over 4.2 TB/s, the cold class's streaming rate on the H200.
+SPLIT_FLOPS_PER_BYTE = 0.8 * 755e12 / 4.2e12
+
+
+#: Fitted swap tiles of every heuristic call take their tiles from a counter (dynamic tiles) where
+#: they do not gather in the loop; as the cold class of concurrent classes they always do. Fitted
+#: tiles vary in length with their experts' rows, and in the static order the blocks drift apart.
+#: On the H200 (2026-11-29, benchmarks/results/dev_concurrent_split_check_dynamic_fitted.json, both
+#: GEMMs, tiled weights): Qwen3-30B-A3B T = 1024 0.364 -> 0.349 ms uniform, 0.412 -> 0.383 skewed;
+#: Qwen3-235B-A22B T = 1024 1.347 -> 1.273 and 1.496 -> 1.406 ms; T = 128 level (-0.8 .. 0 %).
+USE_DYNAMIC_FITTED = True
+
+
+def with_dynamic_fitted(cfg: GemmConfig) -> GemmConfig:
+    """``cfg`` with dynamic tiles if it is a fitted swap tile that can take them (no in-loop
+    gather, no split-K), else ``cfg``."""
+    if is_fitted(cfg) and cfg.split_k == 1 and (not cfg.gather or cfg.gather_mode == "staged"):
+        return dataclasses.replace(cfg, dynamic=True)
+    return cfg
+
+
+def launch_classes(classes: Sequence[TileClass]) -> tuple[tuple[TileClass, ...], bool]:
+    """What grouped_gemm launches for the heuristic's ``classes``: (the classes, fitted ones with
+    dynamic tiles as :data:`USE_DYNAMIC_FITTED` and concurrent classes need, whether the two share
+    the SMs (:func:`concurrent_pair` and :data:`USE_CONCURRENT_CLASSES`))."""
+    concurrent = USE_CONCURRENT_CLASSES and concurrent_pair(classes)
+    if concurrent:
+        cold = classes[1]
+        return (classes[0], dataclasses.replace(cold, config=with_dynamic_fitted(cold.config))), True
+    if USE_DYNAMIC_FITTED:
+        return tuple(dataclasses.replace(c, config=with_dynamic_fitted(c.config)) for c in classes), False
+    return tuple(classes), False
+
+
+def concurrent_pair(classes: Sequence[TileClass]) -> bool:
+    """Whether the two launches of ``classes`` can share the SMs (USE_CONCURRENT_CLASSES): two
+    classes, normal-mode tiles with a static tile order then fitted swap tiles without an in-loop
+    gather (they take dynamic tiles), no split-K, and if the second gathers through a staged copy
+    so does the first (it stages the rows of both)."""
+    if len(classes) != 2:
+        return False
+    hot, cold = classes[0].config, classes[1].config
+    staged = [c.gather and c.gather_mode == "staged" for c in (hot, cold)]
+    return (not hot.swap_ab and is_fitted(cold) and not hot.dynamic and hot.split_k == 1 and cold.split_k == 1
+            and (not cold.gather or staged[1]) and (staged[0] or not staged[1]))
+
+
+def split_cost(hot: GemmConfig, cold: GemmConfig) -> float:
+    """A cold (swap-mode) tile's time in hot tiles, for the kernel's split of the SMs: the cold
+    tile streams block_n x K weight elements, the hot one computes block_m x block_n x K
+    multiply-adds (2 FLOPs per weight byte and row), each at its ceiling."""
+    return cold.block_n * SPLIT_FLOPS_PER_BYTE / (hot.block_m * hot.block_n)
 
 
 @dataclass(frozen=True)

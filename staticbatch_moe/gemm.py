@@ -352,7 +352,7 @@ def _counters(use: str, count: int, device: Any) -> Any:
             return torch.zeros(count, dtype=torch.int32, device=device)
         if counters is not None:
             _retired_counters.append(counters)
-        counters = torch.zeros(max(count, 4096 if use == "splitk" else 2), dtype=torch.int32, device=device)
+        counters = torch.zeros(max(count, 4096 if use == "splitk" else 4), dtype=torch.int32, device=device)
         _stream_counters[key] = counters
     return counters
 
@@ -379,8 +379,11 @@ def _tile_classes(config: Any, plan: RoutePlan, n: int, k: int, dtype: str, acti
 
 def _launch(config: GemmConfig, device_index: int, a: Any, lda: int, weight: Any, out: Any, plan: RoutePlan,
             n: int, k: int, gather: bool, tile_offsets: Any, staged: Any, programmatic: bool,
-            stage_by_token: bool = False) -> None:
-    """One launch of the kernel of ``config`` over the tiles of ``tile_offsets``."""
+            stage_by_token: bool = False, split: tuple[Any, Any, float, int, int] | None = None) -> None:
+    """One launch of the kernel of ``config`` over the tiles of ``tile_offsets``. ``split``:
+    (hot class's tile total, cold class's, :func:`~staticbatch_moe._gemm_config.split_cost`, SMs,
+    role 1 for the hot launch or 2 for the cold one) of concurrent classes; a hot launch given
+    ``stage_by_token`` stages every row (the cold launch's too)."""
     import torch
 
     kernel, sms = _kernel_for(config, device_index)
@@ -403,11 +406,15 @@ def _launch(config: GemmConfig, device_index: int, a: Any, lda: int, weight: Any
         # The kernel's first phase fills it with the gathered rows; its TMA map is the token map.
         workspace = token_rows = staged
         counters = _counters("barrier", 2, a.device)
-        if stage_by_token and _stage_units_by_token(plan.num_tokens, k) >= grid * cfgmod.threads(config) // 32:
+        hot_stages_all = split is not None and split[4] == 1 and stage_by_token
+        if hot_stages_all or (stage_by_token and
+                              _stage_units_by_token(plan.num_tokens, k) >= grid * cfgmod.threads(config) // 32):
             # The launch covers every task and has a token group for every warp: copy token by
             # token (stage_rows_by_token).
             by_token = plan.slot_to_row
-    if config.dynamic:  # [0, 2): the staged gather's grid barrier, [2, 4): the tile counter
+    if config.dynamic or split is not None:
+        # [0, 2): the staged gather's grid barrier, [2, 4): the tile counter, or a cold launch's
+        # count of started blocks ([2]; its hot launch, beside it on the stream, uses [0, 2) only).
         counters = _counters("barrier", 4, a.device)
     kernel.launch(
         grid,
@@ -433,9 +440,15 @@ def _launch(config: GemmConfig, device_index: int, a: Any, lda: int, weight: Any
             by_token,
             np.int32(plan.num_tokens),
             np.int32(plan.top_k),
+            None if split is None else split[0],
+            None if split is None else split[1],
+            np.float32(0.0 if split is None else split[2]),
+            np.int32(0 if split is None else split[3]),
+            np.int32(0 if split is None else split[4]),
         ],
         programmatic=programmatic,
-        cooperative=staged_gather and USE_COOPERATIVE_LAUNCH,
+        # A cold launch of concurrent classes has no grid barrier and starts beside the hot one.
+        cooperative=staged_gather and USE_COOPERATIVE_LAUNCH and (split is None or split[4] == 1),
     )
 
 
@@ -553,12 +566,24 @@ def grouped_gemm(
 
     # One class takes every task (check_tile_classes): its staged copy may go token by token.
     by_token = STAGE_BY_TOKEN and len(classes) == 1
+    split = None
+    if config is None:
+        # Fitted tiles take dynamic tiles; concurrent classes: the hot launch stages the rows of
+        # both (token by token) and takes its share of the SMs, the cold one, always its
+        # programmatic dependent, starts on the rest and takes the tiles (from a counter) that are
+        # left when the hot launch's SMs come free.
+        classes, concurrent = cfgmod.launch_classes(classes)
+        if concurrent:
+            cost = cfgmod.split_cost(classes[0].config, classes[1].config)
+            split = (offsets[0][-1:], offsets[1][-1:], cost, sb.device_properties(device_index).num_sms)
+            by_token = classes[1].config.gather and classes[1].config.gather_mode == "staged"
     for i, (c, tile_offsets) in enumerate(zip(classes, offsets)):
         # The launches after the first may be programmatic dependents of the one before (their
         # experts, output rows and staged rows are disjoint from it), by the same rule.
         asked = (programmatic_launch and built) if i == 0 else True
         _launch(c.config, device_index, a, lda, stored, out, plan, n, k, gather, tile_offsets, staged,
-                programmatic=asked and pays(c.config), stage_by_token=by_token)
+                programmatic=(asked and pays(c.config)) or (split is not None and i == 1),
+                stage_by_token=by_token, split=None if split is None else (*split, i + 1))
     return out
 
 

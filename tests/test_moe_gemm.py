@@ -217,7 +217,9 @@ def _shipped_configs() -> list[cfgmod.GemmConfig]:
         for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False), (h, i, None, True)):
             cfg = moe.choose_config(t * k, e, n, kk, dtype, act, gather)
             found.add(cfg)
-            found.update(c.config for c in moe.choose_tile_classes(t * k, e, n, kk, dtype, act, gather, num_tokens=t))
+            classes = moe.choose_tile_classes(t * k, e, n, kk, dtype, act, gather, num_tokens=t)
+            found.update(c.config for c in classes)
+            found.update(c.config for c in cfgmod.launch_classes(classes)[0])  # dynamic fitted tiles
             if gather:  # the cp.async gather stays selectable
                 found.add(cfg.with_gather_mode("cp_async"))
             if candidates is not None and dtype == "bf16":
@@ -231,8 +233,9 @@ def test_tiled_weight_configs_compile() -> None:
     64-row blocks, and clusters whose 96-row halves are not (each CTA copies the whole tile)."""
     found = {c.config for (h, i, e, k), t in itertools.product(MODELS.values(), TS)
              for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False))
-             for c in moe.choose_tile_classes(t * k, e, n, kk, "bf16", act, gather, num_tokens=t, tiled_w=True)}
-    assert all(c.tiled_w for c in found)
+             for c in cfgmod.launch_classes(moe.choose_tile_classes(t * k, e, n, kk, "bf16", act, gather,
+                                                                    num_tokens=t, tiled_w=True))[0]}
+    assert all(c.tiled_w for c in found) and any(c.dynamic and c.swap_ab for c in found)
     assert any(c.block_n // c.cluster == 96 for c in found)
     for cfg in sorted(found, key=lambda c: c.kernel_name):
         compiled = sb.compile_source(cfgmod.kernel_source(cfg), cfg.kernel_name, arch="sm_90a",
@@ -358,9 +361,18 @@ def test_dynamic_config() -> None:
     with pytest.raises(sb.InvalidArgumentError, match="`dynamic` must be a bool"):
         cfgmod.GemmConfig(dynamic=1)
     for bad in (dict(block_m=64, pingpong=True), dict(block_m=64), dict(block_m=128, pingpong=True, block_n=192),
-                dict(block_m=16, block_n=128, swap_ab=True), dict(gather=True), dict(block_m=256, block_n=128)):
+                dict(block_m=16, block_n=128, swap_ab=True, gather=True), dict(gather=True),
+                dict(block_m=16, block_n=128, swap_ab=True, split_k=2), dict(block_m=256, block_n=128)):
         with pytest.raises(sb.InvalidArgumentError, match="`dynamic=True` needs normal mode, block_m=128"):
             cfgmod.GemmConfig(**{"block_n": 256, "stages": 4, **bad, "dynamic": True})
+    # Swap-mode tiles take dynamic tiles without an in-loop gather (fitted tiles, concurrent classes).
+    fitted = cfgmod.fitted_config(160, "silu_and_mul", "bf16", True)
+    assert fitted.gather_mode == "staged" and cfgmod.with_dynamic_fitted(fitted).dynamic
+    assert cfgmod.with_dynamic_fitted(fitted).kernel_name == fitted.kernel_name.replace("_silu", "_silu_dyn")
+    assert cfgmod.with_dynamic_fitted(fitted.with_gather_mode("cp_async")) == fitted.with_gather_mode("cp_async")
+    small = cfgmod.GemmConfig(block_m=16, block_n=128, swap_ab=True, stages=12)
+    assert cfgmod.with_dynamic_fitted(small) == small  # not fitted: static order
+    assert dataclasses.replace(small, dynamic=True).dynamic
 
 
 def test_store_warps_config() -> None:
@@ -1007,6 +1019,38 @@ def test_mlp_heuristic(monkeypatch: pytest.MonkeyPatch) -> None:
         cfgmod.choose_mlp_config.cache_clear()
     assert cfgmod.mlp_flag_count(100, 8, 16) == 1 + 7 + 8
     assert cfgmod.mlp_kernel_name(cfgmod._swap_config(8, 64, "silu_and_mul", "fp16", True)) == "sb_grouped_mlp_fp16_bm8_bn64_s12"
+
+
+def test_concurrent_pairs_of_the_heuristic() -> None:
+    """Concurrent classes: the heuristic's (clustered 128-row, fitted swap) classes at T = 4096 on
+    tiled weights are pairs, and a fitted tile's cost follows its weight bytes against the hot
+    tile's multiply-adds; one class, two normal-mode classes, or a cold class staged behind a hot
+    one that does not stage, are not pairs."""
+    for model in ("DeepSeek-V3", "GPT-OSS-120B"):
+        h, i, e, k = MODELS[model]
+        for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False)):
+            classes = moe.choose_tile_classes(4096 * k, e, n, kk, "bf16", act, gather, num_tokens=4096, tiled_w=True)
+            assert cfgmod.concurrent_pair(classes), (model, classes)
+    hot, cold = classes[0].config, classes[1].config
+    assert cfgmod.split_cost(hot, cold) == pytest.approx(cold.block_n * cfgmod.SPLIT_FLOPS_PER_BYTE
+                                                         / (hot.block_m * hot.block_n))
+    # A 128-token-wide swap tile against a 128 x 256 one: 143.8 FLOP/B * 128 / 32768 = 0.56.
+    assert cfgmod.split_cost(cfgmod.GemmConfig(block_m=128, block_n=256, cluster=2),
+                             cfgmod.GemmConfig(block_m=160, block_n=128, swap_ab=True, stages=5)) == pytest.approx(
+        0.5618, rel=1e-3)
+    h, i, e, k = MODELS["Qwen3-30B-A3B"]
+    assert not cfgmod.concurrent_pair(moe.choose_tile_classes(1 * k, e, h, i, "bf16", None, False, num_tokens=1))
+    pp = cfgmod.GemmConfig(block_m=64, block_n=256, pingpong=True)
+    c2 = cfgmod.GemmConfig(block_m=128, block_n=256, cluster=2)
+    swap = cfgmod.GemmConfig(block_m=160, block_n=128, swap_ab=True, stages=5)
+    assert not cfgmod.concurrent_pair((moe.TileClass(c2, 320, None), moe.TileClass(pp, 0, 320)))
+    assert cfgmod.concurrent_pair((moe.TileClass(pp, 160, None), moe.TileClass(swap, 0, 160)))
+    staged = dict(gather=True, gather_mode="staged", activation="silu_and_mul")
+    cold_staged = dataclasses.replace(swap, **staged)
+    assert not cfgmod.concurrent_pair((moe.TileClass(dataclasses.replace(pp, gather=True, activation="silu_and_mul"),
+                                                     160, None), moe.TileClass(cold_staged, 0, 160)))
+    assert cfgmod.concurrent_pair((moe.TileClass(dataclasses.replace(pp, **staged), 160, None),
+                                   moe.TileClass(cold_staged, 0, 160)))
 
 
 def test_programmatic_rule() -> None:

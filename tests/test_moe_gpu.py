@@ -967,6 +967,116 @@ def test_tile_classes_cuda_graph_replay() -> None:
                               programmatic=True, replays=2, ids=_skewed_ids(600, 16, 2), seed=12)
 
 
+# ---------------------------------------------------------------- concurrent classes (hot and cold launches share the SMs)
+
+
+def _concurrent_layer(t: int, routing: str, seed: int = 0):  # type: ignore[no-untyped-def]
+    """GPT-OSS-120B's layer at ``t`` tokens on tiled weights, where both GEMMs' heuristic classes
+    are a concurrent pair (128 x 192 clustered tiles, fitted 160-token swap tiles, both gathering
+    through the staged copy in gate/up). ``routing``: "skewed", "uniform" or "hot-only" (every
+    token to experts 0..k-1: no cold rows)."""
+    h, i, e, k = MODELS["GPT-OSS-120B"]
+    up = moe.choose_tile_classes(t * k, e, 2 * i, h, "bf16", "silu_and_mul", True, num_tokens=t, tiled_w=True)
+    down = moe.choose_tile_classes(t * k, e, h, i, "bf16", None, False, num_tokens=t, tiled_w=True)
+    assert moe._gemm_config.concurrent_pair(up) and moe._gemm_config.concurrent_pair(down), (up, down)
+    assert up[1].config.gather_mode == "staged" and up[0].config.cluster == 2
+    if routing == "skewed":
+        ids = _skewed_ids(t, e, k, seed)
+    elif routing == "uniform":
+        ids = uniform_ids(t, e, k, generator=torch.Generator(device="cuda").manual_seed(seed))
+    else:
+        ids = torch.arange(k, device="cuda", dtype=torch.int32).repeat(t, 1)
+    torch.manual_seed(seed)
+    a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+    w1 = moe.pack_gate_up(_weights(e, 2 * i, h, torch.bfloat16, seed=seed + 1), tiled=True)
+    w2 = moe.pack_weight(_weights(e, h, i, torch.bfloat16, seed=seed + 2))
+    return ids, a, w1, w2, e
+
+
+@pytest.mark.parametrize("routing", ["skewed", "uniform", "hot-only"])
+def test_concurrent_classes_match_sequential_bitwise(monkeypatch, routing: str) -> None:  # type: ignore[no-untyped-def]
+    """The hot and cold launches sharing the SMs (the cold one a programmatic dependent that is
+    not a cooperative launch, the hot one staging every row) give the bits of the same classes
+    run one after the other, and match the float32 reference: with both classes busy, with the
+    hot class empty (uniform routing: every SM to the cold launch) and with the cold class empty."""
+    ids, a, w1, w2, e = _concurrent_layer(4096, routing)
+    p = moe.route_plan(ids, e)
+    counts = p.expert_counts.tolist()
+    if routing == "skewed":
+        assert max(counts) > 320 and 0 < min(c for c in counts if c) <= 160, counts
+    seen = _spy_launches(monkeypatch, "programmatic")
+    outs = []
+    for concurrent in (True, False):
+        monkeypatch.setattr(moe._gemm_config, "USE_CONCURRENT_CLASSES", concurrent)
+        mid = torch.full((p.num_rows, w2.shape[2]), float("nan"), device="cuda", dtype=torch.bfloat16)
+        out = torch.full((p.num_rows, w2.shape[1]), float("nan"), device="cuda", dtype=torch.bfloat16)
+        seen.clear()
+        moe.grouped_gemm(a, w1, p, activation="silu_and_mul", out=mid)
+        moe.grouped_gemm(mid, w2, p, gather=False, out=out, programmatic_launch=True)
+        launches = [prog for name, prog in seen if name.startswith("sb_grouped_gemm")]
+        if concurrent:  # each cold launch is a programmatic dependent of its hot launch
+            assert len(launches) == 4 and launches[1] and launches[3], seen
+        outs.append((mid.clone(), out.clone()))
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+    ref_mid = moe.grouped_gemm_reference(a, w1, p, activation="silu_and_mul")
+    assert rel_err(outs[0][0], ref_mid) < TOL
+    assert rel_err(outs[0][1], moe.grouped_gemm_reference(ref_mid, w2, p, gather=False)) < TOL
+
+
+@pytest.mark.parametrize("routing", ["uniform", "skewed"])
+@pytest.mark.parametrize("tiled", [True, False])
+def test_dynamic_fitted_tiles_match_static_bitwise(monkeypatch, routing: str, tiled: bool) -> None:  # type: ignore[no-untyped-def]
+    """Qwen3-30B-A3B's layer at T = 1024, one class of fitted 128-token tiles in both GEMMs: taken
+    from the tile counter (USE_DYNAMIC_FITTED) they give the bits of the static order, and the
+    reference; the counters are left zero for the next launch (a second call agrees too)."""
+    h, i, e, k = MODELS["Qwen3-30B-A3B"]
+    t = 1024
+    for n, kk, act, gather in ((2 * i, h, "silu_and_mul", True), (h, i, None, False)):
+        classes = moe.choose_tile_classes(t * k, e, n, kk, "bf16", act, gather, num_tokens=t, tiled_w=tiled)
+        assert len(classes) == 1 and moe._gemm_config.is_fitted(classes[0].config), classes
+    ids = _skewed_ids(t, e, k, seed=5) if routing == "skewed" else uniform_ids(t, e, k)
+    p = moe.route_plan(ids, e)
+    a = torch.randn(t, h, device="cuda", dtype=torch.bfloat16)
+    w1 = moe.pack_gate_up(_weights(e, 2 * i, h, torch.bfloat16, seed=6), tiled=tiled)
+    w2 = _weights(e, h, i, torch.bfloat16, seed=7)
+    w2 = moe.pack_weight(w2) if tiled else w2
+    seen = _spy_launches(monkeypatch, "programmatic")
+    outs = []
+    for dynamic in (True, True, False):
+        monkeypatch.setattr(moe._gemm_config, "USE_DYNAMIC_FITTED", dynamic)
+        mid = torch.full((p.num_rows, i), float("nan"), device="cuda", dtype=torch.bfloat16)
+        out = torch.full((p.num_rows, h), float("nan"), device="cuda", dtype=torch.bfloat16)
+        seen.clear()
+        moe.grouped_gemm(a, w1, p, activation="silu_and_mul", out=mid)
+        moe.grouped_gemm(mid, w2, p, gather=False, out=out, programmatic_launch=True)
+        assert all(name.endswith("_dyn_wt" if tiled else "_dyn") == dynamic for name, _ in seen
+                   if name.startswith("sb_grouped_gemm")), seen
+        outs.append((mid, out))
+    for mid, out in outs[1:]:
+        assert torch.equal(mid, outs[0][0]) and torch.equal(out, outs[0][1])
+    ref_mid = moe.grouped_gemm_reference(a, w1, p, activation="silu_and_mul")
+    assert rel_err(outs[0][0], ref_mid) < TOL
+    assert rel_err(outs[0][1], moe.grouped_gemm_reference(ref_mid, w2, p, gather=False)) < TOL
+
+
+def test_concurrent_classes_cuda_graph_replay() -> None:
+    """Captured on skewed routing (the split of the SMs computed on the GPU from the plan), then
+    replayed with uniform routing written in place, where the hot class is empty."""
+    ids, a, w1, w2, e = _concurrent_layer(4096, "skewed", seed=3)
+
+    def layer() -> torch.Tensor:
+        p = moe.route_plan(ids, e)
+        x = moe.grouped_gemm(a, w1, p, activation="silu_and_mul")
+        return moe.grouped_gemm(x, w2, p, gather=False, programmatic_launch=True)
+
+    layer()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        y = layer()
+    _replay_with_new_routing(graph, y, ids, a, w1, w2, e, replays=2)
+
+
 # ---------------------------------------------------------------- one-launch expert MLP (grouped_mlp)
 
 

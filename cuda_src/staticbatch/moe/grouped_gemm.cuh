@@ -183,8 +183,9 @@
 // its own barrier. Before exiting, the producer waits for every stage to be released once more,
 // so no remote arrival can target a block that has exited. A cluster syncs once after the
 // barriers are initialised.
-// Dynamic tiles (kDynamic; host: GemmConfig.dynamic, normal mode, 128-row cooperative tiles, no
-// in-loop gather, no split-K). Without it block b runs tiles b, b + grid, b + 2 grid, ...; the
+// Dynamic tiles (kDynamic; host: GemmConfig.dynamic, 128-row cooperative tiles or swap mode, no
+// in-loop gather, no split-K; the heuristic's fitted swap tiles take them, see USE_DYNAMIC_FITTED).
+// Without it block b runs tiles b, b + grid, b + 2 grid, ...; the
 // tiles that share a weight block (an expert's m-blocks of one n-block) or a token block start
 // together in the first wave only, and as the blocks drift apart over the waves the L2 no longer
 // holds a block for its second reader (ncu on the H200: DeepSeek-V3's gate/up GEMM at T = 16384
@@ -223,6 +224,26 @@
 // tile_offsets hold no tile at all returns right after the wait above, in every block alike
 // (no staged copy, no grid barrier). The later launches of a call are programmatic dependents
 // of the earlier ones; their outputs (and staged rows) are disjoint.
+//
+// Concurrent classes (split_role; host: _gemm_config.concurrent_pair / launch_classes). Two
+// classes, normal-mode tiles for the hot experts (compute-bound under skewed routing) and fitted
+// swap tiles with dynamic tiles for the others (weight streaming), share the SMs instead of
+// running one after the other:
+//   - hot launch (role 1): its blocks wait for the kernel before it (griddepcontrol.wait),
+//     stage every row of both classes if the cold class is staged (stage_rows_by_token; the
+//     grid barrier as usual), and only then issue launch_dependents. Blocks 0 .. X - 1 run its
+//     tiles (stride X), the others leave. X = split_hot_blocks(both classes' tile totals, a cold
+//     tile's cost in hot tiles, the SM count), the same in every block: 0 without hot tiles.
+//   - cold launch (role 2, the hot one's programmatic dependent): starts on the SMs the hot
+//     launch's leaving blocks free, without griddepcontrol.wait (everything it reads was
+//     written before the hot launch passed its wait: the plan, the input, the staged rows; it
+//     runs no staged copy of its own), takes its tiles from the dynamic tile counter, so that
+//     its blocks that start when the hot launch's blocks end take the tiles still left, and
+//     every thread calls griddepcontrol.wait at its end: the cold launch completes after the hot
+//     one, so a kernel that waits for the cold launch also waits for the hot one.
+// The hot launch uses counters [0, 2) (its grid barrier), the cold one [2, 4) (the tile counter)
+// of the same buffer. On the H200 (docs/performance.md, "Twenty-first session") this took both
+// GEMMs at DeepSeek-V3 T = 4096 skewed from 8.88 to 7.56 ms.
 //
 // Staged gather (kStaged; host: gather_mode="staged", for compute-bound gate/up GEMMs). The
 // cp.async gather above streams token rows into every stage of every tile, and each token
@@ -837,6 +858,43 @@ SB_DEVICE void grid_barrier(uint32_t* counters) {
   __syncthreads();
 }
 
+#ifdef SB_DEV_TRACE
+// Dev only: per block of a concurrent launch, (SM, start ns, end ns, block_index) into counters.
+SB_DEVICE void dev_trace(uint32_t* counters, int32_t role, bool up, int32_t field, uint32_t v) {
+  if (role == 0 || threadIdx.x != 0) return;
+  counters[64 + (up ? 0 : 2048) + (role - 1) * 1024 + blockIdx.x * 4 + field] = v;
+}
+SB_DEVICE uint32_t dev_now() {
+  uint64_t t;
+  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+  return static_cast<uint32_t>(t);
+}
+SB_DEVICE uint32_t dev_smid() {
+  uint32_t r;
+  asm volatile("mov.u32 %0, %smid;" : "=r"(r));
+  return r;
+}
+#define SB_TRACE(field, v) dev_trace(counters, split_role, kSiluMul, field, v)
+#else
+#define SB_TRACE(field, v) ((void)0)
+#endif
+
+// Concurrent classes: the blocks of the hot launch that run its tiles, the same in both launches
+// of the pair (each reads both classes' tile totals, which the routing pass wrote before either
+// began). split_sms * H / (H + cost * C) for H hot and C cold tiles, `cost` a cold tile's time in
+// hot tiles, plus kSplitBias, rounded down to whole 2-CTA clusters and kept in [2, split_sms - 2];
+// 0 without hot tiles, every SM without cold ones.
+constexpr float kSplitBias = 4.0f;
+SB_DEVICE int32_t split_hot_blocks(const int32_t* hot_total, const int32_t* cold_total, float cost, int32_t sms) {
+  const int32_t h = __ldg(hot_total);
+  const int32_t c = __ldg(cold_total);
+  if (h == 0) return 0;
+  if (c == 0) return sms;
+  const float x = static_cast<float>(sms) * static_cast<float>(h) / (static_cast<float>(h) + cost * static_cast<float>(c));
+  const int32_t blocks = static_cast<int32_t>(x + kSplitBias) & ~1;
+  return blocks < 2 ? 2 : (blocks > sms - 2 ? sms - 2 : blocks);
+}
+
 // The block's shared storage: its dynamic shared memory, the base rounded up to 1024 bytes
 // (the 128-byte swizzle atom).
 template <typename Storage>
@@ -963,14 +1021,16 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
                             const int32_t* task_rows, const int64_t* task_starts, const int32_t* task_expert,
                             int32_t num_tasks, int32_t n, int32_t k, void* workspace = nullptr,
                             uint32_t* counters = nullptr, const int32_t* slot_to_row = nullptr,
-                            int32_t num_tokens = 0, int32_t top_k = 0) {
+                            int32_t num_tokens = 0, int32_t top_k = 0, const int32_t* split_hot_total = nullptr,
+                            const int32_t* split_cold_total = nullptr, float split_cost = 0.0f,
+                            int32_t split_sms = 0, int32_t split_role = 0) {
   static_assert(kSplitK >= 1 && (kSplitK == 1 || kSwapAB), "split-K is for swap mode");
   static_assert(!kStaged || (!kGather && kSplitK == 1), "the staged gather runs the kernel without gather, unsplit");
   static_assert(kCluster == 1 || (kCluster == 2 && !kSwapAB && !kGather && kSplitK == 1 && !(BLOCK_M == 256)),
                 "2-CTA clusters: normal mode, no in-loop gather, no split-K, no tall tiles");
   static_assert((BLOCK_N / kCluster) % 8 == 0, "weight boxes of whole 8-row swizzle atoms");
-  static_assert(!kDynamic || (!kSwapAB && !kPingpong && BLOCK_M == 128 && !kGather && kSplitK == 1),
-                "dynamic tiles: normal mode, 128-row cooperative tiles, no in-loop gather, no split-K");
+  static_assert(!kDynamic || (!kGather && kSplitK == 1 && (kSwapAB || (!kPingpong && BLOCK_M == 128))),
+                "dynamic tiles: swap mode or 128-row cooperative tiles, no in-loop gather, no split-K");
   float* const splitk_workspace = static_cast<float*>(workspace);
   uint32_t* const splitk_counters = counters;
   static_assert(!kStoreWarps || (!kSwapAB && !kPingpong && BLOCK_M == 128 && kSplitK == 1 && !kGather),
@@ -1026,7 +1086,11 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     if constexpr (!kTiledW) ptx::tma_prefetch_descriptor(&w_map);
     if constexpr (!kCpAsyncGather) ptx::tma_prefetch_descriptor(&a_map);
   }
-  ptx::griddep_launch_dependents();
+  // Concurrent classes (see the header): a hot launch lets its dependent start only once it has
+  // waited for the kernel before it (and staged every row), a cold one waits at its end.
+  const bool split_hot = split_role == 1;
+  const bool split_cold = split_role == 2;
+  if (!split_hot) ptx::griddep_launch_dependents();
   __syncthreads();
   // Clusters: the other CTA's barriers are initialised before anyone signals them.
   if constexpr (kCluster > 1) ptx::cluster_sync();
@@ -1035,21 +1099,47 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   // Programmatic dependent launch (see the header): without gather, the producer's warp 0 loads
   // the first weight stages before it waits for the previous kernel; everyone else waits now.
   constexpr bool kWeightsFirst = !kGather && !kStaged && kCluster == 1 && !kDynamic;
-  if (!kWeightsFirst || warp_group != 0) ptx::griddep_wait();
+  if (!split_cold && (!kWeightsFirst || warp_group != 0)) ptx::griddep_wait();
 
   const int32_t total_tiles = __ldg(tile_offsets + num_tasks);
-  // A launch without tiles (a tile class that no expert falls in) ends here, in every block alike.
-  if (total_tiles == 0) return;
+  // The blocks that run tiles: the grid, or with concurrent classes this launch's share of it.
+  int32_t grid_blocks = static_cast<int32_t>(gridDim.x);
+  // A cold launch's blocks all take tiles, from the dynamic tile counter, as they start.
+  const int32_t block_index = static_cast<int32_t>(blockIdx.x);
+  if (split_hot) {
+    grid_blocks = min(split_hot_blocks(split_hot_total, split_cold_total, split_cost, split_sms), grid_blocks);
+  }
+  // A launch without tiles (a tile class that no expert falls in) ends here, in every block alike
+  // (a hot launch of concurrent classes first stages the rows of both).
+  if (total_tiles == 0 && !(kStaged && split_hot)) {
+    if (split_cold) ptx::griddep_wait();
+    return;
+  }
 
   if constexpr (kStaged) {  // phase 1 of the staged gather (see the header)
-    if (slot_to_row != nullptr) {
+    if (split_cold) {
+      // The hot launch staged every row and passed its grid barrier before this launch began.
+      if (threadIdx.x == 0) ptx::fence_proxy_async_global();
+    } else if (slot_to_row != nullptr) {
       stage_rows_by_token(static_cast<const uint16_t*>(a_ptr), lda, slot_to_row, num_tokens, top_k, k,
                           static_cast<uint16_t*>(workspace));
     } else {
       stage_rows(static_cast<const uint16_t*>(a_ptr), lda, gather_idx, tile_offsets, task_rows, task_starts, num_tasks,
                  k, static_cast<uint16_t*>(workspace));
     }
-    grid_barrier(counters);
+    if (!split_cold) grid_barrier(counters);
+  }
+  if (split_hot) ptx::griddep_launch_dependents();
+#ifdef SB_DEV_TRACE
+  SB_TRACE(0, dev_smid());
+  SB_TRACE(1, dev_now());
+  SB_TRACE(3, static_cast<uint32_t>(block_index) | (static_cast<uint32_t>(grid_blocks) << 16));
+#endif
+  // Concurrent classes: the blocks past this launch's share leave (the cold launch's wait for
+  // the hot one first, so that the cold launch ends after it).
+  if (total_tiles == 0 || block_index >= grid_blocks) {
+    if (split_cold) ptx::griddep_wait();
+    return;
   }
 
   const int32_t num_k_blocks = ceil_div<int32_t>(k, BLOCK_K);
@@ -1090,7 +1180,15 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       if (mask) {
         ptx::bulk_load_multicast(dst + j * kPieceBytes, src, kPieceBytes, bar, mask);
       } else {
+#ifdef SB_DEV_SWAP_W_EVICT_FIRST
+        if constexpr (kSwapAB) {
+          ptx::bulk_load_hint(dst + j * kPieceBytes, src, kPieceBytes, bar, ptx::policy_evict_first());
+        } else {
+          ptx::bulk_load(dst + j * kPieceBytes, src, kPieceBytes, bar);
+        }
+#else
         ptx::bulk_load(dst + j * kPieceBytes, src, kPieceBytes, bar);
+#endif
       }
     }
   };
@@ -1145,8 +1243,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         // Its own mapper: a mapper only walks forward, and the loop below starts over.
         WarpSearchMapper early_mapper(tile_offsets, num_tasks);
         constexpr uint32_t kEarlyMax = static_cast<uint32_t>(kStages);
-        for (int32_t tile = static_cast<int32_t>(blockIdx.x); tile < total_tiles && early < kEarlyMax;
-             tile += static_cast<int32_t>(gridDim.x)) {
+        for (int32_t tile = block_index; tile < total_tiles && early < kEarlyMax;
+             tile += grid_blocks) {
           const TileCoord tc = locate_tile<BLOCK_M, kSplitK, kFitStep>(early_mapper.map(tile), task_rows, task_starts,
                                                              task_expert, num_k_blocks);
           for (int32_t kb = tc.k_block0; kb < tc.k_block0 + tc.k_blocks && early < kEarlyMax; ++kb, ++early) {
@@ -1156,7 +1254,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
             }
           }
         }
-        ptx::griddep_wait();
+        if (!split_cold) ptx::griddep_wait();
       }
       uint32_t it = 0;  // running K step over all tiles of this block
       // Dynamic tiles: rank 0's warp 0 takes each tile (pair) from the counter when it starts
@@ -1174,10 +1272,10 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
           if (fetcher && next < total_tiles) fetched = ring.fetch(sched, lane);
           return next;
         } else {
-          return tile + static_cast<int32_t>(gridDim.x);
+          return tile + grid_blocks;
         }
       };
-      for (int32_t tile = kDynamic ? next_tile(0) : static_cast<int32_t>(blockIdx.x); tile < total_tiles;
+      for (int32_t tile = kDynamic ? next_tile(0) : block_index; tile < total_tiles;
            tile = next_tile(tile)) {
         const TaskTile tt = mapper.map(tile);
         const TileCoord tc = locate_tile<BLOCK_M, kSplitK, kFitStep>(tt, task_rows, task_starts, task_expert, num_k_blocks);
@@ -1311,10 +1409,10 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
           if constexpr (kDynamic) {
             return ring.next(lane);
           } else {
-            return tile + static_cast<int32_t>(gridDim.x);
+            return tile + grid_blocks;
           }
         };
-        for (int32_t tile = kDynamic ? next_tile(0) : static_cast<int32_t>(blockIdx.x), next = 0; tile < total_tiles;
+        for (int32_t tile = kDynamic ? next_tile(0) : block_index, next = 0; tile < total_tiles;
              tile = next) {
           const TileCoord tc = locate_tile<BLOCK_M>(mapper.map(tile), task_rows, task_starts, task_expert, num_k_blocks);
           next = next_tile(tile);  // dynamic tiles: waits until the producer has fetched it
@@ -1344,7 +1442,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     WarpSearchMapper mapper(tile_offsets, num_tasks);
     // Ping-pong group g takes the block's tiles g, g + 2, ...; its K-step counter starts past
     // the other group's first tile when g = 1 and skips the other group's tile after each of its own.
-    const int32_t tile_step = static_cast<int32_t>(gridDim.x) * (kPingpong ? 2 : 1);
+    const int32_t tile_step = grid_blocks * (kPingpong ? 2 : 1);
     uint32_t it = kPingpong ? static_cast<uint32_t>(cw * num_k_blocks) : 0u;
     uint32_t chunk_count = 0;  // epilogue chunks stored so far (picks the staging buffer)
     // Releases a stage: one arrival per warp on this CTA's empty barrier, and in a cluster one on
@@ -1383,18 +1481,18 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       if constexpr (kDynamic) {
         return tiles_done > 0;
       } else {
-        return tile != static_cast<int32_t>(blockIdx.x);
+        return tile != block_index;
       }
     };
     for (int32_t tile = kDynamic ? next_tile(0)
-                                 : static_cast<int32_t>(blockIdx.x) + (kPingpong ? cw * static_cast<int32_t>(gridDim.x) : 0);
+                                 : block_index + (kPingpong ? cw * grid_blocks : 0);
          tile < total_tiles; tile = next_tile(tile), ++tiles_done) {
       const TileCoord tc =
           locate_tile<BLOCK_M, kSplitK, kFitStep>(mapper.map(tile), task_rows, task_starts, task_expert, num_k_blocks);
       const bool mate_live = mate_live_of(tile);
       // Ping-pong: wait for the other group to have issued its previous tile's main loop.
       if constexpr (kPingpong) {
-        if (tile != static_cast<int32_t>(blockIdx.x)) ptx::named_barrier_sync(kOrderBarrier + cw, 256);
+        if (tile != block_index) ptx::named_barrier_sync(kOrderBarrier + cw, 256);
       }
 
       // Main loop: one wgmma-group per K step; the stage of step kb - 1 is released once
@@ -1518,7 +1616,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       if constexpr (kPingpong) {
         // Every full barrier of this tile has been waited on: hand the tensor cores to the
         // other group (if it has a next tile: an unmatched arrival would stay on the barrier).
-        if (tile + static_cast<int32_t>(gridDim.x) < total_tiles) {
+        if (tile + grid_blocks < total_tiles) {
           ptx::named_barrier_arrive(kOrderBarrier + (1 - cw), 256);
         }
         it += static_cast<uint32_t>(num_k_blocks);  // the other group's tile
@@ -1564,6 +1662,11 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       }
     }
   }
+#ifdef SB_DEV_TRACE
+  __syncthreads();
+  SB_TRACE(2, dev_now());
+#endif
+  if (split_cold) ptx::griddep_wait();  // end after the hot launch (see the header)
 }
 
 }  // namespace moe
