@@ -10,7 +10,9 @@ grid of G blocks, every other SM idle), and the hot class on a second stream ove
 others over 132 - X (``split_X``, as dev_concurrent_classes_check, which measured X = 44 and 66).
 From the alone times it prints the best fixed split, max(hot(X), rest(132 - X)), and an elastic
 one (the rest grows onto the hot class's SMs when it ends). Tiled weights, the heuristic's classes.
-Three interleaved repeats of a median of 10 replays, L2 read-flushed.
+Three interleaved repeats of a median of 10 replays, L2 read-flushed. The ``_evict_first`` results
+were taken with an L2 evict-first policy on the swap tiles' weight copies (``-DSB_DEV_SWAP_W_EVICT_FIRST``,
+a dev macro of commit cb3b4f8, removed after it: 0-5 % on the stream splits, not kept).
 Result: benchmarks/results/dev_class_scaling_check.json.
 
 Run::

@@ -196,21 +196,6 @@ SB_DEVICE void bulk_load(uint32_t dst, const void* src, uint32_t bytes, uint64_t
                : "memory");
 }
 
-// bulk_load with an L2 cache policy (createpolicy), e.g. evict_first for a stream read once.
-SB_DEVICE void bulk_load_hint(uint32_t dst, const void* src, uint32_t bytes, uint64_t* bar, uint64_t policy) {
-  asm volatile(
-      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;\n"
-      :
-      : "r"(dst), "l"(src), "r"(bytes), "r"(smem_addr(bar)), "l"(policy)
-      : "memory");
-}
-
-SB_DEVICE uint64_t policy_evict_first() {
-  uint64_t policy;
-  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
-  return policy;
-}
-
 // bulk_load into every CTA of the cluster named in `cta_mask`, at offset `dst` of each one's
 // shared memory, counted on the barrier at `bar`'s offset in each of them.
 SB_DEVICE void bulk_load_multicast(uint32_t dst, const void* src, uint32_t bytes, uint64_t* bar, uint16_t cta_mask) {

@@ -1180,15 +1180,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       if (mask) {
         ptx::bulk_load_multicast(dst + j * kPieceBytes, src, kPieceBytes, bar, mask);
       } else {
-#ifdef SB_DEV_SWAP_W_EVICT_FIRST
-        if constexpr (kSwapAB) {
-          ptx::bulk_load_hint(dst + j * kPieceBytes, src, kPieceBytes, bar, ptx::policy_evict_first());
-        } else {
-          ptx::bulk_load(dst + j * kPieceBytes, src, kPieceBytes, bar);
-        }
-#else
         ptx::bulk_load(dst + j * kPieceBytes, src, kPieceBytes, bar);
-#endif
       }
     }
   };
