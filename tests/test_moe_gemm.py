@@ -1053,6 +1053,27 @@ def test_concurrent_pairs_of_the_heuristic() -> None:
                                    moe.TileClass(cold_staged, 0, 160)))
 
 
+def test_launch_classes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What grouped_gemm launches for the heuristic's classes: a concurrent pair with its cold class
+    on dynamic tiles; single fitted classes on dynamic tiles with USE_DYNAMIC_FITTED, static
+    without it; other classes as they are."""
+    h, i, e, k = MODELS["GPT-OSS-120B"]
+    pair = moe.choose_tile_classes(4096 * k, e, h, i, "bf16", None, False, num_tokens=4096, tiled_w=True)
+    launched, concurrent = cfgmod.launch_classes(pair)
+    assert concurrent and not launched[0].config.dynamic and launched[1].config.dynamic
+    assert [(c.min_rows, c.max_rows) for c in launched] == [(c.min_rows, c.max_rows) for c in pair]
+    h, i, e, k = MODELS["Qwen3-30B-A3B"]
+    single = moe.choose_tile_classes(1024 * k, e, h, i, "bf16", None, False, num_tokens=1024, tiled_w=True)
+    assert len(single) == 1 and cfgmod.is_fitted(single[0].config)
+    assert cfgmod.launch_classes(single) == ((dataclasses.replace(
+        single[0], config=dataclasses.replace(single[0].config, dynamic=True)),), False)
+    decode = moe.choose_tile_classes(1 * k, e, h, i, "bf16", None, False, num_tokens=1, tiled_w=True)
+    assert cfgmod.launch_classes(decode) == (decode, False)
+    monkeypatch.setattr(cfgmod, "USE_DYNAMIC_FITTED", False)
+    monkeypatch.setattr(cfgmod, "USE_CONCURRENT_CLASSES", False)
+    assert cfgmod.launch_classes(single) == (single, False) and cfgmod.launch_classes(pair) == (pair, False)
+
+
 def test_programmatic_rule() -> None:
     """Programmatic launches pay for swap-mode and clustered tiles, not for 64-row ping-pong ones;
     the heuristic's decode and long-prefill down GEMMs get them, its T = 4096 ones not."""
