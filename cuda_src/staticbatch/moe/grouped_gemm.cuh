@@ -1102,9 +1102,10 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   if (!split_cold && (!kWeightsFirst || warp_group != 0)) ptx::griddep_wait();
 
   const int32_t total_tiles = __ldg(tile_offsets + num_tasks);
-  // The blocks that run tiles: the grid, or with concurrent classes this launch's share of it.
+  // The blocks that run tiles (block_index < grid_blocks, static order: tiles block_index + i *
+  // grid_blocks): the grid, or in a hot launch of concurrent classes its share of it. A cold
+  // launch's blocks all run tiles, taken from the dynamic tile counter as they start.
   int32_t grid_blocks = static_cast<int32_t>(gridDim.x);
-  // A cold launch's blocks all take tiles, from the dynamic tile counter, as they start.
   const int32_t block_index = static_cast<int32_t>(blockIdx.x);
   if (split_hot) {
     grid_blocks = min(split_hot_blocks(split_hot_total, split_cold_total, split_cost, split_sms), grid_blocks);
