@@ -413,8 +413,9 @@ def _launch(config: GemmConfig, device_index: int, a: Any, lda: int, weight: Any
             # token (stage_rows_by_token).
             by_token = plan.slot_to_row
     if config.dynamic or split is not None:
-        # [0, 2): the staged gather's grid barrier, [2, 4): the tile counter, or a cold launch's
-        # count of started blocks ([2]; its hot launch, beside it on the stream, uses [0, 2) only).
+        # [0, 2): the staged gather's grid barrier, [2, 4): the tile counter (a cold launch of
+        # concurrent classes takes dynamic tiles; its hot launch, beside it on the stream, uses
+        # [0, 2) only).
         counters = _counters("barrier", 4, a.device)
     kernel.launch(
         grid,
