@@ -111,6 +111,12 @@ def layer_point(model: str, t: int, kind: str) -> tuple[Any, Any, Any, Any]:
     return (*layer_inputs(model, t), layer_plan(model, t, kind))
 
 
+def tiled_layer_point(model: str, t: int, kind: str) -> tuple[Any, Any, Any, Any]:
+    """:func:`layer_point` with the weights tiled (:func:`tiled_layer_weights`), the plain ones dropped."""
+    w1p, w2p, x, plan = layer_point(model, t, kind)
+    return (*tiled_layer_weights(w1p, w2p), x, plan)
+
+
 def layer_classes(model: str, t: int, tiled_w: bool = False) -> dict[str, Any]:
     """The heuristic's tile classes of both GEMMs of ``model``'s layer at ``t`` tokens: ``"up"``
     (gate/up, gathered, SiLU fused) and ``"down"``, for weights as given or tiled (``tiled_w``)."""

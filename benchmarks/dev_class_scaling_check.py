@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dev_concurrent_classes_check as cc  # noqa: E402  (patches gemm._kernel_for for grid sizes)
-from common import hopper_points, layer_classes, layer_point, save, tiled_layer_weights, time_interleaved  # noqa: E402
+from common import hopper_points, layer_classes, save, tiled_layer_point, time_interleaved  # noqa: E402
 
 import staticbatch as sb  # noqa: E402
 import staticbatch_moe as moe  # noqa: E402
@@ -111,8 +111,7 @@ def main() -> int:
     rows = []
     for model, t, rt in points:
         h, i, e, k = moe.MODEL_SHAPES[model]
-        w1p, w2p, x, plan = layer_point(model, t, rt)
-        w1, w2 = tiled_layer_weights(w1p, w2p)
+        w1, w2, x, plan = tiled_layer_point(model, t, rt)
         mid_in = torch.randn(t * k, i, device="cuda", dtype=torch.bfloat16)
         for gemm, classes in layer_classes_used(model, t).items():
             up = gemm == "up"

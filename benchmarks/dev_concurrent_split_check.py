@@ -21,7 +21,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import hopper_points, layer_classes, layer_point, save, tiled_layer_weights, time_interleaved  # noqa: E402
+from common import hopper_points, layer_classes, save, tiled_layer_point, time_interleaved  # noqa: E402
 
 import staticbatch as sb  # noqa: E402
 import staticbatch_moe as moe  # noqa: E402
@@ -47,9 +47,7 @@ def main() -> int:
     rows = []
     for model, t, rt in points:
         h, i, e, k = moe.MODEL_SHAPES[model]
-        w1p, w2p, x, plan = layer_point(model, t, rt)
-        w1, w2 = tiled_layer_weights(w1p, w2p)
-        del w1p, w2p
+        w1, w2, x, plan = tiled_layer_point(model, t, rt)
         mid = torch.empty(plan.num_rows, i, device="cuda", dtype=torch.bfloat16)
         out = torch.empty(plan.num_rows, h, device="cuda", dtype=torch.bfloat16)
         counts = plan.expert_counts.tolist()

@@ -20,7 +20,7 @@ os.environ["STATICBATCH_NVRTC_OPTIONS"] = (os.environ.get("STATICBATCH_NVRTC_OPT
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import hopper_points, layer_classes, layer_point, save, tiled_layer_weights  # noqa: E402
+from common import hopper_points, layer_classes, save, tiled_layer_point  # noqa: E402
 
 import staticbatch as sb  # noqa: E402
 import staticbatch_moe as moe  # noqa: E402
@@ -46,9 +46,7 @@ def main() -> int:
     rows = []
     for model, t, rt in points:
         h, i, e, k = moe.MODEL_SHAPES[model]
-        w1p, w2p, x, plan = layer_point(model, t, rt)
-        w1, w2 = tiled_layer_weights(w1p, w2p)
-        w1p = w2p = None
+        w1, w2, x, plan = tiled_layer_point(model, t, rt)
         mid = torch.empty(plan.num_rows, i, device="cuda", dtype=torch.bfloat16)
         out = torch.empty(plan.num_rows, h, device="cuda", dtype=torch.bfloat16)
         counters = gemm_mod._counters("barrier", 8192, x.device)

@@ -1067,13 +1067,20 @@ def launch_classes(classes: Sequence[TileClass]) -> tuple[tuple[TileClass, ...],
     """What grouped_gemm launches for the heuristic's ``classes``: (the classes, fitted ones with
     dynamic tiles as :data:`USE_DYNAMIC_FITTED` and concurrent classes need, whether the two share
     the SMs (:func:`concurrent_pair` and :data:`USE_CONCURRENT_CLASSES`))."""
-    concurrent = USE_CONCURRENT_CLASSES and concurrent_pair(classes)
-    if concurrent:
+    return _launch_classes(tuple(classes), USE_CONCURRENT_CLASSES, USE_DYNAMIC_FITTED)
+
+
+@functools.lru_cache(maxsize=256)
+def _launch_classes(classes: tuple[TileClass, ...], concurrent_on: bool,
+                    dynamic_on: bool) -> tuple[tuple[TileClass, ...], bool]:
+    """:func:`launch_classes` for the given flags; cached, like :func:`with_layout`, so that a
+    grouped_gemm call does not rebuild (and re-validate) configurations."""
+    if concurrent_on and concurrent_pair(classes):
         cold = classes[1]
         return (classes[0], dataclasses.replace(cold, config=with_dynamic_fitted(cold.config))), True
-    if USE_DYNAMIC_FITTED:
+    if dynamic_on:
         return tuple(dataclasses.replace(c, config=with_dynamic_fitted(c.config)) for c in classes), False
-    return tuple(classes), False
+    return classes, False
 
 
 def concurrent_pair(classes: Sequence[TileClass]) -> bool:
