@@ -123,10 +123,7 @@
 // (8 threads per 128-byte row), predicated on row < m and column < N_out (N_out % 8 == 0,
 // so a 16-byte piece is all in or all out). Two buffers need one barrier per chunk: a
 // thread writes a buffer again only after the next chunk's barrier, which every thread
-// reaches after its reads of the buffer. One buffer (kOneEpiBuf; host: GemmConfig.one_epi_buf,
-// normal mode without store warps) needs a second barrier per chunk, before the group writes
-// it, and frees 8 KB per group: with two groups, room for a fifth 40 KB stage (64 x 256 and 128 x
-// 192 tiles). Nothing else in shared memory is reused between
+// reaches after its reads of the buffer. Nothing else in shared memory is reused between
 // tiles outside the mbarrier-guarded ring, so the tile loop needs no __syncthreads(); the
 // producer keeps loading the next tile's stages while the consumers store.
 //
@@ -314,11 +311,11 @@ constexpr int epi_chunks() {
 }
 
 // Staging buffers per consumer warp group (GemmShape's kEpiBufs): two, or with store warps one
-// per output chunk of a tile if that is more, or with kOneEpiBuf one (the host's _epi_bufs; the
-// generated source checks that the two agree).
-template <int BLOCK_N, bool kSiluMul, bool kStoreWarps, bool kOneEpiBuf = false>
+// per output chunk of a tile if that is more (the host's _epi_bufs; the generated source checks
+// that the two agree).
+template <int BLOCK_N, bool kSiluMul, bool kStoreWarps>
 constexpr int epi_bufs() {
-  return kOneEpiBuf ? 1 : (kStoreWarps && epi_chunks<BLOCK_N, kSiluMul>() > 2 ? epi_chunks<BLOCK_N, kSiluMul>() : 2);
+  return kStoreWarps && epi_chunks<BLOCK_N, kSiluMul>() > 2 ? epi_chunks<BLOCK_N, kSiluMul>() : 2;
 }
 
 template <int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kPingpong = false, int kEpiBufs = 2>
@@ -380,7 +377,7 @@ struct GemmShape {
   static_assert(BLOCK_M <= 256 && BLOCK_N <= 256, "TMA box rows are at most 256");
   static_assert(kWgmmaN >= 8 && kWgmmaN <= 256, "wgmma N is 8..256");
   static_assert(kStages >= 2, "at least two stages");
-  static_assert(kEpiBufs >= 1 && kEpiBufs <= 4, "one to four staging buffers per consumer");
+  static_assert(kEpiBufs >= 2 && kEpiBufs <= 4, "two to four staging buffers per consumer");
   static_assert(!kFitted || (BLOCK_M % kNStep == 0 && BLOCK_M >= 128), "fitted swap tiles: 128..256 tokens, whole N steps");
 
   struct SharedStorage {
@@ -575,20 +572,16 @@ SB_DEVICE void stage_chunk(const float (&acc)[kAccum], int ch, uint32_t buf, int
 
 // Normal-mode epilogue of one consumer warp group: its 64 token rows (rows row0 .. row0 + 63
 // of the task) x the tile's BLOCK_N weight columns, in chunks of 64 output columns through
-// its two staging buffers (kEpiBufs = 2), or its one (kEpiBufs = 1: the group also syncs before
-// it writes the buffer, so that every thread has copied the chunk before out of it), stored by
-// the group itself.
-template <typename Ops, int BLOCK_N, bool kSiluMul, int kEpiBufs, int kAccum, typename Elem>
+// its two staging buffers, stored by the group itself.
+template <typename Ops, int BLOCK_N, bool kSiluMul, int kAccum, typename Elem>
 SB_DEVICE void epilogue_normal(const float (&acc)[kAccum], uint32_t epi_base, uint32_t& chunk_count,
                                uint32_t bar_id, const TileCoord& tc, int32_t row0, int32_t n_out, Elem* out,
                                int32_t warp_in_group, int32_t lane, int32_t tid) {
-  static_assert(kEpiBufs == 1 || kEpiBufs == 2, "one or two staging buffers");
   using Chunks = EpiChunks<BLOCK_N, kSiluMul>;
   const int32_t tile_col0 = Chunks::col0(tc);
 #pragma unroll
   for (int ch = 0; ch < Chunks::kCount; ++ch) {
-    if constexpr (kEpiBufs == 1) ptx::named_barrier_sync(bar_id, 128);
-    const uint32_t buf = epi_base + (kEpiBufs == 1 ? 0u : (chunk_count & 1u) * Chunks::kBufBytes);
+    const uint32_t buf = epi_base + (chunk_count & 1u) * Chunks::kBufBytes;
     ++chunk_count;
     stage_chunk<Ops, BLOCK_N, kSiluMul>(acc, ch, buf, warp_in_group, lane);
     ptx::named_barrier_sync(bar_id, 128);
@@ -1022,7 +1015,7 @@ struct TileRing {
 // workspace and counters (see the header); else unused.
 template <bool kBf16, int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kGather, bool kSiluMul,
           bool kPingpong = false, bool kTmaGather = false, int kSplitK = 1, bool kStaged = false, int kCluster = 1,
-          bool kStoreWarps = false, bool kDynamic = false, bool kTiledW = false, bool kOneEpiBuf = false>
+          bool kStoreWarps = false, bool kDynamic = false, bool kTiledW = false>
 SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescriptor& a_map, const void* a_ptr,
                             int64_t lda, void* out_ptr, const int32_t* gather_idx, const int32_t* tile_offsets,
                             const int32_t* task_rows, const int64_t* task_starts, const int32_t* task_expert,
@@ -1042,10 +1035,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   uint32_t* const splitk_counters = counters;
   static_assert(!kStoreWarps || (!kSwapAB && !kPingpong && BLOCK_M == 128 && kSplitK == 1 && !kGather),
                 "store warps: normal mode, 128-row cooperative tiles, no in-loop gather (it uses every producer warp)");
-  static_assert(!kOneEpiBuf || (!kSwapAB && !kStoreWarps), "one staging buffer: normal mode, no store warps");
-  // Store warps: a buffer for every output chunk of a consumer's tile (at least two);
-  // kOneEpiBuf: one buffer (see epilogue_normal), 16 KB less for two consumers.
-  constexpr int kEpiBufs = epi_bufs<BLOCK_N, kSiluMul, kStoreWarps, kOneEpiBuf>();
+  // Store warps: a buffer for every output chunk of a consumer's tile (at least two).
+  constexpr int kEpiBufs = epi_bufs<BLOCK_N, kSiluMul, kStoreWarps>();
   using Shape = GemmShape<BLOCK_M, BLOCK_N, kStages, kSwapAB, kPingpong, kEpiBufs>;
   using Storage = typename Shape::SharedStorage;
   using Ops = ElemOps<kBf16>;
@@ -1648,7 +1639,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
 #pragma unroll
         for (int h = 0; h < kSlices; ++h) {
           if (h < live) {
-            epilogue_normal<Ops, BLOCK_N, kSiluMul, kEpiBufs>(acc[h], epi_base, chunk_count, bar_id, tc, row0 + 64 * h, n_out,
+            epilogue_normal<Ops, BLOCK_N, kSiluMul>(acc[h], epi_base, chunk_count, bar_id, tc, row0 + 64 * h, n_out,
                                                     out, warp_in_group, lane, tid);
           }
         }
