@@ -235,9 +235,10 @@
 //     tiles (stride X), the others leave. X = split_hot_blocks(both classes' tile totals, a cold
 //     tile's cost in hot tiles, the SM count), the same in every block: 0 without hot tiles.
 //   - cold launch (role 2, the hot one's programmatic dependent): starts on the SMs the hot
-//     launch's leaving blocks free, without griddepcontrol.wait (everything it reads was
-//     written before the hot launch passed its wait: the plan, the input, the staged rows; it
-//     runs no staged copy of its own), takes its tiles from the dynamic tile counter, so that
+//     launch's leaving blocks free, without griddepcontrol.wait (the plan and the input were
+//     written before the hot launch passed its wait, the staged rows before it passed its grid
+//     barrier, whose generation word a staged cold block's thread 0 acquires before its proxy
+//     fence; it runs no staged copy of its own), takes its tiles from the dynamic tile counter, so that
 //     its blocks that start when the hot launch's blocks end take the tiles still left, and
 //     every thread calls griddepcontrol.wait at its end: the cold launch completes after the hot
 //     one, so a kernel that waits for the cold launch also waits for the hot one.
@@ -1120,7 +1121,13 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   if constexpr (kStaged) {  // phase 1 of the staged gather (see the header)
     if (split_cold) {
       // The hot launch staged every row and passed its grid barrier before this launch began.
-      if (threadIdx.x == 0) ptx::fence_proxy_async_global();
+      // Thread 0 (the one that issues this block's TMA loads) acquires the barrier's generation
+      // word (counters[1], which the hot launch's last arrival advanced with a release after
+      // every block's rows), then fences the async proxy, as a block leaving grid_barrier does.
+      if (threadIdx.x == 0) {
+        (void)ptx::ld_acquire_gpu_u32(counters + 1);
+        ptx::fence_proxy_async_global();
+      }
     } else if (slot_to_row != nullptr) {
       stage_rows_by_token(static_cast<const uint16_t*>(a_ptr), lda, slot_to_row, num_tokens, top_k, k,
                           static_cast<uint16_t*>(workspace));
