@@ -553,9 +553,9 @@ def grouped_gemm(
     # Every tile prefix sum before the first launch: a programmatic launch reads them before it
     # waits for the kernel before it, which must therefore not be the kernel that builds them.
     ranges = [(c.min_rows, c.max_rows) for c in classes]
-    built = all(plan.has_tile_offsets(c.config.block_m, c.config.block_n, n, c.config.split_k, r, c.config.pair_order)
+    built = all(plan.has_tile_offsets(c.config.block_m, c.config.block_n, n, c.config.split_k, r)
                 for c, r in zip(classes, ranges))
-    offsets = [plan.tile_offsets(c.config.block_m, c.config.block_n, n, c.config.split_k, r, c.config.pair_order)
+    offsets = [plan.tile_offsets(c.config.block_m, c.config.block_n, n, c.config.split_k, r)
                for c, r in zip(classes, ranges)]
     staged = None
     if any(c.config.gather and c.config.gather_mode == "staged" for c in classes):

@@ -226,7 +226,7 @@ def combine(y: torch.Tensor, slot_to_row: torch.Tensor, topk_weights: torch.Tens
 
 def _layer_tilings(x: torch.Tensor, ids: torch.Tensor, e: int, two_i: int, h: int, fused: bool,
                    tiled: tuple[bool, bool] = (False, False)) -> list:
-    """The (block_m, block_n, n, split_k, rows, pairs) of the tile classes of the layer's two GEMMs, whose tile
+    """The (block_m, block_n, n, split_k, rows) of the tile classes of the layer's two GEMMs, whose tile
     prefix sums are built before them; none off the kernel path. ``tiled``: whether each GEMM's
     weight (gate/up, down) is a TiledWeight, which the heuristic's classes depend on."""
     if x.dtype not in (torch.bfloat16, torch.float16) or not rk.available(x):
@@ -235,11 +235,11 @@ def _layer_tilings(x: torch.Tensor, ids: torch.Tensor, e: int, two_i: int, h: in
     rows, t = ids.numel(), ids.shape[0]
     pair = choose_mlp_config(rows, e, h, two_i // 2, dtype, num_tokens=t) if fused else None
     if pair is not None:  # both GEMMs in one launch (grouped_mlp)
-        return [(pair.block_m, pair.block_n, n, 1, (0, None), False) for n in (two_i, h)]
+        return [(pair.block_m, pair.block_n, n, 1, (0, None)) for n in (two_i, h)]
     up = choose_tile_classes(rows, e, two_i, h, dtype, "silu_and_mul" if fused else None, True, num_tokens=t,
                              tiled_w=tiled[0])
     down = choose_tile_classes(rows, e, h, two_i // 2, dtype, None, False, num_tokens=t, tiled_w=tiled[1])
-    return [(c.config.block_m, c.config.block_n, n, c.config.split_k, (c.min_rows, c.max_rows), c.config.pair_order)
+    return [(c.config.block_m, c.config.block_n, n, c.config.split_k, (c.min_rows, c.max_rows))
             for classes, n in ((up, two_i), (down, h)) for c in classes]
 
 

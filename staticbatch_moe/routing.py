@@ -68,12 +68,10 @@ class RoutePlan:
         return self.expert_counts.device
 
     def tile_offsets(
-        self, block_m: int, block_n: int, n: int, split_k: int = 1, rows: tuple[int, int | None] = (0, None),
-        pairs: bool = False,
+        self, block_m: int, block_n: int, n: int, split_k: int = 1, rows: tuple[int, int | None] = (0, None)
     ) -> Any:
         """int32 ``[E + 1]``: exclusive prefix sum over tasks of
-        ceil(m / block_m) * ceil(n / block_n) * split_k (with ``pairs``, each task's count rounded
-        up to even: the pair order of 2-CTA clusters, ``GemmConfig.pair_order``).
+        ceil(m / block_m) * ceil(n / block_n) * split_k.
 
         Built on the device, with no sync, and kept, so the two GEMMs of a layer and repeated
         calls share it. :func:`route_plan` can build up to four in its own pass (``tilings``);
@@ -84,7 +82,7 @@ class RoutePlan:
         bound); the others get no tiles (one class of a call with tile classes, see
         :class:`staticbatch_moe.TileClass`).
         """
-        key = _tile_key(block_m, block_n, n, split_k, rows, pairs)
+        key = _tile_key(block_m, block_n, n, split_k, rows)
         offsets = self._tile_plans.get(key)
         if offsets is None:
             import torch
@@ -94,31 +92,21 @@ class RoutePlan:
                 lo, hi = key[2:]
                 keep = m > lo if hi is None else (m > lo) & (m <= hi)
                 m = torch.where(keep, m, torch.zeros_like(m))
-            if key[1] < 0:  # pairs: ceil(count / 2) * 2 tiles
-                count = (m + block_m - 1) // block_m * -key[1]
-                sizes = torch.stack([count, torch.full_like(count, 2)], dim=1)
-                offsets = sb.device_plan(sizes, (2, 1)).tile_offsets
-            else:
-                sizes = torch.stack([m, torch.full_like(m, key[1])], dim=1)
-                offsets = sb.device_plan(sizes, (block_m, 1)).tile_offsets
+            sizes = torch.stack([m, torch.full_like(m, key[1])], dim=1)
+            offsets = sb.device_plan(sizes, (block_m, 1)).tile_offsets
             self._tile_plans[key] = offsets
         return offsets
 
     def has_tile_offsets(
-        self, block_m: int, block_n: int, n: int, split_k: int = 1, rows: tuple[int, int | None] = (0, None),
-        pairs: bool = False,
+        self, block_m: int, block_n: int, n: int, split_k: int = 1, rows: tuple[int, int | None] = (0, None)
     ) -> bool:
         """Whether :meth:`tile_offsets` with these arguments is built already (then it launches nothing)."""
-        return _tile_key(block_m, block_n, n, split_k, rows, pairs) in self._tile_plans
+        return _tile_key(block_m, block_n, n, split_k, rows) in self._tile_plans
 
 
-def _tile_key(block_m: int, block_n: int, n: int, split_k: int = 1, rows: tuple[int, int | None] = (0, None),
-              pairs: bool = False) -> tuple:
-    """The cache key of a tile prefix sum: (block_m, tiles per token block, negated with ``pairs``:
-    each task's count rounded up to even) and the row range if any. The routing kernel reads the
-    sign the same way."""
-    per_block = -(-n // block_n) * split_k
-    key: tuple = (block_m, -per_block if pairs else per_block)
+def _tile_key(block_m: int, block_n: int, n: int, split_k: int = 1, rows: tuple[int, int | None] = (0, None)) -> tuple:
+    """The cache key of a tile prefix sum: (block_m, tiles per token block) and the row range if any."""
+    key: tuple = (block_m, -(-n // block_n) * split_k)
     return key if tuple(rows) == (0, None) else key + tuple(rows)
 
 
@@ -151,7 +139,7 @@ def route_plan(topk_ids: Any, num_experts: int, *, tilings: Any = ()) -> RoutePl
         rows are never written), since checking would cost a host sync.
     num_experts : int
         E, the number of (local) experts.
-    tilings : sequence of (block_m, block_n, n[, split_k[, rows[, pairs]]]), optional
+    tilings : sequence of (block_m, block_n, n[, split_k[, rows]]), optional
         Up to four GEMM tilings (the arguments of :meth:`RoutePlan.tile_offsets`, ``rows`` a
         ``(lo, hi)`` row range of a tile class) whose tile prefix sums are built in the same
         pass on a Hopper GPU (``fused_moe`` passes the tile classes of its two GEMMs); others

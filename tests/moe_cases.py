@@ -177,7 +177,6 @@ def reachable_configs() -> list:
     found.update(dynamic_config(bn, silu=silu, cluster=c, store_warps=sw, dtype=dtype)
                  for bn in (256, 192) for silu in (False, True) for c in (1, 2) for sw in (False, True)
                  for dtype in ("bf16", "fp16"))
-    found.update(pair_order_configs())
     found.add(moe.GemmConfig(block_m=16, block_n=128, stages=12, swap_ab=True))  # test_moe_gpu.tile_classes
     found.add(moe.GemmConfig(block_m=16, block_n=128, stages=12, swap_ab=True, activation="silu_and_mul", gather=True))
     found.update(tiled_configs())
@@ -190,20 +189,6 @@ def reachable_configs() -> list:
                                                  tiled_w=True)
                          + moe.choose_tile_classes(t * k, e, h, i, "bf16", None, False, num_tokens=t, tiled_w=True))
     return sorted(found, key=lambda c: c.kernel_name)
-
-
-def pair_order_configs() -> list:
-    """The 2-CTA cluster tiles the pair-order GPU tests run (pair_order=True): 128 x 192 ping-pong,
-    128 x 256 and 64 x 256 ping-pong on plain and tiled weights, 128 x 256 with store warps and
-    with dynamic tiles; gate/up (staged gather, SiLU) and down."""
-    out = []
-    for silu in (False, True):
-        for bm, bn, pp in ((128, 192, True), (128, 256, False), (64, 256, True)):
-            out += [dataclasses.replace(cluster_config(bm, bn, pp, silu=silu), pair_order=True, tiled_w=tw)
-                    for tw in (False, True)]
-        out += [dataclasses.replace(c, pair_order=True)
-                for c in (store_warps_config(256, silu=silu), dynamic_config(256, silu=silu))]
-    return out
 
 
 def mlp_configs() -> list:

@@ -244,19 +244,6 @@ def test_tiled_weight_configs_compile() -> None:
 
 
 @pytest.mark.nvrtc
-def test_pair_order_configs_compile() -> None:
-    """The pair-order cluster tiles the GPU tests run: clean cubins (no spills, no C7514)."""
-    from moe_cases import pair_order_configs
-
-    configs = pair_order_configs()
-    assert all(c.pair_order and c.cluster == 2 for c in configs)
-    for cfg in configs:
-        compiled = sb.compile_source(cfgmod.kernel_source(cfg), cfg.kernel_name, arch="sm_90a",
-                                     options=("--ptxas-options=-v",))
-        _assert_clean_cubin(cfg.kernel_name, compiled)
-
-
-@pytest.mark.nvrtc
 def test_every_shipped_config_compiles() -> None:
     configs = _shipped_configs()
     assert len(configs) >= 10
@@ -357,58 +344,6 @@ def test_cluster_config() -> None:
                 dict(gather=True), dict(gather=True, gather_mode="tma")):
         with pytest.raises(sb.InvalidArgumentError, match="`cluster=2` needs normal mode"):
             cfgmod.GemmConfig(stages=4, cluster=2, **bad)
-
-
-def test_pair_order_config() -> None:
-    """pair_order=True: only with cluster=2, its own kernel name and template argument, an even
-    tile count per task."""
-    c2 = cfgmod.GemmConfig(block_m=128, block_n=192, stages=4, pingpong=True, cluster=2)
-    po = dataclasses.replace(c2, pair_order=True)
-    assert po.kernel_name == c2.kernel_name + "_po"
-    assert "2,false,false,false,true>(" in "".join(cfgmod.kernel_source(po).split())
-    assert "2,false,false,true,true>(" in "".join(cfgmod.kernel_source(dataclasses.replace(po, tiled_w=True)).split())
-    assert [cfgmod.tiles_per_task(m, 576, po) for m in (0, 1, 128, 129, 300)] == [0, 4, 4, 6, 10]
-    assert [cfgmod.tiles_per_task(m, 576, c2) for m in (0, 1, 128, 129, 300)] == [0, 3, 3, 6, 9]
-    with pytest.raises(sb.InvalidArgumentError, match="`pair_order=True` needs cluster=2"):
-        cfgmod.GemmConfig(block_m=128, block_n=192, stages=4, pingpong=True, pair_order=True)
-    with pytest.raises(sb.InvalidArgumentError, match="`pair_order` must be a bool"):
-        cfgmod.GemmConfig(block_m=128, block_n=192, stages=4, cluster=2, pair_order=1)
-
-
-def _pair_order_tile(index: int, m_blocks: int, n_blocks: int) -> tuple[int, int]:
-    """Python twin of locate_tile's pair order: (m_block, n_block) of tile ``index`` of a task; a
-    hole is (m_blocks, n_blocks - 1)."""
-    full = m_blocks & ~1
-    g, w = divmod(index, 2 * m_blocks)
-    j0 = 2 * g
-    in_group = min(2, n_blocks - j0)
-    if w < in_group * full:
-        return w % full, j0 + w // full
-    n_block = j0 + w - in_group * full
-    return (m_blocks, n_blocks - 1) if n_block >= n_blocks else (m_blocks - 1, n_block)
-
-
-@settings(max_examples=300, deadline=None)
-@given(m_blocks=st.integers(1, 40), n_blocks=st.integers(1, 60))
-def test_pair_order_covers_every_tile_once_in_even_pairs(m_blocks: int, n_blocks: int) -> None:
-    """Against brute force: the pair order visits every (m_block, n_block) of a task once, plus one
-    hole exactly when the count is odd; each pair (2p, 2p + 1) is two m-blocks of the even part of
-    one n-block (they share the weight tile) or two tiles of the last m-block (or one and the
-    hole), never a mix (a cluster's two tiles are then of one length)."""
-    count = m_blocks * n_blocks
-    padded = count + count % 2
-    tiles = [_pair_order_tile(i, m_blocks, n_blocks) for i in range(padded)]
-    real = [t for t in tiles if t[0] < m_blocks]
-    assert sorted(real) == sorted(itertools.product(range(m_blocks), range(n_blocks)))
-    holes = [i for i, t in enumerate(tiles) if t[0] == m_blocks]
-    assert holes == ([padded - 1] if count % 2 else [])
-    full = m_blocks & ~1
-    for p in range(padded // 2):
-        (m0, n0), (m1, n1) = tiles[2 * p], tiles[2 * p + 1]
-        if m0 < full:
-            assert (n0, m1) == (n1, m0 + 1) and m0 % 2 == 0
-        else:
-            assert m0 == m_blocks - 1 and m1 >= m_blocks - 1
 
 
 def test_dynamic_config() -> None:

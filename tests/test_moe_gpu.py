@@ -612,10 +612,10 @@ CLUSTER_TILES = [(128, 256, False), (64, 256, True), (128, 128, False), (64, 128
 CLUSTER_COUNTS = {"edge": EDGE, "one-row": [1], "one-expert": [300], "odd": [129, 0, 5], "skew": [3000, 1, 1, 0, 40]}
 
 
-def _check_pair_bitwise(silu: bool, configs, shapes, seed_of, tiled: bool = False) -> None:  # type: ignore[no-untyped-def]
+def _check_pair_bitwise(silu: bool, configs, shapes, seed_of) -> None:  # type: ignore[no-untyped-def]
     """For each (k, n) of ``shapes`` and each CLUSTER_COUNTS case: the first configuration of
     ``configs`` (two) matches the float32 reference, writes every row, and equals the second
-    bitwise. ``seed_of(k)``: the routing's seed. ``tiled``: the weight as a tiled one."""
+    bitwise. ``seed_of(k)``: the routing's seed."""
     for k, n in shapes:
         for case, counts in CLUSTER_COUNTS.items():
             ids = ids_with_counts(counts, seed=seed_of(k))
@@ -625,8 +625,6 @@ def _check_pair_bitwise(silu: bool, configs, shapes, seed_of, tiled: bool = Fals
             a = torch.randn(ids.shape[0] if silu else p.num_rows, k, device="cuda", generator=g).to(torch.bfloat16)
             w = _weights(e, n, k, torch.bfloat16, seed=k)
             wt = moe.pack_gate_up(w) if silu else w
-            if tiled:
-                wt = moe.pack_gate_up(w, tiled=True) if silu else moe.pack_weight(w)
             act = "silu_and_mul" if silu else None
             outs = []
             for cfg in configs:
@@ -654,43 +652,6 @@ def test_cluster_cuda_graph_replay() -> None:
 
     _capture_layer_and_replay(8, 2048, 2, 512, 256, up=cluster_config(128, 256, False, silu=True),
                               down=cluster_config(64, 256, True, silu=False), programmatic=True, replays=2, seed=10)
-
-
-PAIR_TILES = [(128, 192, True), (128, 256, False), (64, 256, True)]
-
-
-@pytest.mark.parametrize("silu", [False, True], ids=["down", "gate-up-staged"])
-@pytest.mark.parametrize("tiles", PAIR_TILES, ids=["pp128x192", "128x256", "pp64x256"])
-@pytest.mark.parametrize("tiled", [False, True], ids=["plain", "tiled"])
-def test_pair_order_matches_reference_and_unclustered_bitwise(silu: bool, tiles: tuple[int, int, bool],
-                                                              tiled: bool) -> None:
-    """pair_order=True: every tile exactly as without a cluster, at odd and even m-block counts and
-    n-block counts (N = 576: three weight blocks of 192 or 256, so experts with an odd m-block
-    count end in a hole), pairs that share a weight tile and pairs that do not."""
-    from moe_cases import cluster_config
-
-    po = dataclasses.replace(cluster_config(*tiles, silu=silu), pair_order=True)
-    _check_pair_bitwise(silu, [po, cluster_config(*tiles, silu=silu, cluster=1)], [(200, 320), (1024, 576)],
-                        lambda k: k + 3, tiled=tiled)
-
-
-@pytest.mark.parametrize("silu", [False, True], ids=["down", "gate-up-staged"])
-def test_pair_order_store_warps_and_dynamic_tiles_bitwise(silu: bool) -> None:
-    """The pair order with store warps (their hole tiles store nothing) and with dynamic tiles
-    (a cluster takes a pair from the counter), against the unclustered tile."""
-    from moe_cases import dynamic_config, store_warps_config
-
-    for cfg in (store_warps_config(256, silu=silu), dynamic_config(256, silu=silu)):
-        _check_pair_bitwise(silu, [dataclasses.replace(cfg, pair_order=True),
-                                   store_warps_config(256, silu=silu, cluster=1)], [(1024, 576)], lambda k: k + 5)
-
-
-def test_pair_order_cuda_graph_replay() -> None:
-    from moe_cases import cluster_config
-
-    up = dataclasses.replace(cluster_config(128, 192, True, silu=True), pair_order=True)
-    down = dataclasses.replace(cluster_config(128, 192, True, silu=False), pair_order=True)
-    _capture_layer_and_replay(8, 2048, 2, 576, 320, up=up, down=down, programmatic=True, replays=2, seed=11)
 
 
 # ---------------------------------------------------------------------------------------------

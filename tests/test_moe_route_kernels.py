@@ -126,19 +126,6 @@ def test_plan_kernels_match_torch(t: int, e: int, k: int, dtype: torch.dtype) ->
         for m in rows:
             want.append(want[-1] + (-(-m // bm) * -(-n // bn) * split if lo < m and (hi is None or m <= hi) else 0))
         assert got.tile_offsets(bm, bn, n, split, (lo, hi)).tolist() == want
-    # The pair order of 2-CTA clusters: each task's count rounded up to even, in the routing pass
-    # and on demand (device_plan), with and without a row range.
-    pair_tilings = [(128, 192, 576, 1, (0, None), True), (64, 256, 1024, 1, (64, None), True)]
-    paired = moe.route_plan(ids, e, tilings=pair_tilings)
-    for tl in pair_tilings:
-        bm, bn, n, split, (lo, hi), _ = tl
-        want = [0]
-        for m in rows:
-            c = -(-m // bm) * -(-n // bn) if lo < m and (hi is None or m <= hi) else 0
-            want.append(want[-1] + c + c % 2)
-        assert paired.has_tile_offsets(*tl) and not got.has_tile_offsets(*tl)
-        assert paired.tile_offsets(*tl).tolist() == want
-        assert got.tile_offsets(*tl).tolist() == want
 
 
 @pytest.mark.parametrize("t", [300, 5000])  # the one-block kernel and the count / scan / scatter chain

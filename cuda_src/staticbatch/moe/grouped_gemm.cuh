@@ -183,19 +183,6 @@
 // its own barrier. Before exiting, the producer waits for every stage to be released once more,
 // so no remote arrival can target a block that has exited. A cluster syncs once after the
 // barriers are initialised.
-// Pair order (kPairOrder; host: GemmConfig.pair_order, 2-CTA clusters). The two CTAs of a
-// cluster release every stage together (above), so they run their tiles at the pace of the
-// slower one, and they share the weight tile only when their tiles are neighbouring m-blocks of
-// one n-block. With m-fastest tile ids both fall where the experts' tile counts put them: an
-// expert starting at an odd tile id pairs its m-blocks across n-blocks (nothing shared), and an
-// expert with an odd m-block count pairs its last, partly empty, m-block with a full tile (whose
-// pace it then runs at, its skipped 64-row slices saving nothing). In the pair order the host
-// rounds each expert's tile count up to even (so every expert starts at an even tile id), and
-// locate_tile numbers an expert's tiles in groups of two n-blocks: first the m-blocks of the even
-// part of each n-block, in pairs (they share the weight tile), then, for an odd m-block count,
-// the last m-block of the two n-blocks (two tiles of one length; nothing shared). With an odd
-// count of both, the expert's last tile is a hole: m_block = m_blocks, no rows, so its CTA only
-// waits on and releases each stage (its weight loads are the only waste) while its mate runs.
 // Dynamic tiles (kDynamic; host: GemmConfig.dynamic, 128-row cooperative tiles or swap mode, no
 // in-loop gather, no split-K; the heuristic's fitted swap tiles take them, see USE_DYNAMIC_FITTED).
 // Without it block b runs tiles b, b + grid, b + 2 grid, ...; the
@@ -480,47 +467,20 @@ struct TileCoord {
 // kSplitK <= nk, which the host checks). kFitStep > 0 (fitted swap tiles): the task's
 // ceil(m / BLOCK_M) m-blocks hold ceil(m / m_blocks) rows each, rounded up to kFitStep (the
 // last one the rest, never empty: (m_blocks - 1) * BLOCK_M < m); else BLOCK_M rows each.
-// kPairOrder (2-CTA clusters, see "Pair order" in the header; kSplitK = 1, no fitting): the
-// task's tiles in the pair order over its n_blocks weight blocks; a hole gets m_block = m_blocks
-// and row0 = row_end = m (no rows).
-template <int BLOCK_M, int kSplitK = 1, int kFitStep = 0, bool kPairOrder = false>
+template <int BLOCK_M, int kSplitK = 1, int kFitStep = 0>
 SB_DEVICE TileCoord locate_tile(const TaskTile& tt, const int32_t* task_rows, const int64_t* task_starts,
-                                const int32_t* task_expert, int32_t num_k_blocks, int32_t n_blocks = 0) {
-  static_assert(!kPairOrder || (kSplitK == 1 && kFitStep == 0), "pair order: no split-K, no fitted tiles");
+                                const int32_t* task_expert, int32_t num_k_blocks) {
   TileCoord c;
   c.m = __ldg(task_rows + tt.task);
   c.start = __ldg(task_starts + tt.task);
   c.expert = __ldg(task_expert + tt.task);
   const int32_t m_blocks = ceil_div<int32_t>(c.m, BLOCK_M);
   const int32_t mn = tt.index / kSplitK;
-  if constexpr (kPairOrder) {
-    // Groups of two weight blocks j0 = 2g, j0 + 1 (one for an odd count's last): first the
-    // m-block pairs of the even part (`full` m-blocks) of each block, n-block by n-block, then
-    // with an odd m_blocks the last m-block of each of the two (past n_blocks: the hole).
-    const int32_t full = m_blocks & ~1;
-    const int32_t group = 2 * m_blocks;  // tiles of a group of two weight blocks (full + odd each)
-    const int32_t g = mn / group;
-    const int32_t w = mn - g * group;
-    const int32_t j0 = 2 * g;
-    const int32_t in_group = n_blocks - j0 < 2 ? n_blocks - j0 : 2;  // weight blocks in this group
-    if (w < in_group * full) {
-      c.n_block = j0 + w / full;
-      c.m_block = w - (w / full) * full;
-    } else {
-      c.n_block = j0 + (w - in_group * full);
-      c.m_block = m_blocks - 1;
-      if (c.n_block >= n_blocks) {  // the hole: no rows, the last weight block (in bounds)
-        c.n_block = n_blocks - 1;
-        c.m_block = m_blocks;
-      }
-    }
-  } else {
-    c.m_block = mn % m_blocks;  // m fastest: neighbouring tile ids share the weight tile
-    c.n_block = mn / m_blocks;
-  }
+  c.m_block = mn % m_blocks;  // m fastest: neighbouring tile ids share the weight tile
+  c.n_block = mn / m_blocks;
   const int32_t block_rows = kFitStep > 0 ? ceil_div<int32_t>(ceil_div<int32_t>(c.m, m_blocks), kFitStep) * kFitStep
                                           : BLOCK_M;
-  c.row0 = c.m_block * block_rows < c.m ? c.m_block * block_rows : c.m;  // a hole: no rows
+  c.row0 = c.m_block * block_rows;
   c.row_end = c.m - c.row0 < block_rows ? c.m : c.row0 + block_rows;
   if constexpr (kSplitK == 1) {
     c.k_block0 = 0;
@@ -1056,7 +1016,7 @@ struct TileRing {
 // workspace and counters (see the header); else unused.
 template <bool kBf16, int BLOCK_M, int BLOCK_N, int kStages, bool kSwapAB, bool kGather, bool kSiluMul,
           bool kPingpong = false, bool kTmaGather = false, int kSplitK = 1, bool kStaged = false, int kCluster = 1,
-          bool kStoreWarps = false, bool kDynamic = false, bool kTiledW = false, bool kPairOrder = false>
+          bool kStoreWarps = false, bool kDynamic = false, bool kTiledW = false>
 SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescriptor& a_map, const void* a_ptr,
                             int64_t lda, void* out_ptr, const int32_t* gather_idx, const int32_t* tile_offsets,
                             const int32_t* task_rows, const int64_t* task_starts, const int32_t* task_expert,
@@ -1070,7 +1030,6 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
   static_assert(kCluster == 1 || (kCluster == 2 && !kSwapAB && !kGather && kSplitK == 1 && !(BLOCK_M == 256)),
                 "2-CTA clusters: normal mode, no in-loop gather, no split-K, no tall tiles");
   static_assert((BLOCK_N / kCluster) % 8 == 0, "weight boxes of whole 8-row swizzle atoms");
-  static_assert(!kPairOrder || (kCluster == 2 && !kSwapAB), "pair order: 2-CTA clusters");
   static_assert(!kDynamic || (!kGather && kSplitK == 1 && (kSwapAB || (!kPingpong && BLOCK_M == 128))),
                 "dynamic tiles: swap mode or 128-row cooperative tiles, no in-loop gather, no split-K");
   float* const splitk_workspace = static_cast<float*>(workspace);
@@ -1286,8 +1245,8 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         constexpr uint32_t kEarlyMax = static_cast<uint32_t>(kStages);
         for (int32_t tile = block_index; tile < total_tiles && early < kEarlyMax;
              tile += grid_blocks) {
-          const TileCoord tc = locate_tile<BLOCK_M, kSplitK, kFitStep, kPairOrder>(
-              early_mapper.map(tile), task_rows, task_starts, task_expert, num_k_blocks, n_blocks);
+          const TileCoord tc = locate_tile<BLOCK_M, kSplitK, kFitStep>(early_mapper.map(tile), task_rows, task_starts,
+                                                             task_expert, num_k_blocks);
           for (int32_t kb = tc.k_block0; kb < tc.k_block0 + tc.k_blocks && early < kEarlyMax; ++kb, ++early) {
             if (t == 0) {  // stage `early` is fresh: nothing to wait for
               ptx::mbarrier_arrive_expect_tx(&ss.full[early], stage_bytes_of(tc));
@@ -1319,17 +1278,12 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       for (int32_t tile = kDynamic ? next_tile(0) : block_index; tile < total_tiles;
            tile = next_tile(tile)) {
         const TaskTile tt = mapper.map(tile);
-        const TileCoord tc = locate_tile<BLOCK_M, kSplitK, kFitStep, kPairOrder>(tt, task_rows, task_starts, task_expert,
-                                                                                num_k_blocks, n_blocks);
+        const TileCoord tc = locate_tile<BLOCK_M, kSplitK, kFitStep>(tt, task_rows, task_starts, task_expert, num_k_blocks);
         // Clusters: the two tiles share the weight tile when they are neighbours in one task
         // with the same n-block (tile ids are m-fastest within a task); then each CTA loads
         // half of it into both.
         bool share_w = false;
-        if constexpr (kPairOrder) {
-          // Pairs of the even part of an n-block's m-blocks share it; the last m-blocks of an odd
-          // count pair across n-blocks (or with the hole), a hole with its mate: not shared.
-          share_w = tc.m_block < (ceil_div<int32_t>(tc.m, BLOCK_M) & ~1);
-        } else if constexpr (kCluster > 1) {
+        if constexpr (kCluster > 1) {
           const int32_t mate_index = tt.index + ((tile ^ 1) - tile);
           const int32_t m_blocks = ceil_div<int32_t>(tc.m, BLOCK_M);
           share_w = mate_live_of(tile) && mate_index >= 0 && mate_index < m_blocks * n_blocks &&
@@ -1460,8 +1414,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
         };
         for (int32_t tile = kDynamic ? next_tile(0) : block_index, next = 0; tile < total_tiles;
              tile = next) {
-          const TileCoord tc = locate_tile<BLOCK_M, 1, 0, kPairOrder>(mapper.map(tile), task_rows, task_starts,
-                                                                      task_expert, num_k_blocks, n_blocks);
+          const TileCoord tc = locate_tile<BLOCK_M>(mapper.map(tile), task_rows, task_starts, task_expert, num_k_blocks);
           next = next_tile(tile);  // dynamic tiles: waits until the producer has fetched it
           const bool more = next < total_tiles;
 #pragma unroll 1
@@ -1535,8 +1488,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
                                  : block_index + (kPingpong ? cw * grid_blocks : 0);
          tile < total_tiles; tile = next_tile(tile), ++tiles_done) {
       const TileCoord tc =
-          locate_tile<BLOCK_M, kSplitK, kFitStep, kPairOrder>(mapper.map(tile), task_rows, task_starts, task_expert,
-                                                              num_k_blocks, n_blocks);
+          locate_tile<BLOCK_M, kSplitK, kFitStep>(mapper.map(tile), task_rows, task_starts, task_expert, num_k_blocks);
       const bool mate_live = mate_live_of(tile);
       // Ping-pong: wait for the other group to have issued its previous tile's main loop.
       if constexpr (kPingpong) {

@@ -253,8 +253,7 @@ SB_DEVICE void route_count(const Id* ids, int64_t num_entries, int64_t chunk, in
 // expert e and gets back the expert's first grouped row. Writes expert_counts, expert_starts
 // and the task list (heaviest first, ties by expert id) and up to kPlanTilings tile prefix sums:
 // tiling i (used when bm[i] > 0) gives task t ceil(m / bm[i]) * nb[i] tiles if lo[i] < m <= hi[i]
-// (one class of a call with tile classes; hi[i] = INT32_MAX for no bound), else none; nb[i] < 0
-// means |nb[i]| with the count rounded up to even (2-CTA clusters' pair order, grouped_gemm.cuh).
+// (one class of a call with tile classes; hi[i] = INT32_MAX for no bound), else none.
 constexpr int kPlanTilings = 4;
 struct PlanOut {
   int32_t* expert_counts;
@@ -299,10 +298,7 @@ SB_DEVICE int64_t plan_from_counts(int64_t count, int32_t num_experts, const Pla
     int32_t* offsets = o.tile_offsets[pass];
     if (bm <= 0) continue;  // uniform across the block
     const bool mine = active && rows > o.lo[pass] && rows <= o.hi[pass];
-    // nb < 0: |nb| tiles per block of rows, the task's count rounded up to even (pair order).
-    const int32_t nb = o.nb[pass];
-    int64_t tiles = mine ? ceil_div<int64_t>(rows, bm) * (nb < 0 ? -nb : nb) : 0;
-    if (nb < 0) tiles += tiles & 1;
+    const int64_t tiles = mine ? ceil_div<int64_t>(rows, bm) * o.nb[pass] : 0;
     const int64_t incl = block_inclusive_scan(tiles, scratch);
     if (active) {
       const int64_t first = incl - tiles;
