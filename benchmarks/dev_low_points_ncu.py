@@ -18,9 +18,15 @@ problem of the same size (every expert ``T * k / E`` rows, pre-grouped, no activ
         lts__throughput.avg.pct_of_peak_sustained_elapsed,dram__bytes_read.sum,dram__bytes_write.sum \\
         python3 benchmarks/dev_low_points_ncu.py --ncu
 
+``--only=Model:T,...`` runs only those points. For the consumer warps' stalls by source line:
+``STATICBATCH_NVRTC_OPTIONS=-lineinfo ncu --clock-control base -k regex:sb_grouped_gemm
+--launch-count 2 --section WarpStateStats --section SourceCounters --page source --print-source
+cuda --csv python3 benchmarks/dev_low_points_ncu.py --ncu --only=Qwen3-30B-A3B:4096``
+(dev_low_points_stalls_ncu.csv).
+
 Run::
 
-    PYTHONPATH=. python benchmarks/dev_low_points_ncu.py [--ncu]
+    PYTHONPATH=. python benchmarks/dev_low_points_ncu.py [--ncu] [--only=Model:T,...]
 """
 import os
 import sys
@@ -62,8 +68,10 @@ def main() -> int:
         print("dev_low_points_ncu needs a Hopper GPU")
         return 0
     ncu = "--ncu" in sys.argv
+    only = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")]  # e.g. --only=Qwen3-30B-A3B:4096
+    points = [(m, int(t)) for m, t in (o.split(":") for o in only[0].split(","))] if only else POINTS
     rows = []
-    for model, t in POINTS:
+    for model, t in points:
         torch.manual_seed(0)
         for name, (fn, flops) in calls(model, t).items():
             if ncu:
