@@ -1445,6 +1445,14 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     const int32_t tile_step = grid_blocks * (kPingpong ? 2 : 1);
     uint32_t it = kPingpong ? static_cast<uint32_t>(cw * num_k_blocks) : 0u;
     uint32_t chunk_count = 0;  // epilogue chunks stored so far (picks the staging buffer)
+#ifdef SB_DEV_STALL
+    // Dev only: this group's waits in clock cycles and their counts (see
+    // benchmarks/dev_stage_wait_check.py): [0, 2) a stage's full barrier in the first kStages K
+    // steps of a tile (two-slice tiles: with both slices live), [2, 4) in its later steps, [4, 6) the ping-pong order barrier,
+    // [6, 8) a full barrier of a tile with fewer live slices, [8, 10) the group's whole run.
+    unsigned long long dev_stall[10] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    const long long dev_start = clock64();
+#endif
     // Releases a stage: one arrival per warp on this CTA's empty barrier, and in a cluster one on
     // the other CTA's too while it runs the mate tile (its producer may have loaded into this
     // CTA, and this CTA's into it); without a mate tile, two arrivals here.
@@ -1492,7 +1500,16 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
       const bool mate_live = mate_live_of(tile);
       // Ping-pong: wait for the other group to have issued its previous tile's main loop.
       if constexpr (kPingpong) {
-        if (tile != block_index) ptx::named_barrier_sync(kOrderBarrier + cw, 256);
+        if (tile != block_index) {
+#ifdef SB_DEV_STALL
+          const long long dev_t0 = clock64();
+#endif
+          ptx::named_barrier_sync(kOrderBarrier + cw, 256);
+#ifdef SB_DEV_STALL
+          dev_stall[4] += static_cast<unsigned long long>(clock64() - dev_t0);
+          dev_stall[5] += 1;
+#endif
+        }
       }
 
       // Main loop: one wgmma-group per K step; the stage of step kb - 1 is released once
@@ -1512,7 +1529,14 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
             // cp.async (paged KV) path, the consumer goes from the barrier straight to wgmma. A
             // fence.proxy.async here cost 8-10 % of the decode gate/up GEMMs (H200, 2026-11-28:
             // DeepSeek-V3 T=16 1.57 -> 1.42 ms, the same as without gather) and nothing at prefill.
+#ifdef SB_DEV_STALL
+            const long long dev_t0 = clock64();
+#endif
             ptx::mbarrier_wait(&ss.full[s], phase);
+#ifdef SB_DEV_STALL
+            dev_stall[kb < kStages ? 0 : 2] += static_cast<unsigned long long>(clock64() - dev_t0);
+            dev_stall[kb < kStages ? 1 : 3] += 1;
+#endif
             const uint32_t w_base = ptx::smem_addr(ss.w[s]);
             const uint32_t x_base = ptx::smem_addr(ss.x[s]);
             // 64-row slices are whole swizzle atoms (64 * 128 = 8192 bytes), so 1024-aligned.
@@ -1571,7 +1595,22 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
           for (int32_t kb = 0; kb < tc.k_blocks; ++kb, ++it) {
             const uint32_t s = it % kStages;
             const uint32_t phase = (it / kStages) & 1u;
+#ifdef SB_DEV_STALL
+            const long long dev_t0 = clock64();
+#endif
             ptx::mbarrier_wait(&ss.full[s], phase);
+#ifdef SB_DEV_STALL
+            {
+              const int slot = (kb < kStages ? 0 : 2) + (kLive == 2 ? 0 : 8);
+              if (slot < 8) {
+                dev_stall[slot] += static_cast<unsigned long long>(clock64() - dev_t0);
+                dev_stall[slot + 1] += 1;
+              } else {
+                dev_stall[6] += static_cast<unsigned long long>(clock64() - dev_t0);
+                dev_stall[7] += 1;
+              }
+            }
+#endif
             if constexpr (kLive > 0) {
               // Slice h of group cw: token rows [kGroupRows cw + 64 h, +64), 8192 bytes each.
               const uint64_t desc_a = ptx::make_smem_desc_k_sw128(ptx::smem_addr(ss.x[s]) + cw * kGroupRows * 128);
@@ -1661,6 +1700,13 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
                                                        warp_in_group, lane, tid, live_n);
       }
     }
+#ifdef SB_DEV_STALL
+    if (tid == 0 && counters != nullptr) {  // launches with a counter buffer only (staged, dynamic)
+      dev_stall[8] = static_cast<unsigned long long>(clock64() - dev_start);
+      auto* dst = reinterpret_cast<unsigned long long*>(counters + 64);
+      for (int i = 0; i < 10; ++i) atomicAdd(dst + i, dev_stall[i]);
+    }
+#endif
   }
 #ifdef SB_DEV_TRACE
   __syncthreads();
