@@ -4,7 +4,8 @@ Compiles the kernels with ``-DSB_DEV_STALL``: thread 0 of each consumer warp gro
 with a counter buffer (the staged gate/up GEMMs) stamps ``clock64`` around each wait on a stage's
 full barrier (split by the K step: the first ``kStages`` steps of a tile, where its ring was
 filled while the tile before ran, and the later ones), around the ping-pong order barrier, and
-over its whole run, and adds them into the launch's counter buffer. dev_low_points_stalls_ncu.txt
+over its whole run, and a histogram of the later steps' waits (every tile), and adds them into
+the launch's counter buffer. dev_low_points_stalls_ncu.txt
 found the computing group waiting for its stages' data about half the time at Qwen3-30B-A3B T =
 4096; this says whether those waits sit at the tiles' first steps (the ring's refill between
 tiles) or throughout. Gate/up GEMM of each point, uniform routing, tiled weights, the heuristic's
@@ -30,7 +31,8 @@ import staticbatch_moe.gemm as gemm_mod  # noqa: E402
 POINTS = [("Qwen3-30B-A3B", 4096, "uniform"), ("Qwen3-235B-A22B", 4096, "uniform"), ("Mixtral-8x7B", 1024, "uniform"),
           ("Qwen3-30B-A3B", 16384, "uniform"), ("GPT-OSS-120B", 16384, "uniform"), ("DeepSeek-V3", 16384, "uniform")]
 NAMES = ("wait_first_steps", "n_first_steps", "wait_later_steps", "n_later_steps", "wait_order_barrier",
-         "n_order_barrier", "wait_partial_tiles", "n_partial_tiles", "group_cycles", "groups")
+         "n_order_barrier", "wait_partial_tiles", "n_partial_tiles", "group_cycles", "groups", "later_lt256",
+         "later_lt512", "later_lt768", "later_lt1024", "later_lt2048", "later_ge2048")
 
 
 def main() -> int:
@@ -45,13 +47,13 @@ def main() -> int:
         counters = gemm_mod._counters("barrier", 8192, x.device)
         moe.grouped_gemm(x, w1, plan, activation="silu_and_mul", out=mid)
         torch.cuda.synchronize()
-        counters[64:84].zero_()
+        counters[64:96].zero_()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         moe.grouped_gemm(x, w1, plan, activation="silu_and_mul", out=mid)
         end.record()
         torch.cuda.synchronize()
-        v = dict(zip(NAMES, counters[64:84].view(torch.int64).tolist()))
+        v = dict(zip(NAMES, counters[64:96].view(torch.int64).tolist()))
         total = v["group_cycles"]
         row = {"model": model, "T": t, "routing": rt, "ms": start.elapsed_time(end),
                "kernel": [c.config.kernel_name for c in layer_classes(model, t, tiled_w=True)["up"]], **v,

@@ -1449,8 +1449,12 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     // Dev only: this group's waits in clock cycles and their counts (see
     // benchmarks/dev_stage_wait_check.py): [0, 2) a stage's full barrier in the first kStages K
     // steps of a tile (two-slice tiles: with both slices live), [2, 4) in its later steps, [4, 6) the ping-pong order barrier,
-    // [6, 8) a full barrier of a tile with fewer live slices, [8, 10) the group's whole run.
-    unsigned long long dev_stall[10] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    // [6, 8) a full barrier of a tile with fewer live slices, [8, 10) the group's whole run, [10,
+    // 16) the later steps' waits (all tiles) by length: < 256, < 512, < 768, < 1024, < 2048, more.
+    unsigned long long dev_stall[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+    auto dev_bin = [&](long long c) {
+      dev_stall[10 + (c < 256 ? 0 : c < 512 ? 1 : c < 768 ? 2 : c < 1024 ? 3 : c < 2048 ? 4 : 5)] += 1;
+    };
     const long long dev_start = clock64();
 #endif
     // Releases a stage: one arrival per warp on this CTA's empty barrier, and in a cluster one on
@@ -1536,6 +1540,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
 #ifdef SB_DEV_STALL
             dev_stall[kb < kStages ? 0 : 2] += static_cast<unsigned long long>(clock64() - dev_t0);
             dev_stall[kb < kStages ? 1 : 3] += 1;
+            if (kb >= kStages) dev_bin(clock64() - dev_t0);
 #endif
             const uint32_t w_base = ptx::smem_addr(ss.w[s]);
             const uint32_t x_base = ptx::smem_addr(ss.x[s]);
@@ -1602,6 +1607,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
 #ifdef SB_DEV_STALL
             {
               const int slot = (kb < kStages ? 0 : 2) + (kLive == 2 ? 0 : 8);
+              if (kb >= kStages) dev_bin(clock64() - dev_t0);
               if (slot < 8) {
                 dev_stall[slot] += static_cast<unsigned long long>(clock64() - dev_t0);
                 dev_stall[slot + 1] += 1;
@@ -1704,7 +1710,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     if (tid == 0 && counters != nullptr) {  // launches with a counter buffer only (staged, dynamic)
       dev_stall[8] = static_cast<unsigned long long>(clock64() - dev_start);
       auto* dst = reinterpret_cast<unsigned long long*>(counters + 64);
-      for (int i = 0; i < 10; ++i) atomicAdd(dst + i, dev_stall[i]);
+      for (int i = 0; i < 16; ++i) atomicAdd(dst + i, dev_stall[i]);
     }
 #endif
   }
