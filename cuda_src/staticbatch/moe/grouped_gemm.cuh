@@ -1452,8 +1452,12 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
     // [6, 8) a full barrier of a tile with fewer live slices, [8, 10) the group's whole run, [10,
     // 16) the later steps' waits (all tiles) by length: < 256, < 512, < 768, < 1024, < 2048, more.
     unsigned long long dev_stall[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0};
-    auto dev_bin = [&](long long c) {
-      dev_stall[10 + (c < 256 ? 0 : c < 512 ? 1 : c < 768 ? 2 : c < 1024 ? 3 : c < 2048 ? 4 : 5)] += 1;
+    // A full-barrier wait since t0 at K step kb, counted in the pair of slots from `slot`.
+    auto dev_waited = [&](int slot, int32_t kb, long long t0) {
+      const long long c = clock64() - t0;
+      dev_stall[slot] += static_cast<unsigned long long>(c);
+      dev_stall[slot + 1] += 1;
+      if (kb >= kStages) dev_stall[10 + (c < 256 ? 0 : c < 512 ? 1 : c < 768 ? 2 : c < 1024 ? 3 : c < 2048 ? 4 : 5)] += 1;
     };
     const long long dev_start = clock64();
 #endif
@@ -1538,9 +1542,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
 #endif
             ptx::mbarrier_wait(&ss.full[s], phase);
 #ifdef SB_DEV_STALL
-            dev_stall[kb < kStages ? 0 : 2] += static_cast<unsigned long long>(clock64() - dev_t0);
-            dev_stall[kb < kStages ? 1 : 3] += 1;
-            if (kb >= kStages) dev_bin(clock64() - dev_t0);
+            dev_waited(kb < kStages ? 0 : 2, kb, dev_t0);
 #endif
             const uint32_t w_base = ptx::smem_addr(ss.w[s]);
             const uint32_t x_base = ptx::smem_addr(ss.x[s]);
@@ -1605,17 +1607,7 @@ SB_DEVICE void grouped_gemm(const ptx::TmaDescriptor& w_map, const ptx::TmaDescr
 #endif
             ptx::mbarrier_wait(&ss.full[s], phase);
 #ifdef SB_DEV_STALL
-            {
-              const int slot = (kb < kStages ? 0 : 2) + (kLive == 2 ? 0 : 8);
-              if (kb >= kStages) dev_bin(clock64() - dev_t0);
-              if (slot < 8) {
-                dev_stall[slot] += static_cast<unsigned long long>(clock64() - dev_t0);
-                dev_stall[slot + 1] += 1;
-              } else {
-                dev_stall[6] += static_cast<unsigned long long>(clock64() - dev_t0);
-                dev_stall[7] += 1;
-              }
-            }
+            dev_waited(kLive == 2 ? (kb < kStages ? 0 : 2) : 6, kb, dev_t0);
 #endif
             if constexpr (kLive > 0) {
               // Slice h of group cw: token rows [kGroupRows cw + 64 h, +64), 8192 bytes each.
